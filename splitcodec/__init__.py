@@ -1,0 +1,44 @@
+"""splitcodec: lightweight compression of split-layer activations for collaborative inference.
+
+The codec pipeline in reading order: :mod:`~splitcodec.quantization` →
+:mod:`~splitcodec.binarization` → :mod:`~splitcodec.entropy` →
+:mod:`~splitcodec.bitstream` → :mod:`~splitcodec.codec`.
+"""
+
+from . import errors
+from .binarization import binarize, codeword_lengths, debinarize
+from .codec import FeatureCodec, decode, decode_header, decode_indices, quantizer_from_header
+from .errors import BitstreamError, QuantizerError, SplitCodecError
+from .quantization import (
+    ECQResult,
+    Quantizer,
+    ScalarQuantizer,
+    UniformQuantizer,
+    design_ecq,
+    lloyd_max,
+    sweep_lambda,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FeatureCodec",
+    "decode",
+    "decode_header",
+    "decode_indices",
+    "quantizer_from_header",
+    "Quantizer",
+    "UniformQuantizer",
+    "ScalarQuantizer",
+    "ECQResult",
+    "design_ecq",
+    "lloyd_max",
+    "sweep_lambda",
+    "binarize",
+    "debinarize",
+    "codeword_lengths",
+    "SplitCodecError",
+    "BitstreamError",
+    "QuantizerError",
+    "errors",
+]

@@ -1,0 +1,108 @@
+"""The codec: clip → quantize → truncated unary → CABAC → self-describing bytes.
+
+>>> import numpy as np, splitcodec as sc
+>>> x = np.maximum(np.random.default_rng(0).normal(size=(8, 6, 5)), 0).astype(np.float32)
+>>> q = sc.UniformQuantizer(0.0, 2.0, 4)
+>>> data = sc.FeatureCodec(q).encode(x)
+>>> y = sc.decode(data)
+>>> bool((y == q.dequantize(q.quantize(x))).all()), y.shape, y.dtype
+(True, (8, 6, 5), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import bitstream
+from .bitstream import DEFAULT_MAX_ELEMENTS, Header
+from .entropy import coder
+from .entropy.contexts import context_model_id
+from .errors import QuantizerError
+from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32_flat
+
+__all__ = ["FeatureCodec", "decode", "decode_header", "decode_indices", "quantizer_from_header"]
+
+
+class FeatureCodec:
+    """Encoder for one quantizer and context model.
+
+    ``encode`` accepts a float tensor of rank 1 to 4 — typically (C, H, W) or
+    (B, C, H, W) — as a numpy array or torch tensor; the last two axes are
+    coded as planes.  The stream is self-describing: :func:`decode` needs
+    nothing else.
+    """
+
+    def __init__(self, quantizer: Quantizer, context_model: str | int = "spatial"):
+        if not isinstance(quantizer, Quantizer):
+            raise TypeError(f"quantizer must be a splitcodec Quantizer, got {type(quantizer).__name__}")
+        self.quantizer = quantizer
+        self.context_model = context_model_id(context_model)
+
+    def __repr__(self) -> str:
+        from .entropy.contexts import CONTEXT_MODEL_NAMES
+
+        return f"FeatureCodec({self.quantizer!r}, context_model={CONTEXT_MODEL_NAMES[self.context_model]!r})"
+
+    def _header(self, shape) -> Header:
+        q = self.quantizer
+        if isinstance(q, UniformQuantizer):
+            return Header(self.context_model, bitstream.QUANTIZER_UNIFORM, q.levels, tuple(shape),
+                          clip=(q.c_min, q.c_max))
+        return Header(self.context_model, bitstream.QUANTIZER_TABLE, q.levels, tuple(shape),
+                      levels_table=q.reconstruction)
+
+    def encode(self, x) -> bytes:
+        """Compress a float tensor to a self-describing bitstream."""
+        a = _as_float32_flat(x)
+        if not 1 <= a.ndim <= bitstream.MAX_NDIM:
+            raise QuantizerError(f"tensor rank must be 1..{bitstream.MAX_NDIM}, got shape {a.shape}")
+        if a.size == 0:
+            raise QuantizerError(f"cannot encode an empty tensor (shape {a.shape})")
+        return self.encode_indices(self.quantizer.quantize(a))
+
+    def encode_indices(self, indices: np.ndarray) -> bytes:
+        """Code already-quantized indices (uint8, values < N) with this codec's header."""
+        idx = np.asarray(indices)
+        payload = coder.encode_indices(idx, self.quantizer.levels, self.context_model)
+        return bitstream.write_header(self._header(idx.shape), payload) + payload
+
+    def bits_per_element(self, x) -> float:
+        """Size of ``encode(x)`` in bits per tensor element (header included)."""
+        a = _as_float32_flat(x)
+        return 8 * len(self.encode(a)) / a.size
+
+
+def decode_header(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Header:
+    """Parse and validate a stream's header only (cheap: for routing and shape checks)."""
+    return bitstream.read_header(data, max_elements)
+
+
+def quantizer_from_header(h: Header) -> Quantizer:
+    """The quantizer a stream was written with (enough to dequantize its indices)."""
+    if h.quantizer_kind == bitstream.QUANTIZER_UNIFORM:
+        return UniformQuantizer(h.clip[0], h.clip[1], h.levels)
+    return ScalarQuantizer.from_levels(h.levels_table)
+
+
+def decode_indices(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[np.ndarray, Header]:
+    """Decode a stream to its quantization indices (uint8) and header."""
+    h = bitstream.read_header(data, max_elements)
+    bitstream.verify_crc(data, h)
+    idx = coder.decode_indices(data, h.shape, h.levels, h.context_model, start=h.size)
+    return idx, h
+
+
+def decode(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
+    """Decode a stream to its dequantized float32 tensor, in the original shape.
+
+    ``data`` is untrusted: every header field is validated, the declared shape
+    must hold at most ``max_elements`` elements (checked before allocating),
+    the CRC-32 must match, and the arithmetic decoder must consume the payload
+    exactly.  Failures raise a specific :class:`~splitcodec.errors.BitstreamError`.
+    """
+    idx, h = decode_indices(data, max_elements)
+    if h.quantizer_kind == bitstream.QUANTIZER_UNIFORM:
+        table = UniformQuantizer(h.clip[0], h.clip[1], h.levels).reconstruction
+    else:
+        table = np.asarray(h.levels_table, dtype=np.float32)
+    return table[idx]

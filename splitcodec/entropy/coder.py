@@ -1,0 +1,96 @@
+"""Python entry points to the coding kernels: shapes, buffers, error mapping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import CorruptPayloadError, TrailingBytesError, TruncatedPayloadError
+from . import engine, kernels
+from .contexts import context_model_id, n_contexts
+
+_NO_TRACE_BINS = np.zeros(0, dtype=np.uint8)
+_NO_TRACE_P0 = np.zeros(0, dtype=np.int32)
+
+
+def plane_geometry(shape) -> tuple[int, int, int]:
+    """(planes, height, width): the last two axes are the plane, the rest are stacked."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 0:
+        return 1, 1, 1
+    width = shape[-1]
+    height = shape[-2] if len(shape) >= 2 else 1
+    planes = math.prod(shape[:-2]) if len(shape) > 2 else 1
+    return planes, height, width
+
+
+def _contiguous_indices(idx: np.ndarray, levels: int) -> np.ndarray:
+    a = np.ascontiguousarray(idx, dtype=np.uint8).reshape(-1)
+    if a.size and int(a.max()) >= levels:
+        raise ValueError(f"indices must be < levels={levels}, got max {int(a.max())}")
+    return a
+
+
+def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p0) -> bytes:
+    model = context_model_id(model)
+    planes, height, width = plane_geometry(shape)
+    flat = _contiguous_indices(idx, levels)
+    bits = max(1, math.ceil(math.log2(levels)))
+    cap = flat.size * bits // 8 + 2 * levels + 64
+    while True:
+        out = np.empty(cap, dtype=np.uint8)
+        fast, slow = engine.new_state(n_contexts(model, levels))
+        n = kernels.encode_indices(flat, planes, height, width, levels, model, fast, slow, out,
+                                   trace_bins, trace_p0)
+        if n >= 0:
+            return out[:n].tobytes()
+        cap *= 2
+
+
+def encode_indices(idx: np.ndarray, levels: int, model="spatial") -> bytes:
+    """Entropy-code quantization indices (any shape; last two axes are the plane)."""
+    return _run_encoder(idx, np.shape(idx), levels, model, _NO_TRACE_BINS, _NO_TRACE_P0)
+
+
+def trace_bins(idx: np.ndarray, levels: int, model="spatial") -> tuple[np.ndarray, np.ndarray]:
+    """Every bin the encoder codes and the P(bin=0) (units of 2^-15) it uses."""
+    flat = np.ascontiguousarray(idx, dtype=np.uint8).reshape(-1)
+    total = int(np.minimum(flat.astype(np.int64) + 1, levels - 1).sum())
+    bins = np.empty(total, dtype=np.uint8)
+    p0 = np.empty(total, dtype=np.int32)
+    _run_encoder(idx, np.shape(idx), levels, model, bins, p0)
+    return bins, p0
+
+
+def code_length_bits(bins: np.ndarray, p0: np.ndarray) -> float:
+    """Ideal code length (bits) of ``bins`` under the probabilities ``p0``."""
+    p = p0.astype(np.float64) / engine.PROB_ONE
+    return float(-np.sum(np.where(bins == 0, np.log2(p), np.log2(1.0 - p))))
+
+
+def decode_indices(buf, shape, levels: int, model, start: int = 0, end: int | None = None) -> np.ndarray:
+    """Decode indices of ``shape`` from ``buf[start:end]``; raises a ``BitstreamError``
+    subclass when the payload is short, long or impossible."""
+    model = context_model_id(model)
+    data = np.frombuffer(buf, dtype=np.uint8)
+    end = data.size if end is None else end
+    if not 0 <= start <= end <= data.size:
+        raise ValueError("payload bounds outside the buffer")
+    planes, height, width = plane_geometry(shape)
+    out = np.empty(planes * height * width, dtype=np.uint8)
+    fast, slow = engine.new_state(n_contexts(model, levels))
+    status, pos = kernels.decode_indices(data, start, end, planes, height, width, levels, model,
+                                         fast, slow, out)
+    size = end - start
+    if status == engine.ERR_OVERRUN:
+        raise TruncatedPayloadError(
+            f"payload truncated: the arithmetic decoder needed more than the {size} payload bytes"
+        )
+    if status == engine.ERR_BAD_START:
+        raise CorruptPayloadError("payload corrupt: its first 4 bytes cannot begin an arithmetic-coded stream")
+    if status == engine.ERR_TRAILING:
+        raise TrailingBytesError(
+            f"{end - pos} trailing byte(s): the arithmetic decoder consumed {pos - start} of {size} payload bytes"
+        )
+    return out.reshape(tuple(shape))

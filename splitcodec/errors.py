@@ -1,0 +1,78 @@
+"""Every exception splitcodec raises on purpose.
+
+``SplitCodecError`` is the base.  Anything wrong with a bitstream (which is
+untrusted input) is a ``BitstreamError``, which is also a ``ValueError`` so
+that generic callers that catch ``ValueError`` keep working.  Each distinct
+failure has its own subclass so that a server can log *what* was wrong and a
+test can assert on it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SplitCodecError",
+    "QuantizerError",
+    "BitstreamError",
+    "BadMagicError",
+    "UnsupportedVersionError",
+    "UnknownIdError",
+    "InvalidHeaderError",
+    "TensorTooLargeError",
+    "TruncatedStreamError",
+    "TruncatedPayloadError",
+    "TrailingBytesError",
+    "ChecksumError",
+    "CorruptPayloadError",
+]
+
+
+class SplitCodecError(Exception):
+    """Base class of all splitcodec errors."""
+
+
+class QuantizerError(SplitCodecError, ValueError):
+    """A quantizer was given parameters or data it cannot work with."""
+
+
+class BitstreamError(SplitCodecError, ValueError):
+    """A bitstream is malformed, corrupted or exceeds a configured limit."""
+
+
+class BadMagicError(BitstreamError):
+    """The stream does not start with the splitcodec magic byte."""
+
+
+class UnsupportedVersionError(BitstreamError):
+    """The stream's format version is not one this decoder reads."""
+
+
+class UnknownIdError(BitstreamError):
+    """A context-model id, quantizer kind or other enumerated field is unknown."""
+
+
+class InvalidHeaderError(BitstreamError):
+    """A header field is out of its valid range (N, shape, clip range, levels...)."""
+
+
+class TensorTooLargeError(BitstreamError):
+    """The declared shape holds more elements than the decoder allows."""
+
+
+class TruncatedStreamError(BitstreamError):
+    """The stream ends inside the header."""
+
+
+class TruncatedPayloadError(BitstreamError):
+    """The arithmetic decoder needed bytes beyond the end of the payload."""
+
+
+class TrailingBytesError(BitstreamError):
+    """Bytes remain after the arithmetic decoder consumed the whole payload."""
+
+
+class ChecksumError(BitstreamError):
+    """The CRC-32 stored in the header does not match the stream."""
+
+
+class CorruptPayloadError(BitstreamError):
+    """The payload is inconsistent with any valid encoding."""
