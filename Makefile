@@ -1,0 +1,51 @@
+# splitcodec — everything runs in a local virtual environment (.venv), created on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARCH := $(shell uname -m)
+
+# Exact torch pins for the test set-up (users may bring any torch in the pyproject range).
+ifeq ($(ARCH),aarch64)
+TORCH_PINS := torch==2.9.1 torchvision==0.24.1
+EXTRAS := torch,eval,dev
+else
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+EXTRAS := torch,constriction,eval,dev
+endif
+
+.PHONY: help install demo test test-slow fuzz-slow bench bench-quick context-study lint clean
+
+help:
+	@echo "make demo       - offline demo on real EfficientNet-Lite0 activations of shipped photos"
+	@echo "make test       - the default test suite (what CI runs)"
+	@echo "make test-slow  - the long cases too (1M-case fuzz run, big designs)"
+	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval.bench_codec)"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m eval.demo_codec
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+bench: install
+	$(PY) -m eval.bench_codec
+
+context-study: install
+	$(PY) -m eval.context_study
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
+
+import splitcodec as sc
+from splitcodec.errors import QuantizerError
+
+from .conftest import relu_field
+
+LEVELS = [2, 3, 4, 5, 7, 8, 16, 64]
+SHAPES = [(1,), (37,), (3, 5), (4, 6, 7), (2, 3, 4, 5), (16, 13, 13)]
+CLIPS = [(0.0, 2.0), (-1.5, 3.25), (-0.8, 3.5), (-4.0, -1.0)]
+
+
+@pytest.mark.parametrize("model", ["paper", "spatial"])
+@pytest.mark.parametrize("levels", LEVELS)
+def test_round_trip_exact_over_shapes_and_clips(rng, model, levels):
+    for shape in SHAPES:
+        for c_min, c_max in CLIPS:
+            x = (rng.normal(size=shape) * 2).astype(np.float32)
+            q = sc.UniformQuantizer(c_min, c_max, levels)
+            y = sc.decode(sc.FeatureCodec(q, model).encode(x))
+            assert y.dtype == np.float32 and y.shape == shape
+            np.testing.assert_array_equal(y, q.dequantize(q.quantize(x)))
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0, -3.0, 100.0])
+def test_all_zero_and_constant_tensors(fill):
+    x = np.full((8, 10, 10), fill, dtype=np.float32)
+    for levels in (2, 4, 16):
+        q = sc.UniformQuantizer(-1.0, 2.0, levels)
+        data = sc.FeatureCodec(q).encode(x)
+        np.testing.assert_array_equal(sc.decode(data), q(x))
+    # a constant tensor costs almost nothing beyond header and flush
+    assert len(sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 4)).encode(np.zeros((64, 32, 32), np.float32))) < 60
+
+
+def test_values_exactly_at_ties_round_trip():
+    q = sc.UniformQuantizer(-1.0, 3.0, 5)
+    x = np.array([[[-0.5, 0.5, 1.5, 2.5, -1.0, 3.0]]], dtype=np.float32)
+    y = sc.decode(sc.FeatureCodec(q).encode(x))
+    assert y.reshape(-1).tolist() == [0.0, 1.0, 2.0, 3.0, -1.0, 3.0]
+
+
+@pytest.mark.parametrize("method", ["conventional", "modified"])
+def test_designed_quantizers_round_trip(rng, method):
+    x = relu_field(rng, (8, 20, 20), scale=2.0)
+    q = sc.design_ecq(x, 5, 0.02, 0.0, 3.0, method=method)
+    data = sc.FeatureCodec(q).encode(x)
+    h = sc.decode_header(data)
+    assert h.quantizer_kind_name == "table" and h.levels == 5
+    np.testing.assert_array_equal(sc.decode(data), q.dequantize(q.quantize(x)))
+
+
+def test_lloyd_max_round_trip(rng):
+    x = relu_field(rng, (4, 16, 16))
+    q = sc.lloyd_max(x, 6, 0.0, 2.0)
+    np.testing.assert_array_equal(sc.decode(sc.FeatureCodec(q, "paper").encode(x)), q(x))
+
+
+def test_torch_input_and_batch_shape(rng):
+    torch = pytest.importorskip("torch")
+    x = torch.from_numpy(relu_field(rng, (2, 8, 12, 12)))
+    q = sc.UniformQuantizer(0.0, 1.5, 8)
+    y = sc.decode(sc.FeatureCodec(q).encode(x))
+    assert y.shape == (2, 8, 12, 12)
+    np.testing.assert_array_equal(y, q(x.numpy()))
+
+
+def test_header_is_sixteen_bytes_for_uniform_3d():
+    x = np.zeros((256, 52, 52), np.float32)
+    for clip in [(0.0, 2.0), (-0.5, 3.5), (0.0, 2600.0)]:
+        data = sc.FeatureCodec(sc.UniformQuantizer(*clip, 4)).encode(x)
+        h = sc.decode_header(data)
+        assert h.size == 16
+        assert h.shape == (256, 52, 52) and h.levels == 4 and h.clip == clip
+        assert h.context_model_name == "spatial" and not h.single_precision
+    # a clip value not exact in half precision is sent in single precision, never rounded
+    data = sc.FeatureCodec(sc.UniformQuantizer(-0.8, 3.5, 4)).encode(x)
+    h = sc.decode_header(data)
+    assert h.size == 20 and h.single_precision and h.clip == (float(np.float32(-0.8)), 3.5)
+
+
+def test_header_records_context_model(rng):
+    x = relu_field(rng, (2, 5, 5))
+    q = sc.UniformQuantizer(0.0, 1.0, 3)
+    assert sc.decode_header(sc.FeatureCodec(q, "paper").encode(x)).context_model_name == "paper"
+
+
+def test_encode_rejects_bad_tensors():
+    codec = sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 4))
+    with pytest.raises(QuantizerError):
+        codec.encode(np.zeros((0, 3), np.float32))
+    with pytest.raises(QuantizerError):
+        codec.encode(np.zeros((1, 1, 1, 1, 1), np.float32))
+    with pytest.raises(QuantizerError):
+        codec.encode(np.array([1.0, np.nan], np.float32))
+    with pytest.raises(TypeError):
+        sc.FeatureCodec("uniform")
+
+
+@given(
+    arrays(np.float32, array_shapes(min_dims=1, max_dims=4, max_side=9),
+           elements=st.floats(-10, 10, width=32)),
+    st.integers(2, 256),
+    st.sampled_from(["paper", "spatial"]),
+)
+def test_round_trip_property(x, levels, model):
+    q = sc.UniformQuantizer(-2.0, 5.0, levels)
+    np.testing.assert_array_equal(sc.decode(sc.FeatureCodec(q, model).encode(x)), q(x))
