@@ -100,9 +100,8 @@ def decode(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
     the CRC-32 must match, and the arithmetic decoder must consume the payload
     exactly.  Failures raise a specific :class:`~splitcodec.errors.BitstreamError`.
     """
-    idx, h = decode_indices(data, max_elements)
-    if h.quantizer_kind == bitstream.QUANTIZER_UNIFORM:
-        table = UniformQuantizer(h.clip[0], h.clip[1], h.levels).reconstruction
-    else:
-        table = np.asarray(h.levels_table, dtype=np.float32)
-    return table[idx]
+    h = bitstream.read_header(data, max_elements)
+    bitstream.verify_crc(data, h)
+    table = quantizer_from_header(h).reconstruction
+    _, values = coder.decode_indices(data, h.shape, h.levels, h.context_model, start=h.size, table=table)
+    return values

@@ -12,6 +12,7 @@ from .contexts import context_model_id, n_contexts
 
 _NO_TRACE_BINS = np.zeros(0, dtype=np.uint8)
 _NO_TRACE_P0 = np.zeros(0, dtype=np.int32)
+_NO_TABLE = np.zeros(0, dtype=np.float32)
 
 
 def plane_geometry(shape) -> tuple[int, int, int]:
@@ -32,17 +33,21 @@ def _contiguous_indices(idx: np.ndarray, levels: int) -> np.ndarray:
     return a
 
 
+def _initial_capacity(elements: int, levels: int) -> int:
+    bits = max(1, math.ceil(math.log2(levels)))
+    return elements * bits // 8 + 2 * levels + 64
+
+
 def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p0) -> bytes:
     model = context_model_id(model)
     planes, height, width = plane_geometry(shape)
     flat = _contiguous_indices(idx, levels)
-    bits = max(1, math.ceil(math.log2(levels)))
-    cap = flat.size * bits // 8 + 2 * levels + 64
+    cap = _initial_capacity(flat.size, levels)
     while True:
         out = np.empty(cap, dtype=np.uint8)
         fast, slow = engine.new_state(n_contexts(model, levels))
-        n = kernels.encode_indices(flat, planes, height, width, levels, model, fast, slow, out,
-                                   trace_bins, trace_p0)
+        n = kernels.encode(flat, planes, height, width, levels, model,
+                           fast, slow, out, trace_bins, trace_p0)
         if n >= 0:
             return out[:n].tobytes()
         cap *= 2
@@ -69,19 +74,32 @@ def code_length_bits(bins: np.ndarray, p0: np.ndarray) -> float:
     return float(-np.sum(np.where(bins == 0, np.log2(p), np.log2(1.0 - p))))
 
 
-def decode_indices(buf, shape, levels: int, model, start: int = 0, end: int | None = None) -> np.ndarray:
-    """Decode indices of ``shape`` from ``buf[start:end]``; raises a ``BitstreamError``
-    subclass when the payload is short, long or impossible."""
+def decode_indices(buf, shape, levels: int, model, start: int = 0, end: int | None = None,
+                   table: np.ndarray | None = None):
+    """Decode indices of ``shape`` from ``buf[start:end]``.
+
+    Returns the uint8 indices, or ``(indices, values)`` when a float32
+    reconstruction ``table`` is given (dequantized in the same pass).  Raises a
+    ``BitstreamError`` subclass when the payload is short, long or impossible.
+    """
     model = context_model_id(model)
     data = np.frombuffer(buf, dtype=np.uint8)
     end = data.size if end is None else end
     if not 0 <= start <= end <= data.size:
         raise ValueError("payload bounds outside the buffer")
     planes, height, width = plane_geometry(shape)
-    out = np.empty(planes * height * width, dtype=np.uint8)
+    n = planes * height * width
+    out = np.empty(n, dtype=np.uint8)
+    if table is None:
+        tab, values = _NO_TABLE, _NO_TABLE
+    else:
+        tab = np.ascontiguousarray(table, dtype=np.float32)
+        if tab.size != levels:
+            raise ValueError(f"table must have {levels} entries")
+        values = np.empty(n, dtype=np.float32)
     fast, slow = engine.new_state(n_contexts(model, levels))
-    status, pos = kernels.decode_indices(data, start, end, planes, height, width, levels, model,
-                                         fast, slow, out)
+    status, pos = kernels.decode(data, start, end, planes, height, width, levels, model,
+                                 fast, slow, out, tab, values)
     size = end - start
     if status == engine.ERR_OVERRUN:
         raise TruncatedPayloadError(
@@ -93,4 +111,7 @@ def decode_indices(buf, shape, levels: int, model, start: int = 0, end: int | No
         raise TrailingBytesError(
             f"{end - pos} trailing byte(s): the arithmetic decoder consumed {pos - start} of {size} payload bytes"
         )
-    return out.reshape(tuple(shape))
+    idx = out.reshape(tuple(shape))
+    if table is None:
+        return idx
+    return idx, values.reshape(tuple(shape))

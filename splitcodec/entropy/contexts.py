@@ -22,6 +22,7 @@ bitstream header; never renumber them.
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 from ..errors import UnknownIdError
 
@@ -58,14 +59,6 @@ def n_contexts(model: int, levels: int) -> int:
 
 @numba.njit(inline="always")
 def spatial_context(k, left, above, above_left, above_right):
-    """Context of bin ``k`` under the ``spatial`` model."""
-    c = 0
-    if left > k:
-        c += 2
-    if above > k:
-        c += 2
-    if above_left > k:
-        c += 1
-    if above_right > k:
-        c += 1
+    """Context of bin ``k`` under the ``spatial`` model (branch-free)."""
+    c = 2 * np.int64(left > k) + 2 * np.int64(above > k) + np.int64(above_left > k) + np.int64(above_right > k)
     return SPATIAL_CLASSES * k + c

@@ -41,7 +41,7 @@ ERR_TRAILING = 3  # payload bytes left unread
 
 
 def new_state(n_contexts: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh (fast, slow) probability arrays for ``n_contexts`` contexts."""
+    """Fresh (fast, slow) probability estimates for ``n_contexts`` contexts."""
     fast = np.full(n_contexts, PROB_INIT, dtype=np.int32)
     return fast, fast.copy()
 

@@ -3,6 +3,12 @@ with the context the model selects.  Encoder and decoder mirror each other.
 
 Elements are coded plane by plane (a plane is one H×W channel map; planes are
 all leading dimensions flattened), rows top to bottom, columns left to right.
+Each plane is staged in a zero-bordered scratch buffer (one row above, one
+column either side), so neighbour look-ups need no bounds tests; the decoder
+dequantizes as it goes, so decoding is a single pass.
+
+The loops are written out flat on purpose: numba compiles helper functions
+that pass tuples of state in and out into markedly slower code (measured 2×).
 """
 
 from __future__ import annotations
@@ -24,46 +30,44 @@ from .engine import (
     p_zero,
 )
 
+ERR_CAPACITY = -1  # the output buffer may be too small: retry with a larger one
+
 
 @numba.njit(cache=True, nogil=True)
-def encode_indices(idx, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0):
-    """Encode ``idx`` (uint8, planes*height*width) into ``out``.
+def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0):
+    """Encode indices ``idx`` (uint8) into ``out``; returns the byte count or ERR_CAPACITY.
 
-    Returns the number of bytes written, or -1 when ``out`` may be too small
-    (the caller retries with a larger buffer).  When ``trace_bins`` is not empty
-    every bin and the P(0) it was coded with are recorded there (rate analysis).
+    With a non-empty ``trace_bins`` every bin and the P(0) it was coded with
+    are recorded there (rate analysis).
     """
     low = np.int64(0)
     rng = np.int64(RANGE_INIT)
     pos = 0
-    cap = out.size
-    per_elem = 2 * (levels - 1) + 2  # at most two bytes per bin
-    tracing = trace_bins.size > 0
     nb = 0
     top = levels - 1
-    plane_size = height * width
+    limit = out.size - 2 * top - 8  # at most two bytes per bin, plus the flush
+    tracing = trace_bins.size > 0
+    spatial = model == SPATIAL
+    stride = width + 2
+    pad = np.zeros((height + 1) * stride, dtype=np.uint8)  # zero border: row 0, columns 0 and W+1
     for p in range(planes):
-        base = p * plane_size
+        base = p * height * width
+        if spatial:
+            for y in range(height):
+                for x in range(width):
+                    pad[(y + 1) * stride + x + 1] = idx[base + y * width + x]
         for y in range(height):
-            row = base + y * width
+            # neighbours slide along the row in registers: one new load per element
+            up = y * stride  # row above, in the padded plane
+            left, above_left, above = 0, 0, pad[up + 1]
             for x in range(width):
-                if pos + per_elem + 8 > cap:
-                    return -1
-                i = row + x
-                s = np.int64(idx[i])
-                left = above = above_left = above_right = np.int64(0)
-                if model == SPATIAL:
-                    if x > 0:
-                        left = idx[i - 1]
-                    if y > 0:
-                        above = idx[i - width]
-                        if x > 0:
-                            above_left = idx[i - width - 1]
-                        if x < width - 1:
-                            above_right = idx[i - width + 1]
+                if pos > limit:
+                    return ERR_CAPACITY
+                s = idx[base + y * width + x]
+                above_right = pad[up + x + 2]
                 for k in range(top):
                     bit = 1 if s > k else 0
-                    if model == SPATIAL:
+                    if spatial:
                         ctx = spatial_context(k, left, above, above_left, above_right)
                     else:
                         ctx = k
@@ -76,40 +80,36 @@ def encode_indices(idx, planes, height, width, levels, model, fast, slow, out, t
                     adapt(fast, slow, ctx, bit)
                     if bit == 0:
                         break
+                left, above_left, above = s, above, above_right
     return encode_finish(low, pos, out)
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_indices(buf, start, end, planes, height, width, levels, model, fast, slow, out):
-    """Decode ``planes*height*width`` indices from ``buf[start:end]`` into ``out``.
+def decode(buf, start, end, planes, height, width, levels, model, fast, slow, out, table, values):
+    """Decode ``planes*height*width`` indices from ``buf[start:end]`` into ``out``;
+    when ``table`` is not empty also write ``values[i] = table[out[i]]``.
 
-    Never reads outside ``buf[start:end]`` nor writes outside ``out``.
+    Never reads outside ``buf[start:end]`` nor writes outside ``out``/``values``.
     Returns (status, position): OK only when the payload was consumed exactly.
     """
     code, rng, pos, status = decode_start(buf, start, end)
     if status != OK:
         return status, pos
     top = levels - 1
-    plane_size = height * width
+    dequantize = table.size > 0
+    spatial = model == SPATIAL
+    stride = width + 2
+    pad = np.zeros((height + 1) * stride, dtype=np.uint8)
     for p in range(planes):
-        base = p * plane_size
+        base = p * height * width
         for y in range(height):
-            row = base + y * width
+            up = y * stride
+            left, above_left, above = 0, 0, pad[up + 1]
             for x in range(width):
-                i = row + x
-                left = above = above_left = above_right = np.int64(0)
-                if model == SPATIAL:
-                    if x > 0:
-                        left = out[i - 1]
-                    if y > 0:
-                        above = out[i - width]
-                        if x > 0:
-                            above_left = out[i - width - 1]
-                        if x < width - 1:
-                            above_right = out[i - width + 1]
+                above_right = pad[up + x + 2]
                 s = 0
                 for k in range(top):
-                    if model == SPATIAL:
+                    if spatial:
                         ctx = spatial_context(k, left, above, above_left, above_right)
                     else:
                         ctx = k
@@ -118,9 +118,14 @@ def decode_indices(buf, start, end, planes, height, width, levels, model, fast, 
                     if bit == 0:
                         break
                     s += 1
+                pad[up + stride + x + 1] = s
+                left, above_left, above = s, above, above_right
+                i = base + y * width + x
                 out[i] = s
-                if pos > end:
-                    return ERR_OVERRUN, pos
+                if dequantize:
+                    values[i] = table[s]
+            if pos > end:  # checked once per row: at most W elements' reads past the end, all shifted-in zeros
+                return ERR_OVERRUN, pos
     if pos > end:
         return ERR_OVERRUN, pos
     if pos < end:
