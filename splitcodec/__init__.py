@@ -16,6 +16,7 @@ from .quantization import (
     UniformQuantizer,
     design_ecq,
     lloyd_max,
+    mse_optimal_clip,
     sweep_lambda,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "design_ecq",
     "lloyd_max",
     "sweep_lambda",
+    "mse_optimal_clip",
     "binarize",
     "debinarize",
     "codeword_lengths",

@@ -1,0 +1,1 @@
+"""Offline studies and benchmarks for splitcodec (``python -m eval.<module>``)."""

@@ -1,0 +1,145 @@
+"""Which neighbours should the ``spatial`` context model use?  The measurement
+behind its design, re-runnable.
+
+    python -m eval.context_study [--output study.json]
+
+For EfficientNet-Lite0 activations of each shipped photo (one tensor per
+photo, as a stream would carry it) this computes the adaptive code length of
+the truncated-unary bins under several candidate context rules, with the same
+probability estimator as the codec (two-rate, 15-bit), and prints bits/element
+per candidate and its ratio to the paper's one-context-per-bin model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numba
+import numpy as np
+
+from .common import emit, log, pin_threads
+
+ONE = 1 << 15
+CANDIDATES = {
+    # name: (rule id, description)
+    "paper": (0, "one context per bin position"),
+    "left+above": (1, "[L>k] + [A>k]: 3 classes per bin"),
+    "left,above": (2, "2[L>k] + [A>k]: 4 classes per bin"),
+    "4-neighbour count": (3, "[L>k]+[A>k]+[AL>k]+[AR>k]: 5 classes per bin"),
+    "4-neighbour weighted (chosen)": (4, "2[L>k]+2[A>k]+[AL>k]+[AR>k]: 7 classes per bin"),
+    "weighted + plane class": (5, "the chosen rule x 6 plane-activity classes sent per plane"),
+    "left+above + cross-channel activity": (6, "[L>k]+[A>k] x 3 buckets of how many earlier planes were non-zero here"),
+}
+
+
+@numba.njit(cache=True)
+def _adaptive_bits(q, levels, rule, plane_class):
+    planes, h, w = q.shape
+    nctx = (levels - 1) * 64 + 64
+    fast = np.full(nctx, ONE // 2, np.int64)
+    slow = fast.copy()
+    acc = np.zeros((h, w), np.int64)
+    bits = 0.0
+
+    def code(ctx, bit, fast, slow):
+        p = (fast[ctx] + slow[ctx]) >> 1
+        cost = -math.log2(1 - p / ONE) if bit else -math.log2(p / ONE)
+        if bit:
+            fast[ctx] -= fast[ctx] >> 4
+            slow[ctx] -= slow[ctx] >> 7
+        else:
+            fast[ctx] += (ONE - fast[ctx]) >> 4
+            slow[ctx] += (ONE - slow[ctx]) >> 7
+        return cost
+
+    if rule == 5:  # side information: the class of every plane, truncated unary with its own contexts
+        for c in range(planes):
+            prev = plane_class[c - 1] if c > 0 else 0
+            for k in range(5):
+                bit = 1 if plane_class[c] > k else 0
+                bits += code((levels - 1) * 64 + 2 * k + (1 if prev > k else 0), bit, fast, slow)
+                if bit == 0:
+                    break
+    for c in range(planes):
+        if rule == 5 and plane_class[c] == 0:
+            continue  # an all-zero plane costs only its class
+        for y in range(h):
+            for x in range(w):
+                s = q[c, y, x]
+                L = q[c, y, x - 1] if x > 0 else 0
+                A = q[c, y - 1, x] if y > 0 else 0
+                AL = q[c, y - 1, x - 1] if x > 0 and y > 0 else 0
+                AR = q[c, y - 1, x + 1] if y > 0 and x < w - 1 else 0
+                f = acc[y, x] * 16 // c if c > 0 else 0
+                act = 0 if f < 2 else (1 if f < 5 else 2)
+                for k in range(levels - 1):
+                    bit = 1 if s > k else 0
+                    if rule == 0:
+                        cls = 0
+                    elif rule == 1:
+                        cls = (L > k) + (A > k)
+                    elif rule == 2:
+                        cls = 2 * (L > k) + (A > k)
+                    elif rule == 3:
+                        cls = (L > k) + (A > k) + (AL > k) + (AR > k)
+                    elif rule == 4:
+                        cls = 2 * (L > k) + 2 * (A > k) + (AL > k) + (AR > k)
+                    elif rule == 5:
+                        cls = (2 * (L > k) + 2 * (A > k) + (AL > k) + (AR > k)) * 6 + plane_class[c]
+                    else:
+                        cls = ((L > k) + (A > k)) * 3 + act
+                    bits += code(k * 64 + cls, bit, fast, slow)
+                    if bit == 0:
+                        break
+                if s > 0:
+                    acc[y, x] += 1
+    return bits
+
+
+def _plane_classes(q, levels):
+    m = q.reshape(q.shape[0], -1).mean(1) / (levels - 1)
+    c = np.searchsorted(np.array([0.02, 0.06, 0.15, 0.3]), m, side="right") + 1
+    c[m == 0] = 0
+    return c.astype(np.int64)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m eval.context_study", description=__doc__.split("\n\n")[0])
+    p.add_argument("--splits", default="blocks.3.expand,blocks.5.expand,blocks.11.expand,blocks.11.depthwise")
+    p.add_argument("--levels", default="2,4,8")
+    p.add_argument("--output")
+    args = p.parse_args(argv)
+    pin_threads(1)
+    import splitcodec as sc
+
+    from .bench_codec import real_activations
+
+    splits = args.splits.split(",")
+    log("computing EfficientNet-Lite0 activations ...")
+    acts = real_activations(splits, quick=False)
+    rows = []
+    for split in splits:
+        tensors = acts[split]
+        for levels in [int(v) for v in args.levels.split(",")]:
+            clip = sc.mse_optimal_clip(np.concatenate([t.reshape(-1) for _, t in tensors]), levels)
+            q = sc.UniformQuantizer(0.0, clip, levels)
+            row = {"split": split, "shape": list(tensors[0][1].shape), "levels": levels, "clip": [0.0, clip]}
+            n = sum(t.size for _, t in tensors)
+            for name, (rule, _) in CANDIDATES.items():
+                bits = 0.0
+                for _, t in tensors:
+                    idx = q.quantize(t).astype(np.int64)
+                    bits += _adaptive_bits(idx, levels, rule, _plane_classes(idx, levels))
+                row[name] = bits / n
+            row["ratios_to_paper"] = {k: row[k] / row["paper"] for k in CANDIDATES if k != "paper"}
+            log(split, levels, {k: round(v, 3) for k, v in row["ratios_to_paper"].items()})
+            rows.append(row)
+    emit({"study": "context_study", "candidates": {k: v[1] for k, v in CANDIDATES.items()},
+          "photos": len(next(iter(acts.values()))), "rows": rows}, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

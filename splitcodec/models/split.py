@@ -1,0 +1,56 @@
+"""A model cut in two at a named split point: ``head`` on the edge, ``tail`` in the cloud."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class _Range(nn.Module):
+    """Units ``[start, stop)`` of a model's flat unit sequence (shares its parameters)."""
+
+    def __init__(self, model, start: int, stop: int | None):
+        super().__init__()
+        self.model, self.start, self.stop = model, start, stop
+
+    def forward(self, x):
+        return self.model.run(x, self.start, self.stop)
+
+
+@dataclass
+class SplitModel:
+    name: str
+    split: str
+    model: nn.Module
+    head: nn.Module
+    tail: nn.Module
+    feature_shape: tuple[int, ...]  # (C, H, W) at ``input_size``
+    input_size: int
+    preprocess: Callable  # PIL image or HxWx3 uint8 array -> (3, S, S) float tensor
+
+    @property
+    def feature_elements(self) -> int:
+        n = 1
+        for d in self.feature_shape:
+            n *= d
+        return n
+
+    @torch.no_grad()
+    def features(self, images) -> torch.Tensor:
+        """Head activations of a batch of images (list of arrays/PIL images)."""
+        batch = torch.stack([self.preprocess(im) for im in images])
+        return self.head(batch)
+
+
+def split_units(model, name: str, split: str, input_size: int, preprocess) -> SplitModel:
+    units = model.unit_names()
+    if split not in units:
+        raise KeyError(f"{name} has no split point {split!r}; valid splits: {', '.join(units)}")
+    k = units.index(split) + 1
+    head, tail = _Range(model, 0, k).eval(), _Range(model, k, None).eval()
+    with torch.no_grad():
+        shape = tuple(head(torch.zeros(1, 3, input_size, input_size)).shape[1:])
+    return SplitModel(name, split, model, head, tail, shape, input_size, preprocess)
