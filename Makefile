@@ -41,10 +41,10 @@ test-slow: install
 	$(PY) -m pytest -q -m slow
 
 bench: install
-	$(PY) -m eval.bench_codec
+	$(PY) -m eval.bench_codec --output docs/bench_codec.json --update-readme README.md
 
 context-study: install
-	$(PY) -m eval.context_study
+	$(PY) -m eval.context_study --output docs/context_study.json --update-doc docs/codec.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -199,8 +199,9 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: str, text: str) -> None:
-    start, end = "<!-- bench_codec:start -->", "<!-- bench_codec:end -->"
+def update_section(path: str, name: str, text: str) -> None:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a markdown file."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     with open(path) as f:
         doc = f.read()
     if start not in doc or end not in doc:
@@ -263,7 +264,7 @@ def main(argv=None) -> int:
     }
     emit(doc, args.output)
     if args.update_readme:
-        update_readme(args.update_readme, markdown(doc))
+        update_section(args.update_readme, "bench_codec", markdown(doc))
     return 0
 
 

@@ -99,5 +99,5 @@ def constriction_bits(bins, p0) -> float | None:
 
     p1 = 1.0 - p0.astype(np.float64) / (1 << 15)
     enc = constriction.stream.queue.RangeEncoder()
-    enc.encode(bins.astype(np.int32), constriction.stream.model.Bernoulli(), p1)
+    enc.encode(bins.astype(np.int32), constriction.stream.model.Bernoulli(perfect=False), p1)
     return 32.0 * enc.get_compressed().size

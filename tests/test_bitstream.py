@@ -143,3 +143,10 @@ def test_writer_and_reader_agree_on_every_field():
     assert back.single_precision  # 0.3 is not exact in half precision
     assert back.size == 4 + 5 * 4 + 4 + 4
     bitstream.verify_crc(data, back)
+
+
+def test_documented_header_example():
+    # docs/bitstream.md §1: UniformQuantizer(0, 2.5, 4), spatial, shape (256, 52, 52)
+    data = sc.FeatureCodec(sc.UniformQuantizer(0.0, 2.5, 4)).encode(np.zeros((256, 52, 52), np.float32))
+    assert data[:12] == bytes.fromhex("CF012103 00000041 80023434")
+    assert sc.decode_header(data).size == 16

@@ -1,0 +1,49 @@
+"""The eval scripts run end to end on small inputs and print what they promise."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+
+def test_bench_codec_quick(capsys, tmp_path):
+    from eval import bench_codec
+
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- bench_codec:start -->\nPLACEHOLDER-7f3a\n<!-- bench_codec:end -->\ny\n")
+    assert bench_codec.main(["--quick", "--no-real", "--repeats", "1", "--update-readme", str(readme)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"cells", "summary", "speed_target_case", "cold_start_s", "nncodec"} <= set(doc)
+    assert len(doc["cells"]) == 3 * len(bench_codec.LEVELS)
+    for cell in doc["cells"]:
+        for model in ("paper", "spatial"):
+            assert cell[model]["bits_per_element"] > 0
+            assert 0.99 <= cell[model]["payload_over_ideal"] < 1.05
+        assert cell["zstd-19_packed"] > 0 and cell["order0_entropy"] >= 0
+    # rate grows with N for every tensor
+    for group in {c["group"] for c in doc["cells"]}:
+        rates = [c["spatial"]["bits_per_element"] for c in doc["cells"] if c["group"] == group]
+        assert rates == sorted(rates)
+    text = readme.read_text()
+    assert "PLACEHOLDER-7f3a" not in text and "| yolov3_layer12_like" in text and text.endswith("y\n")
+
+
+def test_demo_codec_prints_real_prediction(capsys):
+    from eval import demo_codec
+
+    assert demo_codec.main(["--levels", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "'Egyptian cat'" in out
+    rows = [line for line in out.splitlines() if line.strip().startswith("4 ")]
+    assert len(rows) == 2 and all(r.rstrip().endswith("same") for r in rows)
+
+
+def test_context_study_small(capsys):
+    from eval import context_study
+
+    assert context_study.main(["--splits", "blocks.11.expand", "--levels", "2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    row = doc["rows"][0]
+    assert set(context_study.CANDIDATES) <= set(row)
+    assert row["ratios_to_paper"]["4-neighbour weighted (chosen)"] < 1.0
