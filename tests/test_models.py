@@ -37,7 +37,7 @@ def test_tail_of_head_equals_model_for_every_split(lite0):
         h = x
         for k, (name, unit) in enumerate(list(lite0.units.items())[:-1]):
             h = unit(h)
-            assert torch.equal(lite0.run(h, k + 1), full), name
+            assert torch.equal(lite0.run_units(h, k + 1), full), name
 
 
 def test_split_model_api_and_paper_split():

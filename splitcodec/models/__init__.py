@@ -1,5 +1,10 @@
 """Model registry and split points.
 
+The paper's networks — YOLOv3 (Darknet), VGG-16 and ResNet-50 (torchvision, and
+their Darknet versions) — and EfficientNet-Lite0, the one real ImageNet model
+that installs offline.  Every model is a flat sequence of units; a split point
+is a unit boundary, so ``tail(head(x))`` is exactly ``model(x)``.
+
 >>> from splitcodec import models
 >>> "efficientnet_lite0" in models.list_models()
 True
@@ -13,42 +18,68 @@ from typing import Callable
 from .split import SplitModel, split_units
 
 __all__ = ["list_models", "get_model", "list_splits", "split_model", "SplitModel", "imagenet_preprocess",
-           "imagenet_categories"]
+           "darknet_preprocess", "imagenet_categories", "register_model", "ModelEntry"]
 
 
 @dataclass(frozen=True)
-class _Entry:
-    builder: Callable
+class ModelEntry:
+    builder: Callable  # (weights=..., **kw) -> module with unit_names() and run_units()
     input_size: int
     paper_split: str
-    preprocess: Callable
+    preprocess: Callable  # image -> (3, S, S) tensor
+    task: str = "classification"  # or "detection"
+    description: str = ""
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, entry: _Entry) -> None:
+def register_model(name: str, entry: ModelEntry) -> None:
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     _REGISTRY[name] = entry
+
+
+def _to_pil(image):
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    return Image.fromarray(a[..., :3].astype(np.uint8))
 
 
 def imagenet_preprocess(size: int = 224, resize: int = 256):
     """Resize the shorter side (bicubic), centre-crop, ImageNet mean/std normalisation."""
 
     def preprocess(image):
-        import numpy as np
-        from PIL import Image
         from torchvision.transforms import functional as F
 
-        if not isinstance(image, Image.Image):
-            a = np.asarray(image)
-            if a.ndim == 2:
-                a = np.stack([a] * 3, axis=-1)
-            image = Image.fromarray(a[..., :3].astype(np.uint8))
-        image = image.convert("RGB")
-        image = F.center_crop(F.resize(image, resize, interpolation=F.InterpolationMode.BICUBIC), size)
+        image = F.center_crop(F.resize(_to_pil(image), resize, interpolation=F.InterpolationMode.BICUBIC), size)
         return F.normalize(F.to_tensor(image), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+    return preprocess
+
+
+def darknet_preprocess(size: int):
+    """Darknet classifiers: shorter side to ``size``, centre crop, RGB in [0, 1]."""
+
+    def preprocess(image):
+        from torchvision.transforms import functional as F
+
+        return F.to_tensor(F.center_crop(F.resize(_to_pil(image), size), size))
+
+    return preprocess
+
+
+def _yolo_preprocess(size: int):
+    def preprocess(image):
+        from .yolo import letterbox
+
+        return letterbox(image, size)[0]
 
     return preprocess
 
@@ -66,14 +97,48 @@ def _efficientnet_lite0(**kw):
     return efficientnet_lite0(**kw)
 
 
-register_model("efficientnet_lite0", _Entry(_efficientnet_lite0, 224, "blocks.11.expand", imagenet_preprocess()))
+def _torchvision(name):
+    def build(**kw):
+        from . import torchvision_models
+
+        return getattr(torchvision_models, name)(**kw)
+
+    return build
+
+
+def _darknet(cfg: str):
+    def build(*, weights=None, progress: bool = True):
+        from .darknet import CFG_DIR, DarknetNet, load_darknet_weights
+
+        net = DarknetNet(CFG_DIR / cfg).eval()
+        if weights == "DEFAULT":
+            raise FileNotFoundError(f"no Darknet weights ship with splitcodec for {cfg}; pass weights=PATH to a .weights file")
+        if weights is not None:
+            load_darknet_weights(net, weights, progress=progress)
+        return net
+
+    return build
+
+
+register_model("yolov3", ModelEntry(_darknet("yolov3.cfg"), 416, "layer12", _yolo_preprocess(416), "detection",
+                                    "YOLOv3 (Darknet cfg + .weights), COCO 80 classes, letterboxed 416 input"))
+register_model("vgg16", ModelEntry(_torchvision("vgg16"), 224, "features.9", imagenet_preprocess(224, 256),
+                                   description="torchvision VGG-16; features.9 = Darknet layer 6 (128x56x56)"))
+register_model("resnet50", ModelEntry(_torchvision("resnet50"), 256, "layer2.1", imagenet_preprocess(256, 293),
+                                      description="torchvision ResNet-50 at 256 input; layer2.1 = Darknet layer 21 (512x32x32)"))
+register_model("vgg16_darknet", ModelEntry(_darknet("vgg-16.cfg"), 256, "layer6", darknet_preprocess(256),
+                                           description="Darknet VGG-16 (256 input, [crop] to 224 as layer 0)"))
+register_model("resnet50_darknet", ModelEntry(_darknet("resnet50.cfg"), 256, "layer21", darknet_preprocess(256),
+                                              description="Darknet ResNet-50, 256 input"))
+register_model("efficientnet_lite0", ModelEntry(_efficientnet_lite0, 224, "blocks.11.expand", imagenet_preprocess(),
+                                                description="EfficientNet-Lite0 with the bundled ImageNet weights"))
 
 
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _entry(name: str) -> _Entry:
+def _entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -81,7 +146,9 @@ def _entry(name: str) -> _Entry:
 
 
 def get_model(name: str, *, weights=None, **kw):
-    """Build a registered model; ``weights``: None (random init), "DEFAULT" or a path."""
+    """Build a registered model.  ``weights``: None (random init), "DEFAULT" (bundled
+    or cached weights), a weights enum member or name (torchvision models), or a
+    path (``.weights`` for Darknet models, a state dict otherwise)."""
     return _entry(name).builder(weights=weights, **kw)
 
 
@@ -91,17 +158,21 @@ def list_splits(name: str) -> list[tuple[str, tuple[int, ...]]]:
 
     e = _entry(name)
     model = e.builder(weights=None)
+    if hasattr(model, "shapes"):  # Darknet: shapes come from the cfg
+        return [(f"layer{k}", model.shapes[k]) for k in model.split_points()]
     shapes = []
     x = torch.zeros(1, 3, e.input_size, e.input_size)
     with torch.no_grad():
-        for unit_name, unit in list(model.units.items())[:-1]:
-            x = unit(x)
+        for k, unit_name in enumerate(model.unit_names()):
+            x = model.run_units(x, k, k + 1)
             shapes.append((unit_name, tuple(x.shape[1:])))
     return shapes
 
 
-def split_model(name: str, split: str = "paper", *, weights=None) -> SplitModel:
-    """Cut ``name`` at ``split`` ("paper" = the model's reference split point)."""
+def split_model(name: str, split: str = "paper", *, weights=None, **kw) -> SplitModel:
+    """Cut ``name`` at ``split`` ("paper" = the paper's split point for that network)."""
     e = _entry(name)
-    model = e.builder(weights=weights)
-    return split_units(model, name, e.paper_split if split == "paper" else split, e.input_size, e.preprocess)
+    model = e.builder(weights=weights, **kw)
+    s = split_units(model, name, e.paper_split if split == "paper" else split, e.input_size, e.preprocess)
+    s.task = e.task
+    return s

@@ -160,14 +160,14 @@ class EfficientNetLite(nn.Module):
         """Split points: the output of each unit but the last, in order."""
         return list(self.units)[:-1]
 
-    def run(self, x, start: int = 0, stop: int | None = None):
+    def run_units(self, x, start: int = 0, stop: int | None = None):
         """Run units ``[start, stop)`` of the flat sequence."""
         for u in list(self.units.values())[start:stop]:
             x = u(x)
         return x
 
     def forward(self, x):
-        return self.run(x)
+        return self.run_units(x)
 
 
 def bundled_weights_path() -> str:

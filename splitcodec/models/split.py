@@ -17,7 +17,7 @@ class _Range(nn.Module):
         self.model, self.start, self.stop = model, start, stop
 
     def forward(self, x):
-        return self.model.run(x, self.start, self.stop)
+        return self.model.run_units(x, self.start, self.stop)
 
 
 @dataclass
@@ -30,6 +30,7 @@ class SplitModel:
     feature_shape: tuple[int, ...]  # (C, H, W) at ``input_size``
     input_size: int
     preprocess: Callable  # PIL image or HxWx3 uint8 array -> (3, S, S) float tensor
+    task: str = "classification"  # or "detection" (the tail returns the raw YOLO heads)
 
     @property
     def feature_elements(self) -> int:
@@ -51,6 +52,9 @@ def split_units(model, name: str, split: str, input_size: int, preprocess) -> Sp
         raise KeyError(f"{name} has no split point {split!r}; valid splits: {', '.join(units)}")
     k = units.index(split) + 1
     head, tail = _Range(model, 0, k).eval(), _Range(model, k, None).eval()
-    with torch.no_grad():
-        shape = tuple(head(torch.zeros(1, 3, input_size, input_size)).shape[1:])
+    if hasattr(model, "shapes"):  # Darknet: known from the cfg without running the head
+        shape = tuple(model.shapes[model.split_points()[k - 1]])
+    else:
+        with torch.no_grad():
+            shape = tuple(head(torch.zeros(1, 3, input_size, input_size)).shape[1:])
     return SplitModel(name, split, model, head, tail, shape, input_size, preprocess)

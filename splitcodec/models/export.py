@@ -1,0 +1,38 @@
+"""Export the head (edge half) of a split model to ONNX, for TensorRT or onnxruntime on the device."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from .split import SplitModel
+
+__all__ = ["export_head_onnx", "onnx_head_max_abs_error"]
+
+
+def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch: bool = True) -> Path:
+    """Write ``split.head`` as ONNX (input ``image`` (B, 3, S, S), output ``features``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = torch.zeros(1, 3, split.input_size, split.input_size)
+    axes = {"image": {0: "batch"}, "features": {0: "batch"}} if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+        torch.onnx.export(split.head.eval(), (x,), str(path), input_names=["image"], output_names=["features"],
+                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+    return path
+
+
+def onnx_head_max_abs_error(split: SplitModel, path, images: torch.Tensor) -> float:
+    """Largest |onnxruntime − torch| over the head's outputs for ``images`` (B, 3, S, S)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = sess.run(["features"], {"image": images.numpy()})
+    with torch.no_grad():
+        ref = split.head(images).numpy()
+    if out.shape != ref.shape:
+        raise ValueError(f"ONNX output shape {out.shape} differs from torch's {ref.shape}")
+    return float(abs(out - ref).max())

@@ -1,0 +1,131 @@
+"""YOLOv3 inference around a Darknet network: letterbox, head decoding, NMS, COCO output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["COCO80_TO_91", "COCO_NAMES", "Letterbox", "letterbox", "decode_heads", "Detections",
+           "postprocess", "to_coco_results"]
+
+# COCO's 91-id category space has 11 unused ids; the 80 detection classes map onto the rest.
+_UNUSED_COCO_IDS = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}
+COCO80_TO_91 = [i for i in range(1, 91) if i not in _UNUSED_COCO_IDS]
+
+COCO_NAMES = tuple(n.replace("_", " ") for n in (
+    "person bicycle car motorbike aeroplane bus train truck boat traffic_light fire_hydrant stop_sign "
+    "parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella handbag "
+    "tie suitcase frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard surfboard "
+    "tennis_racket bottle wine_glass cup fork knife spoon bowl banana apple sandwich orange broccoli carrot "
+    "hot_dog pizza donut cake chair sofa pottedplant bed diningtable toilet tvmonitor laptop mouse remote "
+    "keyboard cell_phone microwave oven toaster sink refrigerator book clock vase scissors teddy_bear "
+    "hair_drier toothbrush"
+).split())
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was fitted into the square network input (to map boxes back)."""
+
+    orig_w: int
+    orig_h: int
+    net: int
+    new_w: int
+    new_h: int
+
+    @property
+    def dx(self) -> int:
+        return (self.net - self.new_w) // 2
+
+    @property
+    def dy(self) -> int:
+        return (self.net - self.new_h) // 2
+
+    def to_original(self, boxes: torch.Tensor) -> torch.Tensor:
+        """xyxy boxes in network pixels → original image pixels, clipped to the image."""
+        s = torch.tensor([self.orig_w / self.new_w, self.orig_h / self.new_h] * 2, dtype=boxes.dtype)
+        off = torch.tensor([self.dx, self.dy] * 2, dtype=boxes.dtype)
+        out = (boxes - off) * s
+        out[:, 0::2] = out[:, 0::2].clamp(0, self.orig_w)
+        out[:, 1::2] = out[:, 1::2].clamp(0, self.orig_h)
+        return out
+
+
+def letterbox(image, net: int = 416) -> tuple[torch.Tensor, Letterbox]:
+    """Darknet's letterbox: keep aspect ratio, fit in ``net``×``net``, pad with grey (0.5).
+    Returns a (3, net, net) tensor in [0, 1] and the geometry."""
+    from PIL import Image
+    from torchvision.transforms import functional as F
+
+    if not isinstance(image, Image.Image):
+        a = np.asarray(image)
+        if a.ndim == 2:
+            a = np.stack([a] * 3, -1)
+        image = Image.fromarray(a[..., :3].astype(np.uint8))
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = min(net / w, net / h)
+    nw, nh = max(1, int(w * scale)), max(1, int(h * scale))
+    geo = Letterbox(w, h, net, nw, nh)
+    x = F.to_tensor(image.resize((nw, nh), Image.BILINEAR))
+    canvas = torch.full((3, net, net), 0.5)
+    canvas[:, geo.dy:geo.dy + nh, geo.dx:geo.dx + nw] = x
+    return canvas, geo
+
+
+def decode_heads(heads, yolo_layers, net: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw YOLO heads → (boxes xyxy in network pixels (B, N, 4), class scores obj·p(c) (B, N, C))."""
+    all_boxes, all_scores = [], []
+    for x, layer in zip(heads, yolo_layers):
+        b, _, h, w = x.shape
+        na, nc = len(layer.anchors), layer.classes
+        p = x.view(b, na, 5 + nc, h, w).permute(0, 1, 3, 4, 2)  # (B, A, H, W, 5+C)
+        gy, gx = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype), indexing="ij")
+        anchors = torch.tensor(layer.anchors, dtype=x.dtype).view(1, na, 1, 1, 2)
+        cx = (torch.sigmoid(p[..., 0]) + gx) / w * net
+        cy = (torch.sigmoid(p[..., 1]) + gy) / h * net
+        bw = torch.exp(p[..., 2]) * anchors[..., 0]
+        bh = torch.exp(p[..., 3]) * anchors[..., 1]
+        boxes = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1)
+        scores = torch.sigmoid(p[..., 4:5]) * torch.sigmoid(p[..., 5:])
+        all_boxes.append(boxes.reshape(b, -1, 4))
+        all_scores.append(scores.reshape(b, -1, nc))
+    return torch.cat(all_boxes, 1), torch.cat(all_scores, 1)
+
+
+@dataclass
+class Detections:
+    boxes: torch.Tensor  # (N, 4) xyxy, original image pixels
+    scores: torch.Tensor  # (N,)
+    labels: torch.Tensor  # (N,) 0..79
+
+    def __len__(self) -> int:
+        return int(self.scores.numel())
+
+
+def postprocess(heads, yolo_layers, geometries, *, conf_thresh: float = 0.005, iou_thresh: float = 0.45,
+                max_dets: int = 100) -> list[Detections]:
+    """Decode, threshold each class score, class-aware NMS, map boxes to the original images."""
+    from torchvision.ops import batched_nms
+
+    net = geometries[0].net
+    boxes, scores = decode_heads(heads, yolo_layers, net)
+    out = []
+    for i, geo in enumerate(geometries):
+        idx, cls = (scores[i] > conf_thresh).nonzero(as_tuple=True)
+        b, s = boxes[i][idx], scores[i][idx, cls]
+        keep = batched_nms(b, s, cls, iou_thresh)[:max_dets]
+        out.append(Detections(geo.to_original(b[keep]), s[keep], cls[keep]))
+    return out
+
+
+def to_coco_results(dets: Detections, image_id: int) -> list[dict]:
+    """COCO results-json records (``bbox`` as x, y, width, height; 91-space category ids)."""
+    out = []
+    for (x0, y0, x1, y1), s, c in zip(dets.boxes.tolist(), dets.scores.tolist(), dets.labels.tolist()):
+        out.append({"image_id": int(image_id), "category_id": COCO80_TO_91[int(c)],
+                    "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                    "score": round(float(s), 5)})
+    return out
