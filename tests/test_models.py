@@ -71,3 +71,24 @@ def test_photos_and_crops_are_deterministic():
     a, b = photo_crops(12, seed=3), photo_crops(12, seed=3)
     assert [n for n, _ in a] == [n for n, _ in b]
     assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a, b))
+
+
+def test_torchvision_weights_enum_from_hub_cache(tmp_path, monkeypatch):
+    from torchvision.models import ResNet50_Weights
+    from torchvision.models import resnet50 as tv
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError, match="torch hub cache"):
+        models.get_model("resnet50", weights="IMAGENET1K_V1")
+    ref = tv(weights=None)
+    with torch.no_grad():
+        ref.fc.bias.fill_(0.25)
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(ref.state_dict(), cache / ResNet50_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1])
+    m = models.get_model("resnet50", weights=ResNet50_Weights.IMAGENET1K_V1)
+    assert torch.equal(m.model.fc.bias, ref.fc.bias)
+    bad = tmp_path / "bad.pth"
+    torch.save({"fc.weight": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="do not match"):
+        models.get_model("resnet50", weights=bad)

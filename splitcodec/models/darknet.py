@@ -300,8 +300,10 @@ class DarknetNet(nn.Module):
                 c, h, w = layer.outputs, 1, 1
             elif s.type == "shortcut":
                 layer = Shortcut(s, i)
+                self._check_refs(layer, i, s)
             elif s.type == "route":
                 layer = Route(s, i)
+                self._check_refs(layer, i, s)
                 c = sum(shapes[r][0] for r in layer.refs)
                 h, w = shapes[layer.refs[0]][1:]
             elif s.type == "upsample":
@@ -324,14 +326,17 @@ class DarknetNet(nn.Module):
                 layer = Yolo(s)
             else:
                 raise ValueError(f"cfg line {s.line}: unsupported layer type [{s.type}]")
-            for r in layer.refs:
-                if not 0 <= r < i:
-                    raise ValueError(f"cfg line {s.line}: layer {i} ({s.type}) refers to layer {r}, which is not before it")
             layers.append(layer)
             shapes.append((c, h, w))
         self.layers = nn.ModuleList(layers)
         self.shapes = shapes
         self.yolo_layers = [i for i, l in enumerate(layers) if l.kind == "yolo"]
+
+    @staticmethod
+    def _check_refs(layer, i: int, s: Section) -> None:
+        for r in layer.refs:
+            if not 0 <= r < i:
+                raise ValueError(f"cfg line {s.line}: layer {i} ({s.type}) refers to layer {r}, which is not before it")
 
     def split_points(self) -> list[int]:
         """Layers after which one tensor carries everything the rest needs."""
@@ -436,7 +441,7 @@ def load_darknet_weights(model: DarknetNet, path, progress: bool = False) -> dic
                 arr = floats[off:off + n]
                 if transpose and isinstance(layer, Connected) and name == "weights":
                     arr = arr.reshape(t.shape[1], t.shape[0]).T
-                t.copy_(torch.from_numpy(np.ascontiguousarray(arr).reshape(t.shape)))
+                t.copy_(torch.from_numpy(np.array(arr, dtype=np.float32).reshape(t.shape)))
                 off += n
     if off != floats.size:
         raise DarknetWeightsError(
