@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 __all__ = ["COCO80_TO_91", "COCO_NAMES", "Letterbox", "letterbox", "decode_heads", "Detections",
-           "postprocess", "to_coco_results"]
+           "postprocess", "to_coco_results", "detect"]
 
 # COCO's 91-id category space has 11 unused ids; the 80 detection classes map onto the rest.
 _UNUSED_COCO_IDS = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}
@@ -129,3 +129,13 @@ def to_coco_results(dets: Detections, image_id: int) -> list[dict]:
                     "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
                     "score": round(float(s), 5)})
     return out
+
+
+def detect(model, images, *, net: int = 416, conf_thresh: float = 0.25, iou_thresh: float = 0.45,
+           max_dets: int = 100) -> list[Detections]:
+    """Whole-network YOLOv3 inference on a list of images (arrays or PIL images)."""
+    batch, geos = zip(*(letterbox(im, net) for im in images))
+    with torch.no_grad():
+        heads = model(torch.stack(batch))
+    layers = [model.layers[i] for i in model.yolo_layers]
+    return postprocess(heads, layers, list(geos), conf_thresh=conf_thresh, iou_thresh=iou_thresh, max_dets=max_dets)
