@@ -8,16 +8,18 @@ ARCH := $(shell uname -m)
 # Exact torch pins for the test set-up (users may bring any torch in the pyproject range).
 ifeq ($(ARCH),aarch64)
 TORCH_PINS := torch==2.9.1 torchvision==0.24.1
-EXTRAS := torch,eval,dev,export
+EXTRAS := torch,apps,eval,dev,export
 else
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-EXTRAS := torch,constriction,eval,dev,export
+EXTRAS := torch,apps,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo test test-slow fuzz-slow bench bench-quick context-study lint clean
+.PHONY: help install demo demo-codec proto test test-slow bench bench-system context-study clean
 
 help:
-	@echo "make demo       - offline demo on real EfficientNet-Lite0 activations of shipped photos"
+	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
+	@echo "make demo-codec - the codec alone on real EfficientNet-Lite0 activations (N = 2, 4, 8)"
+	@echo "make proto      - regenerate the gRPC/protobuf code from proto/splitcodec.proto"
 	@echo "make test       - the default test suite (what CI runs)"
 	@echo "make test-slow  - the long cases too (1M-case fuzz run, big designs)"
 	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval.bench_codec)"
@@ -32,7 +34,13 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
+	$(PY) -m eval.demo_system
+
+demo-codec: install
 	$(PY) -m eval.demo_codec
+
+proto: install
+	$(PY) proto/generate.py
 
 test: install
 	$(PY) -m pytest -q

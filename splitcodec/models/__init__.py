@@ -18,7 +18,7 @@ from typing import Callable
 from .split import SplitModel, split_units
 
 __all__ = ["list_models", "get_model", "list_splits", "split_model", "SplitModel", "imagenet_preprocess",
-           "darknet_preprocess", "imagenet_categories", "register_model", "ModelEntry"]
+           "darknet_preprocess", "imagenet_categories", "register_model", "ModelEntry", "paper_split"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,11 @@ def _entry(name: str) -> ModelEntry:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}") from None
+
+
+def paper_split(name: str) -> str:
+    """The split point the paper uses for ``name`` (its default split)."""
+    return _entry(name).paper_split
 
 
 def get_model(name: str, *, weights=None, **kw):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["COCO80_TO_91", "COCO_NAMES", "Letterbox", "letterbox", "decode_heads", "Detections",
+__all__ = ["COCO80_TO_91", "COCO_NAMES", "Letterbox", "letterbox", "letterbox_geometry", "decode_heads", "Detections",
            "postprocess", "to_coco_results", "detect"]
 
 # COCO's 91-id category space has 11 unused ids; the 80 detection classes map onto the rest.
@@ -53,6 +53,12 @@ class Letterbox:
         return out
 
 
+def letterbox_geometry(width: int, height: int, net: int = 416) -> Letterbox:
+    """Where an image of ``width``×``height`` lands inside the ``net``×``net`` input."""
+    scale = min(net / width, net / height)
+    return Letterbox(width, height, net, max(1, int(width * scale)), max(1, int(height * scale)))
+
+
 def letterbox(image, net: int = 416) -> tuple[torch.Tensor, Letterbox]:
     """Darknet's letterbox: keep aspect ratio, fit in ``net``×``net``, pad with grey (0.5).
     Returns a (3, net, net) tensor in [0, 1] and the geometry."""
@@ -65,13 +71,10 @@ def letterbox(image, net: int = 416) -> tuple[torch.Tensor, Letterbox]:
             a = np.stack([a] * 3, -1)
         image = Image.fromarray(a[..., :3].astype(np.uint8))
     image = image.convert("RGB")
-    w, h = image.size
-    scale = min(net / w, net / h)
-    nw, nh = max(1, int(w * scale)), max(1, int(h * scale))
-    geo = Letterbox(w, h, net, nw, nh)
-    x = F.to_tensor(image.resize((nw, nh), Image.BILINEAR))
+    geo = letterbox_geometry(*image.size, net)
+    x = F.to_tensor(image.resize((geo.new_w, geo.new_h), Image.BILINEAR))
     canvas = torch.full((3, net, net), 0.5)
-    canvas[:, geo.dy:geo.dy + nh, geo.dx:geo.dx + nw] = x
+    canvas[:, geo.dy:geo.dy + geo.new_h, geo.dx:geo.dx + geo.new_w] = x
     return canvas, geo
 
 

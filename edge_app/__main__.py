@@ -1,0 +1,270 @@
+"""splitcodec-edge: run a model's head on the device, send the compressed
+activations to a splitcodec-cloud server, print the predictions.
+
+    python -m edge_app --server localhost:50051 --model efficientnet_lite0 photo.jpg folder/ video.mp4
+    python -m edge_app --server localhost:50051 --photos          # the photos shipped with scikit-image
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="splitcodec-edge", description=__doc__.split("\n\n")[0])
+    p.add_argument("inputs", nargs="*", help="image files, folders, video files, or a camera index (0, 1, ...)")
+    p.add_argument("--photos", action="store_true", help="use the photos shipped with scikit-image")
+    p.add_argument("--server", default="localhost:50051")
+    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--split", default="paper")
+    p.add_argument("--weights", default=None, help="head weights (default: the model's bundled weights, if any)")
+    q = p.add_argument_group("quantizer (default: the model's measured operating point)")
+    q.add_argument("--levels", type=int, help="number of quantizer levels N (2..256)")
+    q.add_argument("--clip", help="'c_min,c_max', or 'auto' (MSE-optimal on the first frame)")
+    q.add_argument("--quantizer", help="a quantizer file (splitcodec-eval calibrate)")
+    q.add_argument("--context-model", default="spatial", choices=["spatial", "paper"])
+    p.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help="how to run the head")
+    p.add_argument("--onnx", help="exported head for --runtime onnx (exported on the fly if omitted)")
+    p.add_argument("--tls-ca", help="PEM root certificate: connect with TLS")
+    p.add_argument("--token", help="bearer token (or SPLITCODEC_TOKEN)")
+    p.add_argument("--timeout", type=float, default=10.0, help="deadline of each call, seconds")
+    p.add_argument("--retries", type=int, default=3, help="retries with backoff while the server is unavailable")
+    p.add_argument("--stream", action="store_true", help="send frames over one bidirectional stream")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="one JSON object per frame, then a summary object")
+    return p
+
+
+def frames(args):
+    """(name, H×W×3 uint8 RGB) for every input."""
+    import numpy as np
+    from PIL import Image
+
+    if args.photos:
+        from splitcodec.datasets import shipped_photos
+
+        yield from shipped_photos()
+    for item in args.inputs:
+        path = Path(item)
+        if item.isdigit() and not path.exists():
+            yield from _video(int(item), f"camera{item}")
+        elif path.is_dir():
+            for f in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+                yield str(f), np.asarray(Image.open(f).convert("RGB"))
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            yield from _video(str(path), path.name)
+        elif path.exists():
+            yield str(path), np.asarray(Image.open(path).convert("RGB"))
+        else:
+            raise FileNotFoundError(f"input not found: {item}")
+
+
+def _video(source, name):
+    try:
+        import cv2
+    except ImportError:
+        raise SystemExit("video files and cameras need OpenCV: pip install opencv-python-headless") from None
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        raise SystemExit(f"cannot open video source {source!r}")
+    i = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        yield f"{name}#{i}", bgr[..., ::-1].copy()
+        i += 1
+    cap.release()
+
+
+def build_codec(args, split):
+    import numpy as np
+
+    import splitcodec as sc
+    from splitcodec.calibration import load_quantizer
+    from splitcodec.inference import default_operating_point
+
+    if args.quantizer:
+        q, _ = load_quantizer(args.quantizer)
+        return lambda first: q
+    levels, clip = args.levels, None
+    from splitcodec import models
+
+    default = default_operating_point(args.model) if split.split == models.paper_split(args.model) else None
+    if args.clip and args.clip != "auto":
+        clip = tuple(float(v) for v in args.clip.split(","))
+    if levels is None:
+        levels = default[0] if default else 8
+    if clip is None and args.clip != "auto" and default and default[0] == levels:
+        clip = default[1]
+    if clip is not None:
+        q = sc.UniformQuantizer(clip[0], clip[1], levels)
+        return lambda first: q
+
+    def auto(first):  # MSE-optimal on the first frame's activations
+        lo = float(min(0.0, np.percentile(first, 0.1)))
+        return sc.UniformQuantizer(lo, sc.mse_optimal_clip(first, levels, lo), levels)
+
+    return auto
+
+
+def jpeg90_bytes(image) -> int:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=90)
+    return buf.tell()
+
+
+def main(argv=None) -> int:
+    import os
+
+    args = build_parser().parse_args(argv)
+    if not args.inputs and not args.photos:
+        print("error: give image/video inputs or --photos", file=sys.stderr)
+        return 2
+    import numpy as np
+    import torch
+
+    import splitcodec as sc
+    from splitcodec import models
+    from splitcodec.inference import EdgeEncoder
+    from splitcodec.wire import pb
+
+    from .client import EdgeClient, ServerUnreachable
+
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    weights = args.weights or ("DEFAULT" if args.model == "efficientnet_lite0" else None)
+    try:
+        split = models.split_model(args.model, args.split, weights=weights)
+        make_quantizer = build_codec(args, split)
+    except (KeyError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    onnx_path = args.onnx
+    if args.runtime == "onnx" and not onnx_path:
+        import tempfile
+
+        from splitcodec.models.export import export_head_onnx
+
+        onnx_path = export_head_onnx(split, Path(tempfile.mkdtemp()) / "head.onnx")
+    tls = Path(args.tls_ca).read_bytes() if args.tls_ca else None
+    client = EdgeClient(args.server, token=args.token or os.environ.get("SPLITCODEC_TOKEN"), tls_ca=tls,
+                        timeout=args.timeout, retries=args.retries)
+    encoder = None
+    rows, out = [], sys.stdout
+
+    def encode(name, image, i):
+        nonlocal encoder
+        if encoder is None:
+            q = make_quantizer(EdgeEncoder(split, None).features(image)[0])
+            encoder = EdgeEncoder(split, sc.FeatureCodec(q, args.context_model), runtime=args.runtime,
+                                  onnx_path=onnx_path)
+            encoder.warmup()
+            if not args.json:
+                print(f"# {args.model} split {split.split} {tuple(split.feature_shape)}; quantizer {q!r}; "
+                      f"context model {args.context_model}; runtime {args.runtime}; server {args.server}", file=out)
+        frame = encoder.encode(image)
+        req = pb.InferRequest(bitstream=frame.bitstream, model=args.model, split=split.split, request_id=f"{i}:{name}",
+                              original_size=pb.ImageSize(width=frame.original_size[0], height=frame.original_size[1]),
+                              top_k=args.top_k)
+        return frame, req
+
+    def report(name, image, frame, resp, rtt_ms):
+        if resp.HasField("error") and resp.error.code:
+            row = {"frame": name, "error": f"{resp.error.code}: {resp.error.message}"}
+        else:
+            preds = ([{"class": c.index, "name": c.name, "score": round(c.score, 4)} for c in resp.classes] or
+                     [{"category_id": d.category_id, "name": d.name, "score": round(d.score, 4),
+                       "box": [round(v, 1) for v in (d.x0, d.y0, d.x1, d.y1)]} for d in resp.detections])
+            row = {"frame": name, "predictions": preds, "bytes": len(frame.bitstream),
+                   "bits_per_element": round(frame.bits_per_element, 4), "raw_float32_bytes": 4 * frame.elements,
+                   "jpeg90_bytes": jpeg90_bytes(image), "head_ms": round(frame.head_ms, 2),
+                   "encode_ms": round(frame.encode_ms, 2), "round_trip_ms": round(rtt_ms, 2),
+                   "server_decode_ms": round(resp.timings.decode_ms, 2), "server_tail_ms": round(resp.timings.tail_ms, 2)}
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row), file=out, flush=True)
+        elif "error" in row:
+            print(f"{name[:28]:<28} ERROR {row['error']}", file=out)
+        else:
+            top = row["predictions"][0] if row["predictions"] else {"name": "(nothing)", "score": 0.0}
+            print(f"{name[:28]:<28} {top['name'][:22]:<22} {top['score']:>5.2f} {row['bytes']:>7} B "
+                  f"{row['bits_per_element']:>6.3f} b/e  head {row['head_ms']:>6.1f}  enc {row['encode_ms']:>5.1f}  "
+                  f"rtt {row['round_trip_ms']:>6.1f} ms", file=out, flush=True)
+
+    try:
+        client.wait_ready(args.timeout)
+        source = frames(args)
+        if not args.json and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            source = tqdm(source, unit="frame", leave=False)
+        if args.stream:
+            pending = []
+
+            def requests():
+                for i, (name, image) in enumerate(source):
+                    frame, req = encode(name, image, i)
+                    pending.append((name, image, frame, time.perf_counter()))
+                    yield req
+
+            for resp in client.stream(requests()):
+                name, image, frame, t0 = pending.pop(0)
+                report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
+        else:
+            for i, (name, image) in enumerate(source):
+                frame, req = encode(name, image, i)
+                t0 = time.perf_counter()
+                resp = client.infer(req)
+                # round trip = network + server decode + tail (the head and encode are timed apart)
+                report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
+    except ServerUnreachable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # grpc.RpcError and friends: say what the server said
+        import grpc
+
+        if isinstance(e, grpc.RpcError):
+            print(f"error: server answered {e.code().name}: {e.details()}", file=sys.stderr)
+            return 4
+        raise
+    finally:
+        client.close()
+    ok = [r for r in rows if "error" not in r]
+    summary = {"frames": len(rows), "errors": len(rows) - len(ok)}
+    if ok:
+        mean = lambda k: float(np.mean([r[k] for r in ok]))  # noqa: E731
+        rtt = [r["round_trip_ms"] for r in ok]
+        summary.update({"mean_bytes_per_frame": mean("bytes"), "mean_bits_per_element": mean("bits_per_element"),
+                        "raw_float32_bytes": mean("raw_float32_bytes"), "mean_jpeg90_bytes": mean("jpeg90_bytes"),
+                        "vs_float32": mean("raw_float32_bytes") / mean("bytes"),
+                        "vs_jpeg90": mean("jpeg90_bytes") / mean("bytes"),
+                        "round_trip_ms_p50": float(np.percentile(rtt, 50)),
+                        "round_trip_ms_p95": float(np.percentile(rtt, 95)),
+                        "head_ms_mean": mean("head_ms"), "encode_ms_mean": mean("encode_ms")})
+    if args.json:
+        print(json.dumps({"summary": summary}), file=out)
+    elif ok:
+        s = summary
+        print(f"# {s['frames']} frames: {s['mean_bytes_per_frame']:.0f} B/frame on average = "
+              f"{s['vs_float32']:.0f}x smaller than the float32 tensor ({s['raw_float32_bytes']:.0f} B) and "
+              f"{s['vs_jpeg90']:.1f}x smaller than a JPEG-90 of the input ({s['mean_jpeg90_bytes']:.0f} B); "
+              f"round trip p50 {s['round_trip_ms_p50']:.1f} ms, p95 {s['round_trip_ms_p95']:.1f} ms; "
+              f"head {s['head_ms_mean']:.1f} ms, encode {s['encode_ms_mean']:.1f} ms", file=out)
+    return 0 if not summary["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

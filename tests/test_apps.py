@@ -1,0 +1,282 @@
+"""The edge and cloud apps over real gRPC on loopback (port 0, in-process server)."""
+
+import concurrent.futures as cf
+import json
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+grpc = pytest.importorskip("grpc")
+torch = pytest.importorskip("torch")
+
+import splitcodec as sc  # noqa: E402
+from cloud_app.server import ModelSpec, create_server, load_tails, shutdown  # noqa: E402
+from edge_app import rpc  # noqa: E402
+from edge_app.client import EdgeClient, ServerUnreachable  # noqa: E402
+from splitcodec import models  # noqa: E402
+from splitcodec.datasets import shipped_photos  # noqa: E402
+from splitcodec.inference import EdgeEncoder, default_operating_point  # noqa: E402
+from splitcodec.wire import pb  # noqa: E402
+
+from .streams import resign  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tails():
+    return load_tails([ModelSpec("efficientnet_lite0")])
+
+
+@pytest.fixture(scope="module")
+def encoder(tails):
+    (tail,) = tails.values()
+    n, clip = default_operating_point("efficientnet_lite0")
+    return EdgeEncoder(tail.split, sc.FeatureCodec(sc.UniformQuantizer(*clip, n)))
+
+
+@pytest.fixture(scope="module")
+def frames(encoder):
+    return {name: encoder.encode(img) for name, img in shipped_photos()}
+
+
+@pytest.fixture(scope="module")
+def server(tails):
+    srv, port, service = create_server("127.0.0.1:0", tails, max_message_bytes=1 << 20)
+    yield f"127.0.0.1:{port}", service
+    shutdown(srv, service, grace=1)
+
+
+def _req(frame, rid="r", **kw):
+    return pb.InferRequest(bitstream=frame.bitstream, model="efficientnet_lite0", request_id=rid,
+                           original_size=pb.ImageSize(width=frame.original_size[0], height=frame.original_size[1]), **kw)
+
+
+def _stub(address):
+    ch = grpc.insecure_channel(address)
+    return ch, rpc.SplitInferenceStub(ch)
+
+
+def test_real_round_trip_predicts_the_photo(server, frames):
+    ch, stub = _stub(server[0])
+    with ch:
+        r = stub.Infer(_req(frames["chelsea"], "cat-1"), timeout=30)
+        assert r.request_id == "cat-1" and r.classes[0].index == 285 and r.classes[0].name == "Egyptian cat"
+        assert r.elements == 672 * 14 * 14 and r.bitstream_bytes == len(frames["chelsea"].bitstream)
+        assert r.timings.tail_ms > 0 and r.timings.batch_size >= 1
+        assert stub.Infer(_req(frames["coffee"]), timeout=30).classes[0].index == 967
+
+
+def _code(fn):
+    with pytest.raises(grpc.RpcError) as e:
+        fn()
+    return e.value.code()
+
+
+def test_bad_streams_are_invalid_argument_and_the_server_keeps_serving(server, frames):
+    good = frames["rocket"]
+    hs = sc.decode_header(good.bitstream).size
+    other_shape = sc.FeatureCodec(sc.UniformQuantizer(0, 1, 4)).encode(np.zeros((10, 14, 14), np.float32))
+    bad = {
+        "garbage": b"\x13\x37" * 50,
+        "truncated": good.bitstream[:-10],
+        "resigned truncation": resign(good.bitstream[:-10], hs),
+        "bit flip": good.bitstream[:40] + bytes([good.bitstream[40] ^ 4]) + good.bitstream[41:],
+        "wrong shape": other_shape,
+        "empty": b"",
+    }
+    ch, stub = _stub(server[0])
+    with ch:
+        for name, data in bad.items():
+            req = _req(good)
+            req.bitstream = data
+            assert _code(lambda: stub.Infer(req, timeout=30)) == grpc.StatusCode.INVALID_ARGUMENT, name
+            assert stub.Infer(_req(good), timeout=30).classes[0].index == 657, f"after {name}"
+
+
+def test_not_found_and_resource_exhausted(server, frames):
+    ch, stub = _stub(server[0])
+    with ch:
+        req = _req(frames["rocket"])
+        req.model = "resnet50"
+        assert _code(lambda: stub.Infer(req, timeout=30)) == grpc.StatusCode.NOT_FOUND
+        req = _req(frames["rocket"], split="blocks.3.expand")
+        assert _code(lambda: stub.Infer(req, timeout=30)) == grpc.StatusCode.NOT_FOUND
+        req = _req(frames["rocket"])
+        req.bitstream = b"\x00" * (2 << 20)  # over the server's 1 MiB limit
+        assert _code(lambda: stub.Infer(req, timeout=30)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        from splitcodec import bitstream as bs
+        h = bs.Header(1, bs.QUANTIZER_UNIFORM, 4, (1 << 16, 1 << 16, 1 << 8), clip=(0.0, 1.0))
+        req.bitstream = bs.write_header(h, b"\0\0\0\0") + b"\0\0\0\0"  # declares 2^40 elements
+        assert _code(lambda: stub.Infer(req, timeout=30)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert stub.Infer(_req(frames["rocket"]), timeout=30).classes
+
+
+def test_health_reflection_and_list_models(server):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    ch, stub = _stub(server[0])
+    with ch:
+        h = health_pb2_grpc.HealthStub(ch)
+        for svc in ("", "splitcodec.v1.SplitInference"):
+            assert h.Check(health_pb2.HealthCheckRequest(service=svc), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+        refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+        (resp,) = refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+        assert "splitcodec.v1.SplitInference" in {s.name for s in resp.list_services_response.service}
+        lm = stub.ListModels(pb.ListModelsRequest(), timeout=10)
+        assert lm.bitstream_format_version == 1 and lm.models[0].name == "efficientnet_lite0"
+        assert list(lm.models[0].splits[0].shape) == [672, 14, 14] and lm.models[0].default_split == "blocks.11.expand"
+
+
+def test_stream_keeps_order_and_ids_and_survives_a_bad_frame(server, frames):
+    names = list(frames)
+    reqs = [_req(frames[n], f"{i}-{n}") for i, n in enumerate(names)]
+    reqs[3].bitstream = b"not a stream"
+    with EdgeClient(server[0]) as client:
+        out = list(client.stream(iter(reqs), timeout=60))
+    assert [r.request_id for r in out] == [r.request_id for r in reqs]
+    assert out[3].error.code == "INVALID_ARGUMENT" and not out[3].classes
+    assert out[0].classes[0].index == 285 and all(r.classes for i, r in enumerate(out) if i != 3)
+
+
+def test_auth(tails, frames):
+    srv, port, service = create_server("127.0.0.1:0", tails, token="s3cret")
+    try:
+        addr = f"127.0.0.1:{port}"
+        for token in (None, "wrong"):
+            with EdgeClient(addr, token=token, retries=0) as c:
+                with pytest.raises(grpc.RpcError) as e:
+                    c.infer(_req(frames["coffee"]))
+                assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with EdgeClient(addr, token="s3cret") as c:
+            assert c.infer(_req(frames["coffee"])).classes[0].index == 967
+    finally:
+        shutdown(srv, service, grace=1)
+
+
+def test_load_and_faults_eight_clients(server, frames):
+    """8 concurrent clients, 240 requests, 10 % corrupted: every valid one answered
+    with the same class as the in-process pipeline, every corrupted one INVALID_ARGUMENT."""
+    (tail,) = [b.tail for b in server[1].batchers.values()]
+    expected = {n: tail.run([tail.decode(f.bitstream)[0]])[0].classes[0].index for n, f in frames.items()}
+    names = list(frames)
+    rng = np.random.default_rng(0)
+    corrupt = set(rng.choice(240, 24, replace=False).tolist())
+    requests = []
+    for i in range(240):
+        req = _req(frames[names[i % len(names)]], f"{i}")
+        if i in corrupt:
+            b = bytearray(req.bitstream)
+            b[rng.integers(4, len(b))] ^= 0xFF
+            req.bitstream = bytes(b)
+        requests.append(req)
+    results = {}
+
+    def work(i):
+        name, req = names[i % len(names)], requests[i]
+        try:
+            r = client.infer(req)
+            return i, "OK", r.classes[0].index, name, r.request_id
+        except grpc.RpcError as e:
+            return i, e.code().name, None, name, None
+
+    with EdgeClient(server[0], timeout=60) as client, cf.ThreadPoolExecutor(8) as pool:
+        for i, status, cls, name, rid in pool.map(work, range(240)):
+            results[i] = (status, cls, name, rid)
+    assert len(results) == 240  # none lost
+    for i, (status, cls, name, rid) in results.items():
+        if i in corrupt:
+            assert status == "INVALID_ARGUMENT", (i, status)
+        else:
+            assert status == "OK" and cls == expected[name] and rid == str(i), (i, status)
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    ch = grpc.insecure_channel(server[0])
+    with ch:
+        st = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10).status
+    assert st == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_batching_groups_concurrent_requests(tails, frames):
+    srv, port, service = create_server("127.0.0.1:0", tails, batching=True, max_batch=8, batch_window_ms=50)
+    try:
+        with EdgeClient(f"127.0.0.1:{port}", timeout=60) as c, cf.ThreadPoolExecutor(8) as pool:
+            sizes = list(pool.map(lambda i: c.infer(_req(frames["coffee"], str(i))).timings.batch_size, range(8)))
+        assert max(sizes) > 1
+    finally:
+        shutdown(srv, service, grace=1)
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(tails, frames, monkeypatch):
+    srv, port, service = create_server("127.0.0.1:0", tails, batching=False)
+    (batcher,) = service.batchers.values()
+    run = batcher.tail.run
+
+    def slow(*a, **kw):
+        time.sleep(1.0)
+        return run(*a, **kw)
+
+    monkeypatch.setattr(batcher.tail, "run", slow)
+    client = EdgeClient(f"127.0.0.1:{port}", timeout=30, retries=0)
+    fut = cf.ThreadPoolExecutor(1).submit(client.infer, _req(frames["coffee"]))
+    time.sleep(0.3)
+    threading.Thread(target=shutdown, args=(srv, service, 5.0)).start()
+    assert fut.result(timeout=30).classes[0].index == 967
+    time.sleep(0.5)
+    with pytest.raises((grpc.RpcError, ServerUnreachable)):
+        client.infer(_req(frames["coffee"]))
+    client.close()
+
+
+def test_edge_cli_against_the_server(server, capsys):
+    from edge_app.__main__ import main
+
+    assert main(["--server", server[0], "--photos", "--json", "--top-k", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows, summary = lines[:-1], lines[-1]["summary"]
+    assert [r["frame"] for r in rows][:2] == ["chelsea", "coffee"]
+    assert rows[0]["predictions"][0]["name"] == "Egyptian cat" and len(rows[0]["predictions"]) == 2
+    assert summary["frames"] == 8 and summary["errors"] == 0
+    assert summary["vs_float32"] > 10 and summary["mean_jpeg90_bytes"] > 0 and summary["round_trip_ms_p95"] > 0
+
+
+def test_edge_cli_onnx_runtime_and_stream(server, capsys):
+    from edge_app.__main__ import main
+
+    assert main(["--server", server[0], "--photos", "--json", "--runtime", "onnx", "--stream"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()][:-1]
+    assert rows[1]["predictions"][0]["name"] == "espresso"
+
+
+def test_edge_cli_unreachable_server(capsys):
+    from edge_app.__main__ import main
+
+    assert main(["--server", "127.0.0.1:9", "--photos", "--timeout", "1", "--retries", "1"]) == 3
+    assert "cannot reach" in capsys.readouterr().err
+
+
+def test_generated_stubs_match_the_proto():
+    pytest.importorskip("grpc_tools")
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, str(root / "proto" / "generate.py"), "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_tls(tails, frames, tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(tmp_path / "k.pem"),
+                    "-out", str(tmp_path / "c.pem")], check=True, capture_output=True)
+    cert, key = (tmp_path / "c.pem").read_bytes(), (tmp_path / "k.pem").read_bytes()
+    srv, port, service = create_server("localhost:0", tails, tls=(cert, key))
+    try:
+        with EdgeClient(f"localhost:{port}", tls_ca=cert) as c:
+            assert c.infer(_req(frames["coffee"])).classes[0].index == 967
+    finally:
+        shutdown(srv, service, grace=1)
