@@ -51,6 +51,9 @@ test-slow: install
 bench: install
 	$(PY) -m eval.bench_codec --output docs/bench_codec.json --update-readme README.md
 
+bench-system: install
+	$(PY) -m eval.bench_system --output docs/bench_system.json --update-readme README.md
+
 context-study: install
 	$(PY) -m eval.context_study --output docs/context_study.json --update-doc docs/codec.md
 

@@ -1,0 +1,173 @@
+"""System benchmark: edge → gRPC → cloud on localhost, with the real EfficientNet-Lite0.
+
+    python -m eval.bench_system [--requests 240] [--output bench_system.json] [--update-readme README.md]
+
+The server runs as its own process (``python -m cloud_app``), once with request
+batching and once without; 1, 4 and 8 client threads send pre-encoded frames
+(augmented shipped photos) as fast as answers come back.  Reports round-trip
+latency p50/p95, throughput, the edge's own head and encode times, end-to-end
+latency (head + encode + round trip), and bytes per frame against the raw
+float32 tensor and a JPEG-90 of the input.  Client and server share this
+machine's cores, so absolute figures are pessimistic for a real deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .common import emit, log
+
+METHOD = "/splitcodec.v1.SplitInference/Infer"
+
+
+def _start_server(batching: bool, tmp: Path):
+    port_file = tmp / f"port-{batching}"
+    args = [sys.executable, "-m", "cloud_app", "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
+            "--device", "cpu", "--max-batch", "8", "--batch-window-ms", "2"]
+    if not batching:
+        args.append("--no-batching")
+    logf = open(tmp / f"server-{batching}.log", "w")
+    proc = subprocess.Popen(args, stderr=logf, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.time() + 120
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError((tmp / f"server-{batching}.log").read_text())
+        time.sleep(0.2)
+    return proc, int(port_file.read_text())
+
+
+def _load(port: int, requests, clients: int, total: int) -> dict:
+    import grpc
+    import numpy as np
+
+    from splitcodec.wire import pb
+
+    latencies, errors = [], []
+    lock = threading.Lock()
+    counter = iter(range(total))
+
+    def client():
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = ch.unary_unary(METHOD, request_serializer=pb.InferRequest.SerializeToString,
+                                  response_deserializer=pb.InferResponse.FromString)
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                t = time.perf_counter()
+                try:
+                    call(requests[i % len(requests)], timeout=60)
+                except grpc.RpcError as e:
+                    errors.append(e.code().name)
+                    continue
+                with lock:
+                    latencies.append(1e3 * (time.perf_counter() - t))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat = np.array(latencies)
+    return {"clients": clients, "requests": total, "errors": len(errors),
+            "round_trip_ms_p50": float(np.percentile(lat, 50)), "round_trip_ms_p95": float(np.percentile(lat, 95)),
+            "throughput_rps": len(lat) / wall}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m eval.bench_system", description=__doc__.split("\n\n")[0])
+    p.add_argument("--requests", type=int, default=240, help="requests per (clients, batching) case")
+    p.add_argument("--clients", default="1,4,8")
+    p.add_argument("--frames", type=int, default=32, help="distinct frames (augmented shipped photos)")
+    p.add_argument("--output")
+    p.add_argument("--update-readme", metavar="PATH")
+    args = p.parse_args(argv)
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import splitcodec as sc
+    from splitcodec import models
+    from splitcodec.datasets import photo_crops
+    from splitcodec.inference import EdgeEncoder, default_operating_point
+    from splitcodec.wire import pb
+
+    torch.set_num_threads(1)
+    log("encoding frames on the 'edge' ...")
+    split = models.split_model("efficientnet_lite0", weights="DEFAULT")
+    n, clip = default_operating_point("efficientnet_lite0")
+    enc = EdgeEncoder(split, sc.FeatureCodec(sc.UniformQuantizer(*clip, n)))
+    enc.warmup()
+    frames, requests, jpeg = [], [], []
+    for i, (name, img) in enumerate(photo_crops(args.frames, seed=3)):
+        f = enc.encode(img)
+        frames.append(f)
+        requests.append(pb.InferRequest(bitstream=f.bitstream, model="efficientnet_lite0", request_id=str(i),
+                                        original_size=pb.ImageSize(width=f.original_size[0], height=f.original_size[1])))
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=90)
+        jpeg.append(buf.tell())
+    bytes_per_frame = float(np.mean([len(f.bitstream) for f in frames]))
+    raw = 4 * frames[0].elements
+    edge = {"head_ms_p50": float(np.median([f.head_ms for f in frames])),
+            "encode_ms_p50": float(np.median([f.encode_ms for f in frames]))}
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for batching in (True, False):
+            log(f"server with batching {'on' if batching else 'off'} ...")
+            proc, port = _start_server(batching, Path(tmp))
+            try:
+                _load(port, requests, 1, 8)  # warm-up
+                for clients in [int(c) for c in args.clients.split(",")]:
+                    r = _load(port, requests, clients, args.requests)
+                    r["batching"] = batching
+                    r["end_to_end_ms_p50"] = edge["head_ms_p50"] + edge["encode_ms_p50"] + r["round_trip_ms_p50"]
+                    cases.append(r)
+                    log(r)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+    doc = {"benchmark": "bench_system", "model": "efficientnet_lite0", "split": split.split,
+           "operating_point": {"levels": n, "clip": list(clip), "context_model": "spatial"},
+           "frames": len(frames), "cpu_count": os.cpu_count(),
+           "bytes_per_frame": bytes_per_frame, "raw_float32_bytes": raw, "jpeg90_bytes": float(np.mean(jpeg)),
+           "vs_float32": raw / bytes_per_frame, "vs_jpeg90": float(np.mean(jpeg)) / bytes_per_frame,
+           "edge": edge, "cases": cases}
+    emit(doc, args.output)
+    if args.update_readme:
+        from .bench_codec import update_section
+
+        update_section(args.update_readme, "bench_system", markdown(doc))
+    return 0
+
+
+def markdown(doc) -> str:
+    lines = [f"Measured by `python -m eval.bench_system`: EfficientNet-Lite0 split at `{doc['split']}`, N = "
+             f"{doc['operating_point']['levels']}, clip {doc['operating_point']['clip']}, spatial contexts; server "
+             f"and clients on one {doc['cpu_count']}-core machine over loopback.", "",
+             f"- Bytes per frame: {doc['bytes_per_frame']:.0f} (raw float32 tensor {doc['raw_float32_bytes']}: "
+             f"{doc['vs_float32']:.0f}× smaller; JPEG-90 of the input {doc['jpeg90_bytes']:.0f}: "
+             f"{doc['vs_jpeg90']:.1f}× smaller).",
+             f"- Edge, per frame: head {doc['edge']['head_ms_p50']:.1f} ms, encode {doc['edge']['encode_ms_p50']:.2f} ms (p50).",
+             "", "| batching | clients | round trip p50 (ms) | p95 (ms) | end-to-end p50 (ms) | throughput (req/s) | errors |",
+             "|---|---|---|---|---|---|---|"]
+    for c in doc["cases"]:
+        lines.append(f"| {'on' if c['batching'] else 'off'} | {c['clients']} | {c['round_trip_ms_p50']:.1f} | "
+                     f"{c['round_trip_ms_p95']:.1f} | {c['end_to_end_ms_p50']:.1f} | {c['throughput_rps']:.1f} | {c['errors']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
