@@ -14,7 +14,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow bench bench-system context-study clean
+.PHONY: help install demo demo-codec proto test test-slow bench bench-system results context-study clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -23,6 +23,7 @@ help:
 	@echo "make test       - the default test suite (what CI runs)"
 	@echo "make test-slow  - the long cases too (1M-case fuzz run, big designs)"
 	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval.bench_codec)"
+	@echo "make results    - the rate-accuracy studies on EfficientNet-Lite0 + shipped photos -> docs/results.md"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +54,22 @@ bench: install
 
 bench-system: install
 	$(PY) -m eval.bench_system --output docs/bench_system.json --update-readme README.md
+
+RESULTS := docs/results
+EVALARGS := --dataset photos:96 --calib 32
+results: install
+	mkdir -p $(RESULTS) docs/figures
+	$(PY) -m eval rate-accuracy $(EVALARGS) --levels 16,8,4,3,2 --quantizer uniform,ecq-modified --context spatial,paper \
+	    --output $(RESULTS)/rate_accuracy.json --csv $(RESULTS)/rate_accuracy.csv --plot docs/figures/rate_accuracy.png > /dev/null
+	$(PY) -m eval hevc $(EVALARGS) --qualities 5,15,30,50,70 --output $(RESULTS)/hevc.json --csv $(RESULTS)/hevc.csv > /dev/null
+	$(PY) -m eval calibrate $(EVALARGS) --levels 8 --method accuracy --save $(RESULTS)/quantizer-efficientnet_lite0-n8.json \
+	    --output $(RESULTS)/calibrate.json > /dev/null
+	$(PY) -m eval clip-sweep $(EVALARGS) --levels 2,4,8 --output $(RESULTS)/clip_sweep.json --csv $(RESULTS)/clip_sweep.csv \
+	    --plot docs/figures/clip_sweep.png > /dev/null
+	$(PY) -m eval ecq $(EVALARGS) --levels 2,3,4 --hevc 5,15,30 --output $(RESULTS)/ecq.json --csv $(RESULTS)/ecq.csv \
+	    --plot docs/figures/ecq.png > /dev/null
+	$(PY) -m eval results --rate-accuracy $(RESULTS)/rate_accuracy.json --hevc $(RESULTS)/hevc.json \
+	    --calibrate $(RESULTS)/calibrate.json --clip-sweep $(RESULTS)/clip_sweep.json --ecq $(RESULTS)/ecq.json --output docs/results.md
 
 context-study: install
 	$(PY) -m eval.context_study --output docs/context_study.json --update-doc docs/codec.md

@@ -1,0 +1,193 @@
+"""splitcodec-eval: rate-accuracy studies for split networks.
+
+    python -m eval rate-accuracy --model resnet50 --weights IMAGENET1K_V1 --dataset imagenet:/data/val \
+        --levels 8,7,6,5,4,2 --clip 0:14,0:12,0:12,0:12,0:10,0:7 --output t3.json --csv t3.csv --plot t3.png
+    python -m eval clip-sweep | ecq | hevc | calibrate | target-rate | merge | results ...
+
+Each study prints one JSON document (progress goes to stderr).  The head runs
+once per sample and its activations are cached (``--cache-dir``), so later
+studies on the same data start at once, and an interrupted run resumes.
+Other entry points of eval (benchmarks, demos) are ``python -m eval.<name>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _ints(text):
+    return [int(v) for v in str(text).split(",") if v]
+
+
+def _floats(text):
+    return [float(v) for v in str(text).split(",") if v]
+
+
+def _shard(text):
+    if not text:
+        return None
+    k, _, n = text.partition("/")
+    k, n = int(k), int(n)
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"--shard must be k/n with 0 <= k < n, got {text}")
+    return k, n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="splitcodec-eval", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="study", required=True)
+
+    def common(sp, shardable=True):
+        sp.add_argument("--model", default="efficientnet_lite0")
+        sp.add_argument("--split", default="paper")
+        sp.add_argument("--weights", default=None, help="DEFAULT, an enum name, or a weights file")
+        sp.add_argument("--dataset", default="photos:96",
+                        help="photos[:N] | imagenet:ROOT[:LABELS] | coco:IMAGES:ANNOTATIONS (default photos:96)")
+        sp.add_argument("--limit", type=int, help="use only the first N samples")
+        sp.add_argument("--calib", type=int, default=100, help="samples (from the start) used to design/calibrate")
+        sp.add_argument("--exclude-calib", action="store_true", help="evaluate only on the samples after --calib")
+        sp.add_argument("--cache-dir", default=".cache/splitcodec-eval")
+        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--output", help="write the JSON here too")
+        sp.add_argument("--csv", help="write the rows as CSV")
+        sp.add_argument("--plot", help="write a PNG plot")
+        if shardable:
+            sp.add_argument("--shard", type=_shard, help="k/n: evaluate only every n-th sample from k (merge later)")
+
+    s = sub.add_parser("rate-accuracy", help="Tables 1-3: float baseline and one row per operating point")
+    common(s)
+    s.add_argument("--levels", type=_ints, default=[16, 8, 7, 6, 5, 4, 3, 2])
+    s.add_argument("--clip", default="auto", help="auto | C_MAX | C_MIN:C_MAX | one C_MIN:C_MAX per N")
+    s.add_argument("--context", default="spatial", help="spatial,paper")
+    s.add_argument("--quantizer", default="uniform", help="uniform,ecq-modified,ecq-conventional,lloyd-max")
+    s.add_argument("--lam", type=float, help="λ for ECQ quantizers (default: scaled to the data)")
+    s.add_argument("--grid", help="JSON file: a list of operating points {method, levels, clip, context_model, lambda}")
+
+    s = sub.add_parser("clip-sweep", help="Fig. 2: accuracy and MSQE against c_max")
+    common(s)
+    s.add_argument("--levels", type=_ints, default=[2, 4, 8])
+    s.add_argument("--cmax", help="LO:HI:COUNT (default: quantiles of the calibration activations)")
+    s.add_argument("--points", type=int, default=16)
+
+    s = sub.add_parser("ecq", help="Figs. 4-6: uniform vs conventional and modified ECQ over λ")
+    common(s)
+    s.add_argument("--levels", type=_ints, default=[2, 3, 4])
+    s.add_argument("--lams", type=_floats, help="λ values (default: 6 scaled to the data)")
+    s.add_argument("--clip", default="auto")
+    s.add_argument("--context", default="spatial")
+    s.add_argument("--hevc", type=_ints, default=[], help="also HEVC at these qualities")
+
+    s = sub.add_parser("hevc", help="HEVC baseline: 8-bit channel mosaic through x265")
+    common(s)
+    s.add_argument("--qualities", type=_ints, default=[10, 30, 50, 70, 90])
+
+    s = sub.add_parser("calibrate", help="choose the clip range for N levels and save a quantizer file")
+    common(s, shardable=False)
+    s.add_argument("--levels", type=int, required=True)
+    s.add_argument("--method", default="mse", choices=["mse", "accuracy"])
+    s.add_argument("--context", default="spatial")
+    s.add_argument("--save", help="quantizer file to write (default quantizer-MODEL-N.json)")
+
+    s = sub.add_parser("target-rate", help="best accuracy within a bits/element budget")
+    common(s, shardable=False)
+    s.add_argument("--budget", type=float, required=True, help="bits per element")
+    s.add_argument("--levels", type=_ints, default=[2, 3, 4, 5, 6, 8, 12, 16])
+    s.add_argument("--with-ecq", action="store_true", help="also consider modified-ECQ quantizers")
+    s.add_argument("--context", default="spatial")
+    s.add_argument("--save", help="quantizer file to write")
+
+    s = sub.add_parser("merge", help="combine --shard outputs of one study")
+    s.add_argument("inputs", nargs="+")
+    s.add_argument("--coco", help="annotation json (detection studies)")
+    s.add_argument("--output")
+    s.add_argument("--csv")
+    s.add_argument("--plot")
+
+    s = sub.add_parser("results", help="write docs/results.md from study JSON files")
+    s.add_argument("--rate-accuracy", required=True)
+    s.add_argument("--hevc")
+    s.add_argument("--calibrate")
+    s.add_argument("--clip-sweep")
+    s.add_argument("--ecq")
+    s.add_argument("--output", default="docs/results.md")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .common import pin_threads
+
+    pin_threads(2)
+    import numpy as np
+    import torch
+
+    from . import report, studies
+
+    torch.manual_seed(getattr(args, "seed", 0))
+    np.random.seed(getattr(args, "seed", 0))
+    if args.study == "results":
+        from .results_doc import write_results
+
+        write_results(args)
+        return 0
+    if args.study == "merge":
+        try:
+            docs = [json.loads(open(p).read()) for p in args.inputs]
+            doc = studies.merge_documents(docs, coco=args.coco)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"error: cannot merge: {e}", file=sys.stderr)
+            return 2
+    else:
+        from .activations import open_cache
+
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+        try:
+            cache = open_cache(args.model, args.split, args.weights, args.dataset, limit=args.limit,
+                               cache_dir=args.cache_dir, device=device)
+        except (KeyError, FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        kw = dict(calib=args.calib, device=device)
+        try:
+            if args.study == "rate-accuracy":
+                grid = json.loads(open(args.grid).read()) if args.grid else None
+                doc = studies.rate_accuracy(cache, levels=args.levels, clip=args.clip, contexts=args.context.split(","),
+                                            quantizers=args.quantizer.split(","), lam=args.lam, shard=args.shard,
+                                            exclude_calib=args.exclude_calib, grid=grid, **kw)
+            elif args.study == "clip-sweep":
+                doc = studies.clip_sweep(cache, levels=args.levels, cmax=args.cmax, points_per_level=args.points,
+                                         shard=args.shard, exclude_calib=args.exclude_calib, **kw)
+            elif args.study == "ecq":
+                doc = studies.ecq(cache, levels=args.levels, lams=args.lams, clip=args.clip, context=args.context,
+                                  shard=args.shard, exclude_calib=args.exclude_calib, hevc_qualities=args.hevc, **kw)
+            elif args.study == "hevc":
+                doc = studies.hevc(cache, qualities=args.qualities, shard=args.shard, device=device)
+            elif args.study == "calibrate":
+                doc = studies.calibrate(cache, levels=args.levels, method=args.method, context=args.context, **kw)
+            else:
+                doc = studies.target_rate(cache, budget=args.budget, levels=args.levels, with_ecq=args.with_ecq,
+                                          context=args.context, exclude_calib=args.exclude_calib, **kw)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if args.study in ("calibrate", "target-rate"):
+            from splitcodec.calibration import save_quantizer
+
+            path = args.save or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
+            save_quantizer(path, doc["quantizer"], model=doc["model"], split=doc["split"], study=args.study,
+                           fitted_on={"dataset": cache.dataset.identity(), "samples": doc["calibration_samples"]},
+                           metrics=doc.get("calibration_metrics") or doc.get("achieved"))
+            doc["quantizer_file"] = path
+    print(report.write_json(doc, args.output))
+    if getattr(args, "csv", None):
+        report.write_csv(doc, args.csv)
+    if getattr(args, "plot", None) and doc.get("rows"):
+        report.plot(doc, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

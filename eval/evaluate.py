@@ -1,0 +1,183 @@
+"""Evaluate operating points on cached activations.
+
+An operating point is a quantizer (uniform, ECQ, Lloyd-Max) with a context
+model, or the HEVC mosaic baseline.  Every sample is encoded to a real
+bitstream (rate = its length, header included); the tail is fed the
+dequantized tensor, which equals ``decode(encode(x))`` exactly (tested in the
+codec suite), so the decoder is not re-run here.  Results are additive
+accumulators, so shards merge exactly (``merge_rows``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import splitcodec as sc
+
+
+@dataclass
+class OperatingPoint:
+    method: str  # uniform | ecq-conventional | ecq-modified | lloyd-max | hevc | float
+    levels: int | None = None
+    clip: tuple[float, float] | None = None
+    context: str = "spatial"
+    lam: float | None = None
+    quality: int | None = None  # hevc
+    quantizer: object = None
+    encode: bool = True  # False: accuracy and MSE only (clip sweeps)
+
+    def describe(self) -> dict:
+        d = {"method": self.method, "levels": self.levels, "clip": list(self.clip) if self.clip else None,
+             "context_model": self.context if self.method not in ("hevc", "float") else None}
+        if self.lam is not None:
+            d["lambda"] = self.lam
+        if self.quality is not None:
+            d["quality"] = self.quality
+        if self.quantizer is not None and self.method != "uniform":
+            d["reconstruction"] = [float(v) for v in self.quantizer.reconstruction]
+        return d
+
+
+def uniform_point(levels, clip, context="spatial", encode=True) -> OperatingPoint:
+    return OperatingPoint("uniform", levels, tuple(clip), context, quantizer=sc.UniformQuantizer(clip[0], clip[1], levels),
+                          encode=encode)
+
+
+def designed_point(method: str, samples, levels: int, clip, lam: float = 0.0, context="spatial") -> OperatingPoint:
+    if method == "lloyd-max":
+        q = sc.lloyd_max(samples, levels, clip[0], clip[1])
+    else:
+        q = sc.design_ecq(samples, levels, lam, clip[0], clip[1], method=method.split("-", 1)[1])
+    return OperatingPoint(method, levels, tuple(clip), context, lam=lam, quantizer=q)
+
+
+@dataclass
+class Accumulator:
+    n: int = 0
+    labeled: int = 0
+    top1: int = 0
+    top5: int = 0
+    agree1: int = 0
+    agree5: int = 0
+    bits: float = 0.0
+    elements: int = 0
+    sq_err: float = 0.0
+    detections: list = field(default_factory=list)
+    image_ids: list = field(default_factory=list)
+
+    def add(self, other: "Accumulator") -> None:
+        for k in ("n", "labeled", "top1", "top5", "agree1", "agree5", "bits", "elements", "sq_err"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.detections += other.detections
+        self.image_ids += other.image_ids
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Accumulator":
+        return cls(**d)
+
+
+def _classify(acc: Accumulator, logits, float_logits, targets):
+    order = np.argsort(-logits, axis=1)[:, :5]
+    ref = float_logits.argmax(1)
+    acc.agree1 += int((order[:, 0] == ref).sum())
+    acc.agree5 += int((order == ref[:, None]).any(1).sum())
+    lab = targets >= 0
+    acc.labeled += int(lab.sum())
+    acc.top1 += int((order[lab, 0] == targets[lab]).sum())
+    acc.top5 += int((order[lab] == targets[lab, None]).any(1).sum())
+
+
+def _detect(acc: Accumulator, split, heads, sizes, image_ids):
+    import torch
+
+    from splitcodec.models.yolo import letterbox_geometry, postprocess, to_coco_results
+
+    net = split.input_size
+    geos = [letterbox_geometry(int(w), int(h), net) for w, h in sizes]
+    layers = [split.model.layers[i] for i in split.model.yolo_layers]
+    dets = postprocess([torch.as_tensor(h) for h in heads], layers, geos, conf_thresh=0.005)
+    for d, iid in zip(dets, image_ids):
+        acc.detections += to_coco_results(d, int(iid))
+        acc.image_ids.append(int(iid))
+
+
+def evaluate(cache, points: list[OperatingPoint], indices=None, *, device: str = "cpu", progress: bool = True):
+    """One accumulator per operating point, plus the float baseline first."""
+    import torch
+
+    from .hevc import hevc_round_trip
+
+    cache.build(indices, progress=progress)
+    split = cache.split
+    tail = split.tail.to(device)
+    accs = [Accumulator() for _ in range(len(points) + 1)]
+    chunks = list(cache.iter_chunks(indices))
+    it = chunks
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        it = tqdm(chunks, desc=f"evaluating {len(points)} operating points", unit="chunk", file=sys.stderr)
+    for d in it:
+        feats, targets, sizes = d["features"], d["targets"], d["sizes"]
+        b = feats.shape[0]
+        base = accs[0]
+        base.n += b
+        if cache.task == "detection":
+            _detect(base, split, [d[f"head{k}"] for k in range(3)], sizes, targets)
+        else:
+            _classify(base, d["logits"], d["logits"], targets)
+        for p, acc in zip(points, accs[1:]):
+            acc.n += b
+            if p.method == "hevc":
+                xq, nbytes = zip(*(hevc_round_trip(f, p.quality) for f in feats))
+                xq = np.stack(xq)
+                acc.bits += 8 * sum(nbytes)
+            else:
+                xq = p.quantizer(feats)
+                if p.encode:
+                    codec = sc.FeatureCodec(p.quantizer, p.context)
+                    acc.bits += sum(8 * len(codec.encode(f)) for f in feats)
+            acc.elements += feats.size
+            acc.sq_err += float(((xq.astype(np.float64) - feats) ** 2).sum())
+            with torch.no_grad():
+                out = tail(torch.from_numpy(np.ascontiguousarray(xq)).to(device))
+            if cache.task == "detection":
+                _detect(acc, split, [h.cpu().numpy() for h in out], sizes, targets)
+            else:
+                _classify(acc, out.cpu().numpy(), d["logits"], targets)
+    return accs
+
+
+def finalize(acc: Accumulator, cache_or_coco=None, task="classification") -> dict:
+    """Metrics from an accumulator."""
+    out = {"samples": acc.n}
+    if acc.elements:
+        out["bits_per_element"] = acc.bits / acc.elements if acc.bits else None
+        out["mse"] = acc.sq_err / acc.elements
+    if task == "detection":
+        from splitcodec.metrics import coco_map
+
+        m = coco_map(cache_or_coco, acc.detections, image_ids=acc.image_ids)
+        out.update({"mAP50": m["mAP50"], "mAP": m["mAP"]})
+    else:
+        out["fidelity_top1"] = acc.agree1 / acc.n if acc.n else None
+        out["fidelity_top5"] = acc.agree5 / acc.n if acc.n else None
+        if acc.labeled:
+            out["top1"] = acc.top1 / acc.labeled
+            out["top5"] = acc.top5 / acc.labeled
+    return out
+
+
+def accuracy_key(row: dict) -> float:
+    """The headline accuracy of a row: mAP@0.5, top-1, or fidelity (agreement) without labels."""
+    for k in ("mAP50", "top1", "fidelity_top1"):
+        if row.get(k) is not None:
+            return row[k]
+    return float("nan")

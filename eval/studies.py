@@ -1,0 +1,258 @@
+"""The paper's studies, each a function from an activation cache and options to
+one JSON-able document with a row per operating point."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import splitcodec as sc
+
+from .common import log
+from .evaluate import (Accumulator, OperatingPoint, accuracy_key, designed_point, evaluate, finalize,
+                       uniform_point)
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+def sample_sets(cache, calib: int, shard=None, exclude_calib: bool = False):
+    """(calibration indices, evaluation indices); shards split the evaluation set only."""
+    calib_idx = list(range(min(calib, cache.n)))
+    evaluate_idx = list(range(len(calib_idx) if exclude_calib else 0, cache.n))
+    if not evaluate_idx:
+        raise ValueError(f"no samples left to evaluate ({cache.n} samples, {calib} for calibration)")
+    if shard:
+        k, n = shard
+        evaluate_idx = [i for j, i in enumerate(evaluate_idx) if j % n == k]
+    return calib_idx, evaluate_idx
+
+
+def clip_candidates(samples: np.ndarray, levels: int, c_min: float = 0.0) -> list[float]:
+    """The MSE-optimal c_max and high quantiles of the activations above c_min (half-float exact)."""
+    flat = samples.reshape(-1)
+    above = flat[flat > c_min]
+    qs = np.quantile(above, [0.99, 0.995, 0.999, 0.9999]) if above.size else []
+    return sorted({float(np.float16(c)) for c in [sc.mse_optimal_clip(flat, levels, c_min), *qs] if c > c_min})
+
+
+def parse_clips(text: str | None, levels: list[int], calib_feats: np.ndarray) -> dict[int, tuple[float, float]]:
+    """--clip: 'auto' (MSE-optimal per N on the calibration set), 'C_MAX', 'C_MIN:C_MAX',
+    or one 'C_MIN:C_MAX' per N, comma-separated in the order of --levels."""
+    if text in (None, "", "auto"):
+        return {n: (0.0, sc.mse_optimal_clip(calib_feats, n, 0.0)) for n in levels}
+    parts = [p for p in text.split(",") if p]
+    pairs = []
+    for p in parts:
+        lo, _, hi = p.rpartition(":")
+        pairs.append((float(lo) if lo else 0.0, float(hi)))
+    if len(pairs) == 1:
+        return {n: pairs[0] for n in levels}
+    if len(pairs) != len(levels):
+        raise ValueError(f"--clip gives {len(pairs)} ranges for {len(levels)} values of --levels")
+    return dict(zip(levels, pairs))
+
+
+def _rows(cache, points, accs, task, extra=None):
+    coco = getattr(cache.items, "coco", None)
+    base = {"method": "float", **finalize(accs[0], coco, task)}
+    rows = [base]
+    for p, a in zip(points, accs[1:]):
+        rows.append({**p.describe(), **finalize(a, coco, task)})
+    return rows
+
+
+def _document(study, cache, points, accs, calib_idx, eval_idx, shard, extra=None):
+    doc = {"study": study, "model": cache.split.name, "split": cache.split.split,
+           "feature_shape": list(cache.split.feature_shape), "task": cache.task,
+           "dataset": cache.dataset.identity(), "calibration_samples": len(calib_idx),
+           "evaluated_samples": len(eval_idx), "rows": _rows(cache, points, accs, cache.task),
+           "accumulators": [a.to_json() for a in accs], "points": [p.describe() for p in points]}
+    if shard:
+        doc["shard"] = list(shard)
+    doc.update(extra or {})
+    return doc
+
+
+# --- the studies --------------------------------------------------------------------------------
+
+def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers=("uniform",), lam=None,
+                  calib=100, shard=None, exclude_calib=False, device="cpu", grid=None):
+    """Tables 1-3: the float baseline and one row per operating point."""
+    calib_idx, eval_idx = sample_sets(cache, calib, shard, exclude_calib)
+    cache.build(calib_idx + eval_idx)
+    calib_feats = cache.features(calib_idx)
+    points: list[OperatingPoint] = []
+    if grid:
+        for g in grid:
+            n = int(g["levels"])
+            c = tuple(g.get("clip") or (0.0, sc.mse_optimal_clip(calib_feats, n)))
+            method = g.get("method", "uniform")
+            ctx = g.get("context_model", "spatial")
+            points.append(uniform_point(n, c, ctx) if method == "uniform"
+                          else designed_point(method, calib_feats, n, c, g.get("lambda", 0.0), ctx))
+    else:
+        clips = parse_clips(clip, levels, calib_feats)
+        for n in levels:
+            for method in quantizers:
+                for ctx in contexts:
+                    if method == "uniform":
+                        points.append(uniform_point(n, clips[n], ctx))
+                    else:
+                        l = lam if lam is not None else _default_lambda(calib_feats, clips[n])
+                        points.append(designed_point(method, calib_feats, n, clips[n], l, ctx))
+    accs = evaluate(cache, points, eval_idx, device=device)
+    return _document("rate-accuracy", cache, points, accs, calib_idx, eval_idx, shard)
+
+
+def _default_lambda(samples, clip):
+    return float(sc.quantization.default_lambdas(samples, *clip, count=8)[3])
+
+
+def clip_sweep(cache, *, levels, cmax=None, points_per_level=16, calib=100, shard=None, exclude_calib=False,
+               device="cpu"):
+    """Fig. 2: accuracy and MSQE against c_max for several N (c_min = 0)."""
+    calib_idx, eval_idx = sample_sets(cache, calib, shard, exclude_calib)
+    cache.build(calib_idx + eval_idx)
+    feats = cache.features(calib_idx)
+    if cmax:
+        lo, hi, k = cmax.split(":")
+        grid = np.linspace(float(lo), float(hi), int(k))
+    else:
+        pos = feats[feats > 0]
+        grid = np.quantile(pos, np.linspace(0.5, 1.0, points_per_level)) if pos.size else np.linspace(0.1, 1, 4)
+    grid = sorted({float(np.float16(c)) for c in grid if c > 0})
+    points = [uniform_point(n, (0.0, c), encode=False) for n in levels for c in grid]
+    accs = evaluate(cache, points, eval_idx, device=device)
+    doc = _document("clip-sweep", cache, points, accs, calib_idx, eval_idx, shard)
+    doc["optima"] = clip_optima(doc["rows"][1:])
+    return doc
+
+
+def clip_optima(rows) -> list[dict]:
+    out = []
+    for n in sorted({r["levels"] for r in rows}):
+        rs = [r for r in rows if r["levels"] == n]
+        best_mse = min(rs, key=lambda r: r["mse"])
+        best_acc = max(rs, key=lambda r: (accuracy_key(r), -r["mse"]))
+        out.append({"levels": n, "mse_optimal_cmax": best_mse["clip"][1], "accuracy_optimal_cmax": best_acc["clip"][1],
+                    "accuracy_at_mse_optimal": accuracy_key(best_mse), "best_accuracy": accuracy_key(best_acc)})
+    return out
+
+
+def ecq(cache, *, levels=(2, 3, 4), lams=None, clip=None, context="spatial", calib=100, shard=None,
+        exclude_calib=False, hevc_qualities=(), device="cpu"):
+    """Figs. 4-6: accuracy vs bits/element for uniform, conventional ECQ (Alg. 1) and
+    modified ECQ (Alg. 2), quantizers designed on the calibration samples."""
+    calib_idx, eval_idx = sample_sets(cache, calib, shard, exclude_calib)
+    cache.build(calib_idx + eval_idx)
+    feats = cache.features(calib_idx)
+    clips = parse_clips(clip, list(levels), feats)
+    points = []
+    for n in levels:
+        points.append(uniform_point(n, clips[n], context))
+        grid = lams if lams is not None else sc.quantization.default_lambdas(feats, *clips[n], count=6)
+        for lam in grid:
+            for method in ("ecq-conventional", "ecq-modified"):
+                points.append(designed_point(method, feats, n, clips[n], float(lam), context))
+    points += [OperatingPoint("hevc", quality=int(q)) for q in hevc_qualities]
+    accs = evaluate(cache, points, eval_idx, device=device)
+    return _document("ecq", cache, points, accs, calib_idx, eval_idx, shard)
+
+
+def hevc(cache, *, qualities=(10, 30, 50, 70, 90), calib=0, shard=None, device="cpu"):
+    """The HEVC baseline (x265 main intra on an 8-bit channel mosaic) at several qualities."""
+    calib_idx, eval_idx = sample_sets(cache, calib, shard)
+    points = [OperatingPoint("hevc", quality=int(q)) for q in qualities]
+    accs = evaluate(cache, points, eval_idx, device=device)
+    return _document("hevc", cache, points, accs, calib_idx, eval_idx, shard,
+                     {"note": "HEVC main intra via x265/libheif, not the paper's HM-16.20 + SCM (screen content)"})
+
+
+def _score_on(cache, points, idx, device):
+    accs = evaluate(cache, points, idx, device=device, progress=False)
+    task = cache.task
+    coco = getattr(cache.items, "coco", None)
+    return [finalize(a, coco, task) for a in accs]
+
+
+def calibrate(cache, *, levels, method="mse", context="spatial", calib=100, device="cpu"):
+    """Choose the clip range for N levels on the calibration samples (MSE-optimal,
+    or the candidate with the best accuracy), and describe the quantizer."""
+    calib_idx = list(range(min(calib, cache.n)))
+    cache.build(calib_idx)
+    feats = cache.features(calib_idx)
+    lo = float(min(0.0, np.quantile(feats, 0.001)))
+    if method == "mse":
+        clip = (lo, sc.mse_optimal_clip(feats, levels, lo))
+        candidates = [{"clip": list(clip)}]
+    elif method == "accuracy":
+        cands = clip_candidates(feats, levels, lo)
+        pts = [uniform_point(levels, (lo, c), context) for c in cands]
+        scores = _score_on(cache, pts, calib_idx, device)[1:]
+        candidates = [{"clip": [lo, c], **s} for c, s in zip(cands, scores)]
+        best = max(candidates, key=lambda r: (accuracy_key(r), -r["clip"][1]))
+        clip = tuple(best["clip"])
+    else:
+        raise ValueError("method must be 'mse' or 'accuracy'")
+    p = uniform_point(levels, clip, context)
+    metrics = _score_on(cache, [p], calib_idx, device)
+    return {"study": "calibrate", "model": cache.split.name, "split": cache.split.split, "levels": levels,
+            "method": method, "clip": list(clip), "context_model": context, "quantizer": p.quantizer,
+            "calibration_samples": len(calib_idx), "dataset": cache.dataset.identity(),
+            "float": metrics[0], "calibration_metrics": metrics[1], "candidates": candidates}
+
+
+def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=False, context="spatial",
+                calib=100, exclude_calib=False, device="cpu"):
+    """Best accuracy on the calibration samples within a bits/element budget; the
+    chosen point is then measured on the evaluation samples."""
+    calib_idx, eval_idx = sample_sets(cache, calib, None, exclude_calib)
+    cache.build(calib_idx + eval_idx)
+    feats = cache.features(calib_idx)
+    points = []
+    for n in levels:
+        for c in clip_candidates(feats, n):
+            points.append(uniform_point(n, (0.0, c), context))
+            if with_ecq:
+                for lam in sc.quantization.default_lambdas(feats, 0.0, c, count=4):
+                    points.append(designed_point("ecq-modified", feats, n, (0.0, c), float(lam), context))
+    scores = _score_on(cache, points, calib_idx, device)
+    rows = [{**p.describe(), **s} for p, s in zip(points, scores[1:])]
+    within = [(r, p) for r, p in zip(rows, points) if r["bits_per_element"] <= budget]
+    if not within:
+        cheapest = min(rows, key=lambda r: r["bits_per_element"])
+        raise ValueError(f"no candidate fits {budget} bits/element; the cheapest needs "
+                         f"{cheapest['bits_per_element']:.3f} (N = {cheapest['levels']})")
+    chosen_row, chosen = max(within, key=lambda rp: (accuracy_key(rp[0]), -rp[0]["bits_per_element"]))
+    achieved = _score_on(cache, [chosen], eval_idx, device)
+    log(f"chosen N={chosen.levels} clip={chosen.clip}: {achieved[1]}")
+    return {"study": "target-rate", "model": cache.split.name, "split": cache.split.split, "budget": budget,
+            "chosen": chosen_row, "quantizer": chosen.quantizer, "achieved": achieved[1], "float": achieved[0],
+            "evaluated_samples": len(eval_idx), "calibration_samples": len(calib_idx), "candidates": rows}
+
+
+def merge_documents(docs: list[dict], coco=None) -> dict:
+    """Combine shard outputs of one study into one result (accumulators are added)."""
+    if not docs:
+        raise ValueError("nothing to merge")
+    first = docs[0]
+    for d in docs[1:]:
+        if d["study"] != first["study"] or d["points"] != first["points"]:
+            raise ValueError("shards come from different studies or operating points")
+    shards = sorted(tuple(d.get("shard", (0, 1))) for d in docs)
+    n = shards[0][1]
+    if [s[0] for s in shards] != list(range(n)) or any(s[1] != n for s in shards):
+        raise ValueError(f"incomplete or inconsistent shards: {shards}")
+    accs = [Accumulator.from_json(a) for a in first["accumulators"]]
+    for d in docs[1:]:
+        for a, b in zip(accs, d["accumulators"]):
+            a.add(Accumulator.from_json(b))
+    out = {k: v for k, v in first.items() if k not in ("shard", "accumulators", "rows")}
+    out["evaluated_samples"] = sum(d["evaluated_samples"] for d in docs)
+    out["merged_shards"] = n
+    task = first["task"]
+    out["rows"] = [{"method": "float", **finalize(accs[0], coco, task)}] + [
+        {**p, **finalize(a, coco, task)} for p, a in zip(first["points"], accs[1:])]
+    out["accumulators"] = [a.to_json() for a in accs]
+    if first["study"] == "clip-sweep":
+        out["optima"] = clip_optima(out["rows"][1:])
+    return out

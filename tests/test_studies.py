@@ -1,0 +1,151 @@
+"""The rate-accuracy studies end to end on tiny data: every study's JSON has its
+keys and a row per operating point, accuracy is computed, rate falls with N."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+
+from eval.__main__ import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def _run(capsys, *args):
+    assert main(list(args)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _common(cache_dir):
+    return ["--dataset", "photos:12", "--calib", "4", "--cache-dir", cache_dir]
+
+
+def test_rate_accuracy_rows_csv_plot(capsys, cache_dir, tmp_path):
+    doc = _run(capsys, "rate-accuracy", *_common(cache_dir), "--levels", "8,4,2", "--context", "spatial,paper",
+               "--quantizer", "uniform,ecq-modified", "--csv", str(tmp_path / "t.csv"), "--plot", str(tmp_path / "t.png"))
+    rows = doc["rows"]
+    assert rows[0]["method"] == "float" and rows[0]["fidelity_top1"] == 1.0
+    assert len(rows) == 1 + 3 * 2 * 2 and doc["evaluated_samples"] == 12
+    for r in rows[1:]:
+        assert {"bits_per_element", "fidelity_top1", "fidelity_top5", "mse", "clip", "levels"} <= set(r)
+        assert 0 <= r["fidelity_top1"] <= 1 and r["bits_per_element"] > 0
+    uni = {(r["levels"], r["context_model"]): r for r in rows[1:] if r["method"] == "uniform"}
+    for ctx in ("spatial", "paper"):
+        assert uni[(8, ctx)]["bits_per_element"] > uni[(4, ctx)]["bits_per_element"] > uni[(2, ctx)]["bits_per_element"]
+    assert uni[(8, "spatial")]["bits_per_element"] < uni[(8, "paper")]["bits_per_element"]
+    assert uni[(2, "spatial")]["mse"] > uni[(8, "spatial")]["mse"]
+    assert (tmp_path / "t.png").stat().st_size > 1000
+    assert len((tmp_path / "t.csv").read_text().splitlines()) == len(rows) + 1
+
+
+def test_accuracy_is_computed_not_assumed(capsys, cache_dir):
+    # a 2-level quantizer with a tiny clip destroys the features: fidelity must drop
+    doc = _run(capsys, "rate-accuracy", *_common(cache_dir), "--levels", "2", "--clip", "0:0.01")
+    assert doc["rows"][1]["fidelity_top1"] < 0.5
+
+
+def test_clip_sweep_marks_optima(capsys, cache_dir, tmp_path):
+    doc = _run(capsys, "clip-sweep", *_common(cache_dir), "--levels", "2,4", "--cmax", "0.5:6:4",
+               "--plot", str(tmp_path / "c.png"))
+    assert len(doc["rows"]) == 1 + 2 * 4
+    assert {o["levels"] for o in doc["optima"]} == {2, 4}
+    for o in doc["optima"]:
+        rs = [r for r in doc["rows"][1:] if r["levels"] == o["levels"]]
+        assert o["mse_optimal_cmax"] == min(rs, key=lambda r: r["mse"])["clip"][1]
+    assert (tmp_path / "c.png").exists()
+
+
+def test_ecq_study_with_hevc(capsys, cache_dir):
+    doc = _run(capsys, "ecq", *_common(cache_dir), "--levels", "3", "--lams", "0.01,0.2", "--hevc", "20")
+    methods = [r["method"] for r in doc["rows"][1:]]
+    assert methods == ["uniform", "ecq-conventional", "ecq-modified", "ecq-conventional", "ecq-modified", "hevc"]
+    mod = [r for r in doc["rows"] if r["method"] == "ecq-modified"]
+    assert all(r["reconstruction"][0] == 0.0 and r["reconstruction"][-1] == r["clip"][1] for r in mod)
+    assert mod[1]["bits_per_element"] <= mod[0]["bits_per_element"]  # larger λ, lower rate
+    assert doc["rows"][-1]["bits_per_element"] > 0
+
+
+def test_calibrate_writes_a_quantizer_the_edge_loads(capsys, cache_dir, tmp_path):
+    import splitcodec as sc
+    from splitcodec.calibration import load_quantizer
+
+    path = tmp_path / "q.json"
+    doc = _run(capsys, "calibrate", *_common(cache_dir), "--levels", "4", "--method", "accuracy", "--save", str(path))
+    q, meta = load_quantizer(path)
+    assert isinstance(q, sc.UniformQuantizer) and q.levels == 4 and [q.c_min, q.c_max] == doc["clip"]
+    assert meta["model"] == "efficientnet_lite0" and meta["fitted_on"]["samples"] == 4
+    assert len(doc["candidates"]) >= 2
+
+
+def test_target_rate_respects_the_budget(capsys, cache_dir, tmp_path):
+    doc = _run(capsys, "target-rate", *_common(cache_dir), "--budget", "0.5", "--levels", "2,4,8",
+               "--save", str(tmp_path / "t.json"))
+    assert doc["chosen"]["bits_per_element"] <= 0.5
+    assert all(c["bits_per_element"] > 0.5 or c["fidelity_top1"] <= doc["chosen"]["fidelity_top1"] for c in doc["candidates"])
+    assert doc["achieved"]["bits_per_element"] > 0
+    assert main(["target-rate", *_common(cache_dir), "--budget", "0.0001", "--levels", "2"]) == 2
+
+
+def test_shards_merge_to_the_unsharded_result(capsys, cache_dir, tmp_path):
+    full = _run(capsys, "rate-accuracy", *_common(cache_dir), "--levels", "4")
+    parts = []
+    for k in range(3):
+        p = tmp_path / f"s{k}.json"
+        _run(capsys, "rate-accuracy", *_common(cache_dir), "--levels", "4", "--shard", f"{k}/3", "--output", str(p))
+        parts.append(str(p))
+    merged = _run(capsys, "merge", *parts)
+    assert merged["rows"] == full["rows"] and merged["merged_shards"] == 3
+    assert main(["merge", *parts[:2]]) == 2
+    assert "incomplete" in capsys.readouterr().err
+
+
+def test_activation_cache_resumes(cache_dir):
+    from eval.activations import open_cache
+
+    c = open_cache("efficientnet_lite0", "paper", None, "photos:40", cache_dir=cache_dir)
+    c.build(range(33))  # chunk 0 and 1 (32 per chunk)
+    assert c.chunk_path(0).exists() and c.chunk_path(1).exists()
+    before = c.chunk_path(0).stat().st_mtime_ns
+    c.build()  # nothing recomputed for chunk 0
+    assert c.chunk_path(0).stat().st_mtime_ns == before
+    assert c.features(range(40)).shape == (40, 672, 14, 14)
+
+
+def test_errors_before_long_work(capsys, tmp_path):
+    assert main(["rate-accuracy", "--dataset", f"imagenet:{tmp_path}/missing", "--cache-dir", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["rate-accuracy", "--model", "yolov3", "--dataset", "photos:4", "--cache-dir", str(tmp_path)]) == 2
+    assert main(["rate-accuracy", "--dataset", "coco:only-one-part", "--cache-dir", str(tmp_path)]) == 2
+
+
+def test_imagenet_labels_and_coco_detection(capsys, tmp_path):
+    """Labelled data: top-1/top-5 against labels; COCO mAP through COCOeval (random-init YOLOv3)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for wnid in ("n01", "n02"):
+        (tmp_path / "inet" / wnid).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "inet" / wnid / f"{i}.png")
+    doc = _run(capsys, "rate-accuracy", "--dataset", f"imagenet:{tmp_path / 'inet'}", "--weights", "DEFAULT",
+               "--levels", "4", "--calib", "2", "--cache-dir", str(tmp_path / "c"))
+    assert doc["rows"][0]["top1"] is not None and "top5" in doc["rows"][1]
+
+    (tmp_path / "coco").mkdir()
+    images, anns = [], []
+    for i in (1, 2):
+        Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(tmp_path / "coco" / f"{i}.jpg")
+        images.append({"id": i, "file_name": f"{i}.jpg", "width": 80, "height": 64})
+        anns.append({"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0})
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
+    doc = _run(capsys, "rate-accuracy", "--model", "yolov3", "--dataset", f"coco:{tmp_path / 'coco'}:{ann}",
+               "--levels", "4", "--clip", "0:2", "--calib", "1", "--cache-dir", str(tmp_path / "c"))
+    assert doc["task"] == "detection" and "mAP50" in doc["rows"][0] and "mAP50" in doc["rows"][1]
+    assert 0.0 <= doc["rows"][1]["mAP50"] <= 1.0
