@@ -109,8 +109,9 @@ class Detections:
 
 
 def postprocess(heads, yolo_layers, geometries, *, conf_thresh: float = 0.005, iou_thresh: float = 0.45,
-                max_dets: int = 100) -> list[Detections]:
-    """Decode, threshold each class score, class-aware NMS, map boxes to the original images."""
+                max_dets: int = 100, pre_nms_topk: int = 3000) -> list[Detections]:
+    """Decode, threshold each class score, keep the ``pre_nms_topk`` best candidates,
+    class-aware NMS, map boxes to the original images."""
     from torchvision.ops import batched_nms
 
     net = geometries[0].net
@@ -119,6 +120,9 @@ def postprocess(heads, yolo_layers, geometries, *, conf_thresh: float = 0.005, i
     for i, geo in enumerate(geometries):
         idx, cls = (scores[i] > conf_thresh).nonzero(as_tuple=True)
         b, s = boxes[i][idx], scores[i][idx, cls]
+        if s.numel() > pre_nms_topk:  # bounds NMS work whatever the network outputs
+            top = s.topk(pre_nms_topk).indices
+            b, s, cls = b[top], s[top], cls[top]
         keep = batched_nms(b, s, cls, iou_thresh)[:max_dets]
         out.append(Detections(geo.to_original(b[keep]), s[keep], cls[keep]))
     return out
