@@ -8,10 +8,10 @@ ARCH := $(shell uname -m)
 # Exact torch pins for the test set-up (users may bring any torch in the pyproject range).
 ifeq ($(ARCH),aarch64)
 TORCH_PINS := torch==2.9.1 torchvision==0.24.1
-EXTRAS := torch,apps,eval,dev,export
+EXTRAS := torch,apps,video,eval,dev,export
 else
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-EXTRAS := torch,apps,constriction,eval,dev,export
+EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
 .PHONY: help install demo demo-codec proto test test-slow bench bench-system results context-study clean

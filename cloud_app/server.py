@@ -141,6 +141,13 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         if md.get("authorization") != f"Bearer {self.token}":
             raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
 
+    def _require_auth(self, context):
+        """Abort the call (UNAUTHENTICATED) unless it carries the bearer token."""
+        try:
+            self._authorize(context)
+        except _Abort as a:
+            context.abort(a.code, a.message)
+
     def _batcher(self, model: str, split: str) -> TailBatcher:
         split = split or self.defaults.get(model, "")
         b = self.batchers.get((model, split))
@@ -183,10 +190,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         return resp
 
     def InferStream(self, request_iterator, context):
-        try:
-            self._authorize(context)
-        except _Abort as a:
-            context.abort(a.code, a.message)
+        self._require_auth(context)
         for req in request_iterator:
             try:
                 resp = self._infer(req)
@@ -197,10 +201,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
             yield resp
 
     def ListModels(self, request, context):
-        try:
-            self._authorize(context)
-        except _Abort as a:
-            context.abort(a.code, a.message)
+        self._require_auth(context)
         out = pb.ListModelsResponse(server_version=splitcodec.__version__, bitstream_format_version=FORMAT_VERSION)
         for (name, split), b in self.batchers.items():
             s = b.tail.split

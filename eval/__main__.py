@@ -178,6 +178,7 @@ def main(argv=None) -> int:
 
             path = args.save or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
             save_quantizer(path, doc["quantizer"], model=doc["model"], split=doc["split"], study=args.study,
+                           context_model=args.context,
                            fitted_on={"dataset": cache.dataset.identity(), "samples": doc["calibration_samples"]},
                            metrics=doc.get("calibration_metrics") or doc.get("achieved"))
             doc["quantizer_file"] = path

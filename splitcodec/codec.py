@@ -38,6 +38,15 @@ class FeatureCodec:
         self.quantizer = quantizer
         self.context_model = context_model_id(context_model)
 
+    @classmethod
+    def from_file(cls, path, context_model: str | int | None = None) -> "FeatureCodec":
+        """A codec for the quantizer saved in a calibration file (``splitcodec.calibration``);
+        the context model is the file's, unless given."""
+        from .calibration import load_quantizer
+
+        q, doc = load_quantizer(path)
+        return cls(q, context_model or doc.get("context_model", "spatial"))
+
     def __repr__(self) -> str:
         from .entropy.contexts import CONTEXT_MODEL_NAMES
 

@@ -180,9 +180,12 @@ class Quantizer:
         return float(np.mean((a - self(x).astype(np.float64)) ** 2))
 
     def __eq__(self, other) -> bool:
+        """Same mapping: kind, levels, clip range, reconstruction levels and thresholds."""
         return (
-            type(self) is type(other)
+            isinstance(other, Quantizer)
+            and self.kind == other.kind
             and self.levels == other.levels
+            and np.array_equal(self.thresholds, other.thresholds)
             and self.c_min == other.c_min
             and self.c_max == other.c_max
             and np.array_equal(self.reconstruction, other.reconstruction)

@@ -280,3 +280,20 @@ def test_tls(tails, frames, tmp_path):
             assert c.infer(_req(frames["coffee"])).classes[0].index == 967
     finally:
         shutdown(srv, service, grace=1)
+
+
+def test_edge_cli_video_file(server, capsys, tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from edge_app.__main__ import main
+
+    path = str(tmp_path / "clip.avi")
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 5, (160, 120))
+    img = np.asarray(shipped_photos(("coffee",))[0][1])
+    frame = cv2.resize(img[..., ::-1], (160, 120))
+    for _ in range(3):
+        w.write(np.ascontiguousarray(frame))
+    w.release()
+    assert main(["--server", server[0], path, "--json", "--stream"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["frame"] for r in lines[:-1]] == ["clip.avi#0", "clip.avi#1", "clip.avi#2"]
+    assert lines[-1]["summary"]["frames"] == 3 and lines[-1]["summary"]["errors"] == 0

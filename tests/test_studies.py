@@ -149,3 +149,13 @@ def test_imagenet_labels_and_coco_detection(capsys, tmp_path):
                "--levels", "4", "--clip", "0:2", "--calib", "1", "--cache-dir", str(tmp_path / "c"))
     assert doc["task"] == "detection" and "mAP50" in doc["rows"][0] and "mAP50" in doc["rows"][1]
     assert 0.0 <= doc["rows"][1]["mAP50"] <= 1.0
+
+
+def test_grid_file(capsys, cache_dir, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps([{"method": "uniform", "levels": 4, "clip": [0, 3], "context_model": "paper"},
+                                {"method": "ecq-modified", "levels": 3, "clip": [0, 3], "lambda": 0.05},
+                                {"method": "lloyd-max", "levels": 4, "clip": [0, 3]}]))
+    doc = _run(capsys, "rate-accuracy", *_common(cache_dir), "--grid", str(grid))
+    assert [(r["method"], r["levels"], r.get("context_model")) for r in doc["rows"][1:]] == [
+        ("uniform", 4, "paper"), ("ecq-modified", 3, "spatial"), ("lloyd-max", 4, "spatial")]
