@@ -30,8 +30,6 @@ its interval collapses to a point.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-
 import numba
 import numpy as np
 
@@ -275,18 +273,10 @@ class ScalarQuantizer(Quantizer):
         )
 
 
-@dataclass(eq=False, repr=False)
 class ECQResult(ScalarQuantizer):
-    """A designed quantizer plus how it was designed (λ, rates, cost history)."""
-
-    # dataclass used for the extra fields only; __init__ below.
-    method: str = ""
-    lam: float = 0.0
-    rates: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    distortion: float = 0.0
-    rate: float = 0.0
-    cost_history: list = field(default_factory=list)
-    probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """A designed quantizer plus how it was designed: ``method``, ``lam``, the
+    ``rates`` r_n used in the cost, final ``distortion`` (MSE) and ``rate``
+    (bits/sample), ``cost_history`` (one J per iteration) and bin ``probabilities``."""
 
     def __init__(self, reconstruction, thresholds, c_min, c_max, *, method, lam, rates,
                  distortion, rate, cost_history, probabilities):

@@ -7,8 +7,8 @@ Each plane is staged in a zero-bordered scratch buffer (one row above, one
 column either side), so neighbour look-ups need no bounds tests; the decoder
 dequantizes as it goes, so decoding is a single pass.
 
-The loops are written out flat on purpose: numba compiles helper functions
-that pass tuples of state in and out into markedly slower code (measured 2×).
+The loops are written out flat on purpose: numba compiled helper functions
+that pass tuples of coder state in and out into markedly slower code.
 """
 
 from __future__ import annotations
