@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="deadline of each call, seconds")
     p.add_argument("--retries", type=int, default=3, help="retries with backoff while the server is unavailable")
     p.add_argument("--stream", action="store_true", help="send frames over one bidirectional stream")
+    p.add_argument("--stream-timeout", type=float, default=3600.0, help="deadline of a whole --stream call, seconds")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="one JSON object per frame, then a summary object")
     return p
@@ -217,7 +218,7 @@ def main(argv=None) -> int:
                     pending.append((name, image, frame, time.perf_counter()))
                     yield req
 
-            for resp in client.stream(requests()):
+            for resp in client.stream(requests(), timeout=args.stream_timeout):
                 name, image, frame, t0 = pending.pop(0)
                 report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
         else:

@@ -110,3 +110,14 @@ def test_encode_rejects_bad_tensors():
 def test_round_trip_property(x, levels, model):
     q = sc.UniformQuantizer(-2.0, 5.0, levels)
     np.testing.assert_array_equal(sc.decode(sc.FeatureCodec(q, model).encode(x)), q(x))
+
+
+def test_codec_imports_neither_torch_nor_grpc():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, splitcodec as sc; "
+            "sc.decode(sc.FeatureCodec(sc.UniformQuantizer(0, 1, 4)).encode(np.ones((2, 3, 3), np.float32))); "
+            "print(sorted(m for m in ('torch', 'grpc', 'google.protobuf', 'cloud_app', 'edge_app') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
