@@ -7,6 +7,7 @@ until SIGTERM/SIGINT.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -61,29 +62,54 @@ class _Job:
 class TailBatcher:
     """Runs a ``CloudTail`` for concurrent requests.
 
-    With batching on, a worker thread gathers requests that arrive within
-    ``window_ms`` of the first (at most ``max_batch``) into one forward pass.
-    With batching off, requests take turns running their own forward pass.
+    With batching on, a worker thread gathers queued requests into one forward
+    pass of at most ``max_batch``; it waits (up to ``window_ms`` after the first)
+    only while other requests are still being decoded and about to join, so a
+    lone client pays no batching delay.  With batching off, requests take turns
+    running their own forward pass.
     """
 
     def __init__(self, tail: CloudTail, *, batching: bool = True, max_batch: int = 8, window_ms: float = 2.0):
         self.tail, self.batching = tail, batching
         self.max_batch, self.window = max(1, max_batch), window_ms / 1e3
         self._lock = threading.Lock()
+        self._arriving = 0  # requests being decoded that will be submitted here
+        self._count_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         if batching:
             self._worker = threading.Thread(target=self._loop, name=f"batcher-{tail.split.name}", daemon=True)
             self._worker.start()
 
-    def submit(self, features, size, top_k) -> tuple[Prediction, float]:
-        """Prediction for one request, and the ms it waited for its batch."""
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self._arriving += delta
+
+    @contextlib.contextmanager
+    def arriving(self):
+        """Wrap the decoding of a request: while it runs, the worker may wait for the
+        request to join the batch.  ``submit`` ends the wait once the job is queued;
+        a request that fails to decode ends it on the way out."""
+        self._count(1)
+        try:
+            yield
+        except BaseException:
+            self._count(-1)
+            raise
+
+    def submit(self, features, size, top_k, *, announced: bool = True) -> tuple[Prediction, float]:
+        """Prediction for one request, and the ms it waited for its batch.  ``announced``:
+        the request was decoded inside ``arriving()``."""
         job = _Job(features, size, top_k)
         if not self.batching:
+            if announced:
+                self._count(-1)
             with self._lock:
                 waited = 1e3 * (time.perf_counter() - job.t_submit)
                 return self.tail.run([features], [size], top_k)[0], waited
         self._queue.put(job)
+        if announced:
+            self._count(-1)
         return job.future.result()
 
     def _loop(self):
@@ -95,13 +121,14 @@ class TailBatcher:
             batch = [first]
             deadline = time.perf_counter() + self.window
             while len(batch) < self.max_batch:
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    break
                 try:
-                    batch.append(self._queue.get(timeout=left))
+                    batch.append(self._queue.get_nowait())
+                    continue
                 except queue.Empty:
+                    pass
+                if self._arriving == 0 or time.perf_counter() >= deadline:
                     break
+                time.sleep(0.0002)  # a request is still decoding: give it a moment to join
             start = time.perf_counter()
             try:
                 preds = self.tail.run([j.features for j in batch], [j.size for j in batch],
@@ -163,7 +190,8 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         batcher = self._batcher(req.model, req.split)
         tail = batcher.tail
         try:
-            feats, decode_ms = tail.decode(req.bitstream)
+            with batcher.arriving():
+                feats, decode_ms = tail.decode(req.bitstream)
         except TensorTooLargeError as e:
             raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)) from None
         except (BitstreamError, FeatureShapeError) as e:
