@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="head weights (default: the model's bundled weights, if any)")
     q = p.add_argument_group("quantizer (default: the model's measured operating point)")
     q.add_argument("--levels", type=int, help="number of quantizer levels N (2..256)")
-    q.add_argument("--clip", help="'c_min,c_max', or 'auto' (MSE-optimal on the first frame)")
+    q.add_argument("--clip", help="'C_MIN:C_MAX' (or 'C_MAX' with C_MIN = 0), or 'auto' (MSE-optimal on the first frame)")
     q.add_argument("--quantizer", help="a quantizer file (splitcodec-eval calibrate)")
     q.add_argument("--context-model", default="spatial", choices=["spatial", "paper"])
     p.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help="how to run the head")
@@ -101,7 +101,8 @@ def build_codec(args, split):
 
     default = default_operating_point(args.model) if split.split == models.paper_split(args.model) else None
     if args.clip and args.clip != "auto":
-        clip = tuple(float(v) for v in args.clip.split(","))
+        lo, _, hi = args.clip.replace(",", ":").rpartition(":")
+        clip = (float(lo) if lo else 0.0, float(hi))
     if levels is None:
         levels = default[0] if default else 8
     if clip is None and args.clip != "auto" and default and default[0] == levels:

@@ -184,17 +184,19 @@ def markdown(doc: dict) -> str:
         f"Measured by `python -m eval.bench_codec` on {doc['machine']['cpu']} (one core), "
         f"splitcodec {doc['splitcodec']}, numba {doc['numba']}. Uniform quantizer, clip `[0, c]` with "
         "`c` the MSE-optimal value for each N; bits/element include the 16-byte header. `best general` is the "
-        "smaller of zstd-19 and lzma-9e on the same bit-packed indices. Real activations: one stream per photo "
+        "smaller of zstd-19 and lzma-9e on the same bit-packed indices (zlib-9 and the uint8 forms are in the JSON); "
+        "`order-0 H` is the indices' empirical entropy. Real activations: one stream per photo "
         f"({doc['photos']} photos), figures averaged over photos.",
         "",
-        "| tensor | N | zeros | paper b/e | spatial b/e | spatial/paper | best general b/e | spatial/general "
+        "| tensor | N | zeros | order-0 H | paper b/e | spatial b/e | spatial/paper | best general b/e | spatial/general "
         "| enc M/s (paper, spatial) | dec M/s (paper, spatial) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in doc["cells"]:
         p, s = c["paper"], c["spatial"]
         lines.append(
-            f"| {c['group']} {tuple(c['shape'])} | {c['levels']} | {c['zero_fraction']:.0%} | {p['bits_per_element']:.3f} "
+            f"| {c['group']} {tuple(c['shape'])} | {c['levels']} | {c['zero_fraction']:.0%} | {c['order0_entropy']:.3f} "
+            f"| {p['bits_per_element']:.3f} "
             f"| {s['bits_per_element']:.3f} | {c['spatial_over_paper']:.3f} | {c[c['best_general_packed']]:.3f} "
             f"| {c['spatial_over_best_general']:.3f} | {p['encode_melem_s']:.0f}, {s['encode_melem_s']:.0f} "
             f"| {p['decode_melem_s']:.0f}, {s['decode_melem_s']:.0f} |"
