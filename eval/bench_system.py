@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     enc = EdgeEncoder(split, sc.FeatureCodec(sc.UniformQuantizer(*clip, n)))
     enc.warmup()
     frames, requests, jpeg = [], [], []
-    for i, (name, img) in enumerate(photo_crops(args.frames, seed=3)):
+    for i, (_, img) in enumerate(photo_crops(args.frames, seed=3)):
         f = enc.encode(img)
         frames.append(f)
         requests.append(pb.InferRequest(bitstream=f.bitstream, model="efficientnet_lite0", request_id=str(i),

@@ -170,7 +170,7 @@ class Shortcut(_Layer):
         if add.shape == x.shape:
             return self.act(x + add)
         # Darknet: sample the larger map with a stride, add over the common channels
-        (_, c1, h1, w1), (_, c2, h2, w2) = add.shape, x.shape
+        (_, c1, _, w1), (_, c2, _, w2) = add.shape, x.shape
         stride, sample = max(w1 // w2, 1), max(w2 // w1, 1)
         c = min(c1, c2)
         src = add[:, :c, ::stride, ::stride]
