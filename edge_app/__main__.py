@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", help="image files, folders, video files, or a camera index (0, 1, ...)")
     p.add_argument("--photos", action="store_true", help="use the photos shipped with scikit-image")
     p.add_argument("--server", default="localhost:50051")
-    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--model", help="registered model (default: the exported head's, else efficientnet_lite0)")
     p.add_argument("--split", default="paper")
     p.add_argument("--weights", default=None, help="head weights (default: the model's bundled weights, if any)")
     q = p.add_argument_group("quantizer (default: the model's measured operating point)")
@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quantizer", help="a quantizer file (splitcodec-eval calibrate)")
     q.add_argument("--context-model", default="spatial", choices=["spatial", "paper"])
     p.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help="how to run the head")
-    p.add_argument("--onnx", help="exported head for --runtime onnx (exported on the fly if omitted)")
+    p.add_argument("--onnx", help="exported head for --runtime onnx; with its .json beside it (edge_app.export_head) "
+                                  "torch is not needed at all. Exported on the fly if omitted")
     p.add_argument("--tls-ca", help="PEM root certificate: connect with TLS")
     p.add_argument("--token", help="bearer token (or SPLITCODEC_TOKEN)")
     p.add_argument("--timeout", type=float, default=10.0, help="deadline of each call, seconds")
@@ -86,7 +87,8 @@ def _video(source, name):
     cap.release()
 
 
-def build_codec(args, split):
+def build_codec(args, model: str, at_paper_split: bool):
+    """A function first-frame features -> quantizer, from the options (see --help)."""
     import numpy as np
 
     import splitcodec as sc
@@ -97,9 +99,7 @@ def build_codec(args, split):
         q, _ = load_quantizer(args.quantizer)
         return lambda first: q
     levels, clip = args.levels, None
-    from splitcodec import models
-
-    default = default_operating_point(args.model) if split.split == models.paper_split(args.model) else None
+    default = default_operating_point(model) if at_paper_split else None
     if args.clip and args.clip != "auto":
         lo, _, hi = args.clip.replace(",", ":").rpartition(":")
         clip = (float(lo) if lo else 0.0, float(hi))
@@ -118,6 +118,29 @@ def build_codec(args, split):
     return auto
 
 
+def load_head(args):
+    """(head, model, split name, at paper split): an OnnxHead when the exported head has its
+    description beside it (no torch), else the registered model split with torch."""
+    if args.runtime == "onnx" and args.onnx and Path(str(args.onnx) + ".json").exists():
+        from splitcodec.inference import OnnxHead
+
+        head = OnnxHead(args.onnx)
+        if args.model and args.model != head.name:
+            raise ValueError(f"{args.onnx} is a head of {head.name}, not {args.model}")
+        return head, head.name, head.split, head.split == head.paper_split
+    import os
+
+    import torch
+
+    from splitcodec import models
+
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    model = args.model or "efficientnet_lite0"
+    weights = args.weights or ("DEFAULT" if model == "efficientnet_lite0" else None)
+    split = models.split_model(model, args.split, weights=weights)
+    return split, model, split.split, split.split == split.paper_split
+
+
 def jpeg90_bytes(image) -> int:
     from PIL import Image
 
@@ -134,30 +157,29 @@ def main(argv=None) -> int:
         print("error: give image/video inputs or --photos", file=sys.stderr)
         return 2
     import numpy as np
-    import torch
 
     import splitcodec as sc
-    from splitcodec import models
-    from splitcodec.inference import EdgeEncoder
+    from splitcodec.inference import EdgeEncoder, OnnxHead
     from splitcodec.wire import pb
 
     from .client import EdgeClient, ServerUnreachable
 
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    weights = args.weights or ("DEFAULT" if args.model == "efficientnet_lite0" else None)
     try:
-        split = models.split_model(args.model, args.split, weights=weights)
-        make_quantizer = build_codec(args, split)
+        head, model, split_name, at_paper = load_head(args)
+        make_quantizer = build_codec(args, model, at_paper)
     except (KeyError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     onnx_path = args.onnx
-    if args.runtime == "onnx" and not onnx_path:
+    if args.runtime == "onnx" and not isinstance(head, OnnxHead):
         import tempfile
 
         from splitcodec.models.export import export_head_onnx
 
-        onnx_path = export_head_onnx(split, Path(tempfile.mkdtemp()) / "head.onnx")
+        onnx_path = onnx_path or export_head_onnx(head, Path(tempfile.mkdtemp()) / "head.onnx")
+        head = OnnxHead(onnx_path, meta=json.loads(Path(str(onnx_path) + ".json").read_text())) \
+            if Path(str(onnx_path) + ".json").exists() else head
+    runner = EdgeEncoder(head, None, runtime=args.runtime, onnx_path=onnx_path)  # the head, run once per frame
     tls = Path(args.tls_ca).read_bytes() if args.tls_ca else None
     client = EdgeClient(args.server, token=args.token or os.environ.get("SPLITCODEC_TOKEN"), tls_ca=tls,
                         timeout=args.timeout, retries=args.retries)
@@ -167,15 +189,15 @@ def main(argv=None) -> int:
     def encode(name, image, i):
         nonlocal encoder
         if encoder is None:
-            q = make_quantizer(EdgeEncoder(split, None).features(image)[0])
-            encoder = EdgeEncoder(split, sc.FeatureCodec(q, args.context_model), runtime=args.runtime,
-                                  onnx_path=onnx_path)
+            q = make_quantizer(runner.features(image)[0])
+            encoder = EdgeEncoder(runner.head, sc.FeatureCodec(q, args.context_model))
             encoder.warmup()
             if not args.json:
-                print(f"# {args.model} split {split.split} {tuple(split.feature_shape)}; quantizer {q!r}; "
-                      f"context model {args.context_model}; runtime {args.runtime}; server {args.server}", file=out)
+                print(f"# {model} split {split_name} {tuple(runner.head.feature_shape)}; quantizer {q!r}; "
+                      f"context model {args.context_model}; runtime {encoder.runtime}"
+                      f"{' (no torch)' if 'torch' not in sys.modules else ''}; server {args.server}", file=out)
         frame = encoder.encode(image)
-        req = pb.InferRequest(bitstream=frame.bitstream, model=args.model, split=split.split, request_id=f"{i}:{name}",
+        req = pb.InferRequest(bitstream=frame.bitstream, model=model, split=split_name, request_id=f"{i}:{name}",
                               original_size=pb.ImageSize(width=frame.original_size[0], height=frame.original_size[1]),
                               top_k=args.top_k)
         return frame, req

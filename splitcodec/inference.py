@@ -16,7 +16,7 @@ from . import codec as _codec
 from .bitstream import DEFAULT_MAX_ELEMENTS, Header
 from .errors import SplitCodecError
 
-__all__ = ["FeatureShapeError", "EncodedFrame", "EdgeEncoder", "CloudTail", "Prediction", "ClassScore",
+__all__ = ["FeatureShapeError", "EncodedFrame", "OnnxHead", "EdgeEncoder", "CloudTail", "Prediction", "ClassScore",
            "BoxDetection", "default_operating_point"]
 
 
@@ -52,36 +52,79 @@ class EncodedFrame:
         return 8 * len(self.bitstream) / self.elements
 
 
-class EdgeEncoder:
-    """Run the head (torch, or an ONNX export through onnxruntime) and encode the features."""
+class OnnxHead:
+    """A head exported by ``edge_app.export_head`` run with onnxruntime, preprocessing in
+    NumPy: the edge loop without torch.  Reads ``<onnx>.json`` written beside the model."""
 
-    def __init__(self, split, codec: _codec.FeatureCodec, *, runtime: str = "torch", onnx_path=None):
-        self.split, self.codec, self.runtime = split, codec, runtime
-        self._session = None
-        if runtime == "onnx":
-            if onnx_path is None:
-                raise ValueError("runtime 'onnx' needs the exported head (edge_app.export_head)")
-            import onnxruntime as ort
+    def __init__(self, onnx_path, meta: dict | None = None):
+        import json
+        from pathlib import Path
 
-            self._session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        elif runtime != "torch":
-            raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
+        import onnxruntime as ort
 
-    def warmup(self) -> None:
-        """Load the compiled kernels and run the head once, so the first frame is not slow."""
-        self.codec.encode(np.zeros(self.split.feature_shape, np.float32))
-        self.features(np.zeros((self.split.input_size, self.split.input_size, 3), np.uint8))
+        path = Path(onnx_path)
+        if meta is None:
+            side = Path(str(path) + ".json")
+            if not side.exists():
+                raise FileNotFoundError(f"{side} not found: export the head with edge_app.export_head")
+            meta = json.loads(side.read_text())
+            if meta.get("format") != "splitcodec-head" or meta.get("version") != 1:
+                raise ValueError(f"{side} is not a splitcodec head description (format/version)")
+        self.name, self.split = meta["model"], meta["split"]
+        self.paper_split, self.task = meta.get("paper_split"), meta.get("task", "classification")
+        self.input_size, self.feature_shape = int(meta["input_size"]), tuple(meta["feature_shape"])
+        self.preprocess_spec = meta["preprocess"]
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def features(self, image) -> tuple[np.ndarray, tuple[int, int]]:
+        from .preprocessing import preprocess
+
+        x = preprocess(image, self.preprocess_spec)[None]
+        (f,) = self.session.run(["features"], {"image": x})
+        return f[0], _image_size(image)
+
+
+class _TorchHead:
+    def __init__(self, split):
+        self.split, self.feature_shape, self.input_size = split, tuple(split.feature_shape), split.input_size
 
     def features(self, image) -> tuple[np.ndarray, tuple[int, int]]:
         import torch
 
-        x = self.split.preprocess(image)[None]
-        size = _image_size(image)
-        if self._session is not None:
-            (f,) = self._session.run(["features"], {"image": x.numpy()})
-            return f[0], size
         with torch.no_grad():
-            return self.split.head(x)[0].numpy(), size
+            return self.split.head(self.split.preprocess(image)[None])[0].numpy(), _image_size(image)
+
+
+class EdgeEncoder:
+    """Run the head and encode the features.
+
+    ``head`` is a split model (run by torch, or with ``runtime="onnx"`` from the
+    exported ``onnx_path``) or an :class:`OnnxHead` (no torch at all).
+    """
+
+    def __init__(self, head, codec: _codec.FeatureCodec, *, runtime: str = "torch", onnx_path=None):
+        self.codec, self.runtime = codec, runtime
+        if isinstance(head, (OnnxHead, _TorchHead)):  # an already prepared head (shared session/model)
+            self.head, self.runtime = head, "onnx" if isinstance(head, OnnxHead) else "torch"
+        elif runtime == "onnx":
+            if onnx_path is None:
+                raise ValueError("runtime 'onnx' needs the exported head (edge_app.export_head)")
+            self.head = OnnxHead(onnx_path, meta={
+                "model": head.name, "split": head.split, "paper_split": getattr(head, "paper_split", None),
+                "task": getattr(head, "task", "classification"), "input_size": head.input_size,
+                "feature_shape": list(head.feature_shape), "preprocess": head.preprocess_spec})
+        elif runtime == "torch":
+            self.head = _TorchHead(head)
+        else:
+            raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
+
+    def warmup(self) -> None:
+        """Load the compiled kernels and run the head once, so the first frame is not slow."""
+        self.codec.encode(np.zeros(self.head.feature_shape, np.float32))
+        self.features(np.zeros((self.head.input_size, self.head.input_size, 3), np.uint8))
+
+    def features(self, image) -> tuple[np.ndarray, tuple[int, int]]:
+        return self.head.features(image)
 
     def encode(self, image) -> EncodedFrame:
         t0 = time.perf_counter()

@@ -296,3 +296,24 @@ def test_edge_cli_video_file(server, capsys, tmp_path):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["frame"] for r in lines[:-1]] == ["clip.avi#0", "clip.avi#1", "clip.avi#2"]
     assert lines[-1]["summary"]["frames"] == 3 and lines[-1]["summary"]["errors"] == 0
+
+
+def test_edge_runs_an_exported_head_without_torch(server, tmp_path):
+    """The edge loop on a device without torch: ONNX head + NumPy preprocessing + codec + gRPC."""
+    import subprocess
+    import sys
+
+    from edge_app import export_head
+
+    onnx = tmp_path / "head.onnx"
+    assert export_head.main(["--model", "efficientnet_lite0", "--weights", "DEFAULT", "--output", str(onnx)]) == 0
+    code = ("import sys, json; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
+            "from edge_app.__main__ import main\n"
+            f"rc = main(['--server', '{server[0]}', '--photos', '--json', '--runtime', 'onnx', '--onnx', r'{onnx}'])\n"
+            "assert not any(m == 'torch' or m.startswith('torch.') for m, v in sys.modules.items() if v is not None)\n"
+            "sys.exit(rc)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows[0]["predictions"][0]["name"] == "Egyptian cat" and rows[1]["predictions"][0]["name"] == "espresso"
+    assert rows[-1]["summary"]["frames"] == 8 and rows[-1]["summary"]["errors"] == 0

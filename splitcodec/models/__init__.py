@@ -12,10 +12,10 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from .split import SplitModel, split_units
+from ..preprocessing import preprocess as _preprocess
 
 __all__ = ["list_models", "get_model", "list_splits", "split_model", "SplitModel", "imagenet_preprocess",
            "darknet_preprocess", "imagenet_categories", "register_model", "ModelEntry", "paper_split"]
@@ -26,9 +26,21 @@ class ModelEntry:
     builder: Callable  # (weights=..., **kw) -> module with unit_names() and run_units()
     input_size: int
     paper_split: str
-    preprocess: Callable  # image -> (3, S, S) tensor
+    preprocess_spec: dict = field(default_factory=dict)  # see splitcodec.preprocessing
     task: str = "classification"  # or "detection"
     description: str = ""
+
+    @property
+    def preprocess(self) -> Callable:
+        return _torch_preprocess(self.preprocess_spec)
+
+
+def __getattr__(name):  # SplitModel without importing torch for the registry alone
+    if name == "SplitModel":
+        from .split import SplitModel
+
+        return SplitModel
+    raise AttributeError(name)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -40,48 +52,26 @@ def register_model(name: str, entry: ModelEntry) -> None:
     _REGISTRY[name] = entry
 
 
-def _to_pil(image):
-    import numpy as np
-    from PIL import Image
+def _torch_preprocess(spec: dict) -> Callable:
+    """image -> (3, S, S) torch tensor, computed by the torch-free ``splitcodec.preprocessing``."""
 
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    a = np.asarray(image)
-    if a.ndim == 2:
-        a = np.stack([a] * 3, axis=-1)
-    return Image.fromarray(a[..., :3].astype(np.uint8))
+    def preprocess(image):
+        import torch
+
+        return torch.from_numpy(_preprocess(image, spec))
+
+    preprocess.spec = spec
+    return preprocess
 
 
 def imagenet_preprocess(size: int = 224, resize: int = 256):
     """Resize the shorter side (bicubic), centre-crop, ImageNet mean/std normalisation."""
-
-    def preprocess(image):
-        from torchvision.transforms import functional as F
-
-        image = F.center_crop(F.resize(_to_pil(image), resize, interpolation=F.InterpolationMode.BICUBIC), size)
-        return F.normalize(F.to_tensor(image), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-
-    return preprocess
+    return _torch_preprocess({"kind": "imagenet", "size": size, "resize": resize})
 
 
 def darknet_preprocess(size: int):
-    """Darknet classifiers: shorter side to ``size``, centre crop, RGB in [0, 1]."""
-
-    def preprocess(image):
-        from torchvision.transforms import functional as F
-
-        return F.to_tensor(F.center_crop(F.resize(_to_pil(image), size), size))
-
-    return preprocess
-
-
-def _yolo_preprocess(size: int):
-    def preprocess(image):
-        from .yolo import letterbox
-
-        return letterbox(image, size)[0]
-
-    return preprocess
+    """Darknet classifiers: shorter side to ``size`` (bilinear), centre crop, RGB in [0, 1]."""
+    return _torch_preprocess({"kind": "darknet", "size": size})
 
 
 def imagenet_categories() -> list[str]:
@@ -120,17 +110,18 @@ def _darknet(cfg: str):
     return build
 
 
-register_model("yolov3", ModelEntry(_darknet("yolov3.cfg"), 416, "layer12", _yolo_preprocess(416), "detection",
-                                    "YOLOv3 (Darknet cfg + .weights), COCO 80 classes, letterboxed 416 input"))
-register_model("vgg16", ModelEntry(_torchvision("vgg16"), 224, "features.9", imagenet_preprocess(224, 256),
+register_model("yolov3", ModelEntry(_darknet("yolov3.cfg"), 416, "layer12", {"kind": "letterbox", "size": 416},
+                                    "detection", "YOLOv3 (Darknet cfg + .weights), COCO 80 classes, letterboxed 416 input"))
+register_model("vgg16", ModelEntry(_torchvision("vgg16"), 224, "features.9", {"kind": "imagenet", "size": 224, "resize": 256},
                                    description="torchvision VGG-16; features.9 = Darknet layer 6 (128x56x56)"))
-register_model("resnet50", ModelEntry(_torchvision("resnet50"), 256, "layer2.1", imagenet_preprocess(256, 293),
+register_model("resnet50", ModelEntry(_torchvision("resnet50"), 256, "layer2.1", {"kind": "imagenet", "size": 256, "resize": 293},
                                       description="torchvision ResNet-50 at 256 input; layer2.1 = Darknet layer 21 (512x32x32)"))
-register_model("vgg16_darknet", ModelEntry(_darknet("vgg-16.cfg"), 256, "layer6", darknet_preprocess(256),
+register_model("vgg16_darknet", ModelEntry(_darknet("vgg-16.cfg"), 256, "layer6", {"kind": "darknet", "size": 256},
                                            description="Darknet VGG-16 (256 input, [crop] to 224 as layer 0)"))
-register_model("resnet50_darknet", ModelEntry(_darknet("resnet50.cfg"), 256, "layer21", darknet_preprocess(256),
+register_model("resnet50_darknet", ModelEntry(_darknet("resnet50.cfg"), 256, "layer21", {"kind": "darknet", "size": 256},
                                               description="Darknet ResNet-50, 256 input"))
-register_model("efficientnet_lite0", ModelEntry(_efficientnet_lite0, 224, "blocks.11.expand", imagenet_preprocess(),
+register_model("efficientnet_lite0", ModelEntry(_efficientnet_lite0, 224, "blocks.11.expand",
+                                                {"kind": "imagenet", "size": 224, "resize": 256},
                                                 description="EfficientNet-Lite0 with the bundled ImageNet weights"))
 
 
@@ -174,10 +165,12 @@ def list_splits(name: str) -> list[tuple[str, tuple[int, ...]]]:
     return shapes
 
 
-def split_model(name: str, split: str = "paper", *, weights=None, **kw) -> SplitModel:
-    """Cut ``name`` at ``split`` ("paper" = the paper's split point for that network)."""
+def split_model(name: str, split: str = "paper", *, weights=None, **kw):
+    """Cut ``name`` at ``split`` ("paper" = the paper's split point for that network); a ``SplitModel``."""
+    from .split import split_units
+
     e = _entry(name)
     model = e.builder(weights=weights, **kw)
     s = split_units(model, name, e.paper_split if split == "paper" else split, e.input_size, e.preprocess)
-    s.task = e.task
+    s.task, s.preprocess_spec, s.paper_split = e.task, dict(e.preprocess_spec), e.paper_split
     return s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -12,8 +13,14 @@ from .split import SplitModel
 __all__ = ["export_head_onnx", "onnx_head_max_abs_error"]
 
 
+HEAD_FILE_VERSION = 1
+
+
 def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch: bool = True) -> Path:
-    """Write ``split.head`` as ONNX (input ``image`` (B, 3, S, S), output ``features``)."""
+    """Write ``split.head`` as ONNX (input ``image`` (B, 3, S, S), output ``features``), and
+    beside it ``<path>.json``: model, split, input size, feature shape and the
+    preprocessing spec, everything an edge device needs to run it without torch
+    (``splitcodec.inference.OnnxHead``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.zeros(1, 3, split.input_size, split.input_size)
@@ -22,6 +29,10 @@ def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch:
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         torch.onnx.export(split.head.eval(), (x,), str(path), input_names=["image"], output_names=["features"],
                           dynamic_axes=axes, opset_version=opset, dynamo=False)
+    meta = {"format": "splitcodec-head", "version": HEAD_FILE_VERSION, "model": split.name, "split": split.split,
+            "paper_split": split.paper_split, "task": split.task, "input_size": split.input_size,
+            "feature_shape": list(split.feature_shape), "preprocess": split.preprocess_spec}
+    Path(str(path) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 

@@ -31,6 +31,8 @@ class SplitModel:
     input_size: int
     preprocess: Callable  # PIL image or HxWx3 uint8 array -> (3, S, S) float tensor
     task: str = "classification"  # or "detection" (the tail returns the raw YOLO heads)
+    preprocess_spec: dict | None = None  # splitcodec.preprocessing spec of ``preprocess``
+    paper_split: str | None = None
 
     @property
     def feature_elements(self) -> int:

@@ -62,20 +62,11 @@ def letterbox_geometry(width: int, height: int, net: int = 416) -> Letterbox:
 def letterbox(image, net: int = 416) -> tuple[torch.Tensor, Letterbox]:
     """Darknet's letterbox: keep aspect ratio, fit in ``net``×``net``, pad with grey (0.5).
     Returns a (3, net, net) tensor in [0, 1] and the geometry."""
-    from PIL import Image
-    from torchvision.transforms import functional as F
+    from ..preprocessing import letterbox_array, to_pil
 
-    if not isinstance(image, Image.Image):
-        a = np.asarray(image)
-        if a.ndim == 2:
-            a = np.stack([a] * 3, -1)
-        image = Image.fromarray(a[..., :3].astype(np.uint8))
-    image = image.convert("RGB")
-    geo = letterbox_geometry(*image.size, net)
-    x = F.to_tensor(image.resize((geo.new_w, geo.new_h), Image.BILINEAR))
-    canvas = torch.full((3, net, net), 0.5)
-    canvas[:, geo.dy:geo.dy + geo.new_h, geo.dx:geo.dx + geo.new_w] = x
-    return canvas, geo
+    img = to_pil(image)
+    x, (nw, nh, _, _) = letterbox_array(img, net)
+    return torch.from_numpy(x), Letterbox(img.size[0], img.size[1], net, nw, nh)
 
 
 def decode_heads(heads, yolo_layers, net: int) -> tuple[torch.Tensor, torch.Tensor]:
