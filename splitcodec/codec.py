@@ -67,12 +67,14 @@ class FeatureCodec:
             raise QuantizerError(f"tensor rank must be 1..{bitstream.MAX_NDIM}, got shape {a.shape}")
         if a.size == 0:
             raise QuantizerError(f"cannot encode an empty tensor (shape {a.shape})")
-        return self.encode_indices(self.quantizer.quantize(a))
+        return self._encode_indices(self.quantizer.quantize(a), check=False)  # in range by construction
 
     def encode_indices(self, indices: np.ndarray) -> bytes:
         """Code already-quantized indices (uint8, values < N) with this codec's header."""
-        idx = np.asarray(indices)
-        payload = coder.encode_indices(idx, self.quantizer.levels, self.context_model)
+        return self._encode_indices(np.asarray(indices), check=True)
+
+    def _encode_indices(self, idx: np.ndarray, check: bool) -> bytes:
+        payload = coder.encode_indices(idx, self.quantizer.levels, self.context_model, check=check)
         return bitstream.write_header(self._header(idx.shape), payload) + payload
 
     def bits_per_element(self, x) -> float:

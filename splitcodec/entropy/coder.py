@@ -26,9 +26,9 @@ def plane_geometry(shape) -> tuple[int, int, int]:
     return planes, height, width
 
 
-def _contiguous_indices(idx: np.ndarray, levels: int) -> np.ndarray:
+def _contiguous_indices(idx: np.ndarray, levels: int, check: bool = True) -> np.ndarray:
     a = np.ascontiguousarray(idx, dtype=np.uint8).reshape(-1)
-    if a.size and int(a.max()) >= levels:
+    if check and a.size and int(a.max()) >= levels:
         raise ValueError(f"indices must be < levels={levels}, got max {int(a.max())}")
     return a
 
@@ -38,10 +38,10 @@ def _initial_capacity(elements: int, levels: int) -> int:
     return elements * bits // 8 + 2 * levels + 64
 
 
-def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p0) -> bytes:
+def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p0, check: bool = True) -> bytes:
     model = context_model_id(model)
     planes, height, width = plane_geometry(shape)
-    flat = _contiguous_indices(idx, levels)
+    flat = _contiguous_indices(idx, levels, check)
     cap = _initial_capacity(flat.size, levels)
     while True:
         out = np.empty(cap, dtype=np.uint8)
@@ -53,9 +53,13 @@ def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p
         cap *= 2
 
 
-def encode_indices(idx: np.ndarray, levels: int, model="spatial") -> bytes:
-    """Entropy-code quantization indices (any shape; last two axes are the plane)."""
-    return _run_encoder(idx, np.shape(idx), levels, model, _NO_TRACE_BINS, _NO_TRACE_P0)
+def encode_indices(idx: np.ndarray, levels: int, model="spatial", *, check: bool = True) -> bytes:
+    """Entropy-code quantization indices (any shape; last two axes are the plane).
+
+    ``check=False`` skips the range check (a pass over the indices) for indices a
+    quantizer of ``levels`` levels just produced, which are in range by construction.
+    """
+    return _run_encoder(idx, np.shape(idx), levels, model, _NO_TRACE_BINS, _NO_TRACE_P0, check)
 
 
 def trace_bins(idx: np.ndarray, levels: int, model="spatial") -> tuple[np.ndarray, np.ndarray]:
