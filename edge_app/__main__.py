@@ -171,14 +171,13 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     onnx_path = args.onnx
-    if args.runtime == "onnx" and not isinstance(head, OnnxHead):
+    if args.runtime == "onnx" and not onnx_path:  # export on the fly (writes the description too)
         import tempfile
 
         from splitcodec.models.export import export_head_onnx
 
-        onnx_path = onnx_path or export_head_onnx(head, Path(tempfile.mkdtemp()) / "head.onnx")
-        head = OnnxHead(onnx_path, meta=json.loads(Path(str(onnx_path) + ".json").read_text())) \
-            if Path(str(onnx_path) + ".json").exists() else head
+        onnx_path = export_head_onnx(head, Path(tempfile.mkdtemp()) / "head.onnx")
+        head = OnnxHead(onnx_path)
     runner = EdgeEncoder(head, None, runtime=args.runtime, onnx_path=onnx_path)  # the head, run once per frame
     tls = Path(args.tls_ca).read_bytes() if args.tls_ca else None
     client = EdgeClient(args.server, token=args.token or os.environ.get("SPLITCODEC_TOKEN"), tls_ca=tls,

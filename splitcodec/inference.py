@@ -16,7 +16,7 @@ from . import codec as _codec
 from .bitstream import DEFAULT_MAX_ELEMENTS, Header
 from .errors import SplitCodecError
 
-__all__ = ["FeatureShapeError", "EncodedFrame", "OnnxHead", "EdgeEncoder", "CloudTail", "Prediction", "ClassScore",
+__all__ = ["FeatureShapeError", "EncodedFrame", "head_description", "OnnxHead", "EdgeEncoder", "CloudTail", "Prediction", "ClassScore",
            "BoxDetection", "default_operating_point"]
 
 
@@ -52,6 +52,18 @@ class EncodedFrame:
         return 8 * len(self.bitstream) / self.elements
 
 
+HEAD_FILE_VERSION = 1
+
+
+def head_description(split) -> dict:
+    """What an edge device needs to run a split's exported head without torch (the
+    ``<head>.onnx.json`` written by ``export_head_onnx`` and read by :class:`OnnxHead`)."""
+    return {"format": "splitcodec-head", "version": HEAD_FILE_VERSION, "model": split.name, "split": split.split,
+            "paper_split": getattr(split, "paper_split", None), "task": getattr(split, "task", "classification"),
+            "input_size": split.input_size, "feature_shape": list(split.feature_shape),
+            "preprocess": split.preprocess_spec}
+
+
 class OnnxHead:
     """A head exported by ``edge_app.export_head`` run with onnxruntime, preprocessing in
     NumPy: the edge loop without torch.  Reads ``<onnx>.json`` written beside the model."""
@@ -68,7 +80,7 @@ class OnnxHead:
             if not side.exists():
                 raise FileNotFoundError(f"{side} not found: export the head with edge_app.export_head")
             meta = json.loads(side.read_text())
-            if meta.get("format") != "splitcodec-head" or meta.get("version") != 1:
+            if meta.get("format") != "splitcodec-head" or meta.get("version") != HEAD_FILE_VERSION:
                 raise ValueError(f"{side} is not a splitcodec head description (format/version)")
         self.name, self.split = meta["model"], meta["split"]
         self.paper_split, self.task = meta.get("paper_split"), meta.get("task", "classification")
@@ -109,10 +121,7 @@ class EdgeEncoder:
         elif runtime == "onnx":
             if onnx_path is None:
                 raise ValueError("runtime 'onnx' needs the exported head (edge_app.export_head)")
-            self.head = OnnxHead(onnx_path, meta={
-                "model": head.name, "split": head.split, "paper_split": getattr(head, "paper_split", None),
-                "task": getattr(head, "task", "classification"), "input_size": head.input_size,
-                "feature_shape": list(head.feature_shape), "preprocess": head.preprocess_spec})
+            self.head = OnnxHead(onnx_path, meta=head_description(head))
         elif runtime == "torch":
             self.head = _TorchHead(head)
         else:

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import torch
 
+from ..inference import head_description
 from .split import SplitModel
 
 __all__ = ["export_head_onnx", "onnx_head_max_abs_error"]
-
-
-HEAD_FILE_VERSION = 1
 
 
 def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch: bool = True) -> Path:
@@ -29,10 +27,7 @@ def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch:
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         torch.onnx.export(split.head.eval(), (x,), str(path), input_names=["image"], output_names=["features"],
                           dynamic_axes=axes, opset_version=opset, dynamo=False)
-    meta = {"format": "splitcodec-head", "version": HEAD_FILE_VERSION, "model": split.name, "split": split.split,
-            "paper_split": split.paper_split, "task": split.task, "input_size": split.input_size,
-            "feature_shape": list(split.feature_shape), "preprocess": split.preprocess_spec}
-    Path(str(path) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
+    Path(str(path) + ".json").write_text(json.dumps(head_description(split), indent=2) + "\n")
     return path
 
 
