@@ -14,7 +14,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow bench bench-system results context-study clean
+.PHONY: help install demo demo-codec proto test test-slow test-aarch64 bench bench-system decode-cost results context-study clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -22,6 +22,8 @@ help:
 	@echo "make proto      - regenerate the gRPC/protobuf code from proto/splitcodec.proto"
 	@echo "make test       - the default test suite (what CI runs)"
 	@echo "make test-slow  - the long cases too (1M-case fuzz run, big designs)"
+	@echo "make test-aarch64 - the codec under aarch64 emulation must match x86 bit for bit (root; ~2 min after set-up)"
+	@echo "make decode-cost - what hostile streams cost the decoder -> docs/bitstream.md"
 	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval.bench_codec)"
 	@echo "make results    - the rate-accuracy studies on EfficientNet-Lite0 + shipped photos -> docs/results.md"
 
@@ -48,6 +50,15 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# Debian arm64 root for the cross-architecture check (built on first use, outside the repository)
+AARCH64_ROOT ?= $(HOME)/.cache/splitcodec/arm64-root
+test-aarch64: install
+	bash tests/aarch64.sh $(AARCH64_ROOT) docs/aarch64.json
+	$(PY) -m tests.cross_arch report docs/aarch64.json docs/bitstream.md
+
+decode-cost: install
+	$(PY) -m eval.bench_decode_cost --output docs/decode_cost.json --update-doc docs/bitstream.md
 
 bench: install
 	$(PY) -m eval.bench_codec --output docs/bench_codec.json --update-readme README.md

@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 
-from .common import best_time, constriction_bits, emit, index_baselines, log, pin_threads, synthetic_activations
+from .common import (
+    best_time, constriction_bits, emit, index_baselines, log, pin_threads, synthetic_activations, update_section,
+)
 
 PAPER_SHAPES = {
     "yolov3_layer12_like": (256, 52, 52),
@@ -224,19 +226,6 @@ def markdown(doc: dict) -> str:
         lines.append(f"- constriction's range coder on the same bins and probabilities: ours is at most "
                      f"{100 * (worst - 1):+.2f} % larger (header included on our side).")
     return "\n".join(lines)
-
-
-def update_section(path: str, name: str, text: str) -> None:
-    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a markdown file."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    with open(path) as f:
-        doc = f.read()
-    if start not in doc or end not in doc:
-        raise SystemExit(f"{path} has no {start} ... {end} section")
-    head, rest = doc.split(start, 1)
-    _, tail = rest.split(end, 1)
-    with open(path, "w") as f:
-        f.write(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def main(argv=None) -> int:

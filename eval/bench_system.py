@@ -147,7 +147,7 @@ def main(argv=None) -> int:
            "edge": edge, "cases": cases}
     emit(doc, args.output)
     if args.update_readme:
-        from .bench_codec import update_section
+        from .common import update_section
 
         update_section(args.update_readme, "bench_system", markdown(doc))
     return 0

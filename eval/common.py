@@ -101,3 +101,16 @@ def constriction_bits(bins, p0) -> float | None:
     enc = constriction.stream.queue.RangeEncoder()
     enc.encode(bins.astype(np.int32), constriction.stream.model.Bernoulli(perfect=False), p1)
     return 32.0 * enc.get_compressed().size
+
+
+def update_section(path: str, name: str, text: str) -> None:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a markdown file."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    with open(path) as f:
+        doc = f.read()
+    if start not in doc or end not in doc:
+        raise SystemExit(f"{path} has no {start} ... {end} section")
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as f:
+        f.write(f"{head}{start}\n{text}\n{end}{tail}")

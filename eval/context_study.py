@@ -165,7 +165,7 @@ def main(argv=None) -> int:
            "photos": len(next(iter(acts.values()))), "rows": rows}
     emit(doc, args.output)
     if args.update_doc:
-        from .bench_codec import update_section
+        from .common import update_section
 
         update_section(args.update_doc, "context_study", markdown(doc))
     return 0

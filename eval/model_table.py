@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     doc = {"splits": rows, "efficientnet_lite0_predictions": preds}
     emit(doc, args.output)
     if args.update_doc:
-        from .bench_codec import update_section
+        from .common import update_section
 
         update_section(args.update_doc, "model_table", markdown(doc))
     return 0

@@ -89,9 +89,45 @@ class Header:
         return QUANTIZER_KIND_NAMES[self.quantizer_kind]
 
 
-# --- the syntax, run against a writer or a reader ------------------------------------------------
+# --- field checks, shared by the syntax (reader) and ``validate`` (writer) ----------------------
 
-def _syntax(io, h: dict) -> None:
+def _check_levels(levels: int) -> None:
+    if not 2 <= levels <= 256:
+        raise InvalidHeaderError(f"number of levels N={levels} outside [2, 256]")
+
+
+def _check_clip(clip) -> None:
+    lo, hi = clip
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise InvalidHeaderError(f"invalid clip range [{lo}, {hi}]: need finite c_min < c_max")
+
+
+def _check_table(table) -> None:
+    t = np.asarray(table, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(t)):
+        raise InvalidHeaderError("reconstruction levels must be finite")
+    if not np.all(t[1:] > t[:-1]):  # IEEE comparison: -0.0 and +0.0 are equal, so not increasing
+        raise InvalidHeaderError(
+            f"reconstruction levels must be strictly increasing, got {np.array2string(t, precision=6)}"
+        )
+
+
+def _check_dim(d: int, axis: int) -> None:
+    if not 1 <= d <= MAX_DIM:
+        raise InvalidHeaderError(f"shape dimension {axis} is {d}, outside [1, {MAX_DIM}]")
+
+
+def _check_elements(shape, max_elements) -> None:
+    n = math.prod(shape)
+    if n > max_elements:
+        raise TensorTooLargeError(f"shape {tuple(shape)} holds {n} elements, more than the allowed {max_elements}")
+
+
+# --- the syntax, run against a writer or a reader ------------------------------------------------
+# Every field is checked as soon as it is read, in stream order; docs/bitstream.md §5 lists the same
+# checks in the same order.
+
+def _syntax(io, h: dict, max_elements) -> None:
     io.u8(h, "magic")
     if h["magic"] != MAGIC:
         raise BadMagicError(f"not a splitcodec stream: first byte 0x{h['magic']:02x}, expected 0x{MAGIC:02x}")
@@ -109,12 +145,16 @@ def _syntax(io, h: dict) -> None:
     if flags & 0x80:
         raise InvalidHeaderError("reserved flag bit 7 is set")
     io.u8(h, "levels_m1")
+    _check_levels(h["levels_m1"] + 1)
     width = "f" if flags & 0x40 else "e"  # struct codes: single / half
     if (flags >> 2) & 3 == QUANTIZER_UNIFORM:
         io.floats(h, "clip", width, 2)
+        _check_clip(h["clip"])
     else:
         io.floats(h, "levels_table", width, h["levels_m1"] + 1)
+        _check_table(h["levels_table"])
     io.varints(h, "shape", ((flags >> 4) & 3) + 1)
+    _check_elements(h["shape"], max_elements)
     io.u32(h, "crc32")
 
 
@@ -178,6 +218,7 @@ class _Reader:
                     break
                 if shift >= 35:
                     raise InvalidHeaderError(f"{name}[{d}] varint longer than 5 bytes")
+            _check_dim(v, d)
             dims.append(v)
         h[name] = tuple(dims)
 
@@ -207,29 +248,24 @@ def _fields(h: Header) -> dict:
 
 
 def validate(h: Header, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
-    """Range checks shared by writer and reader; raises ``BitstreamError`` subclasses."""
+    """The reader's checks, for a ``Header`` built in memory (the writer's side); raises
+    ``BitstreamError`` subclasses."""
     if h.context_model not in CONTEXT_MODEL_NAMES:
         raise UnknownIdError(f"unknown context model id {h.context_model}; known {sorted(CONTEXT_MODEL_NAMES)}")
     if h.quantizer_kind not in QUANTIZER_KIND_NAMES:
         raise UnknownIdError(f"unknown quantizer kind {h.quantizer_kind}; known {sorted(QUANTIZER_KIND_NAMES)}")
-    if not 2 <= h.levels <= 256:
-        raise InvalidHeaderError(f"number of levels N={h.levels} outside [2, 256]")
+    _check_levels(h.levels)
     if not 1 <= len(h.shape) <= MAX_NDIM:
         raise InvalidHeaderError(f"tensor rank {len(h.shape)} outside [1, {MAX_NDIM}]")
-    if any(not 1 <= d <= MAX_DIM for d in h.shape):
-        raise InvalidHeaderError(f"shape {h.shape} has a dimension outside [1, {MAX_DIM}]")
-    if h.elements > max_elements:
-        raise TensorTooLargeError(
-            f"shape {h.shape} holds {h.elements} elements, more than the allowed {max_elements}"
-        )
+    for axis, d in enumerate(h.shape):
+        _check_dim(d, axis)
+    _check_elements(h.shape, max_elements)
     if h.quantizer_kind == QUANTIZER_UNIFORM:
-        lo, hi = h.clip
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise InvalidHeaderError(f"invalid clip range [{lo}, {hi}]: need finite c_min < c_max")
+        _check_clip(h.clip)
     else:
-        t = np.asarray(h.levels_table, dtype=np.float64)
-        if t.size != h.levels or not np.all(np.isfinite(t)):
-            raise InvalidHeaderError("reconstruction levels must be N finite numbers")
+        if np.size(h.levels_table) != h.levels:
+            raise InvalidHeaderError(f"need {h.levels} reconstruction levels, got {np.size(h.levels_table)}")
+        _check_table(h.levels_table)
 
 
 def write_header(h: Header, payload: bytes) -> bytes:
@@ -238,7 +274,7 @@ def write_header(h: Header, payload: bytes) -> bytes:
     f = _fields(h)
     w = _Writer()
     f["crc32"] = 0
-    _syntax(w, f)
+    _syntax(w, f, math.inf)
     head = bytes(w.buf[:-4])
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack("<I", crc)
@@ -248,7 +284,7 @@ def read_header(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Header:
     """Parse and validate the header of ``data`` (nothing of size N·shape is allocated)."""
     r = _Reader(data)
     f: dict = {}
-    _syntax(r, f)
+    _syntax(r, f, max_elements)
     flags = f["flags"]
     h = Header(
         context_model=flags & 3,
@@ -262,7 +298,6 @@ def read_header(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Header:
         crc32=f["crc32"],
         size=r.pos,
     )
-    validate(h, max_elements)
     return h
 
 

@@ -17,10 +17,10 @@ from . import bitstream
 from .bitstream import DEFAULT_MAX_ELEMENTS, Header
 from .entropy import coder
 from .entropy.contexts import context_model_id
-from .errors import QuantizerError
-from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32_flat
+from .errors import InvalidHeaderError, QuantizerError
+from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32_flat, uniform_levels
 
-__all__ = ["FeatureCodec", "decode", "decode_header", "decode_indices", "quantizer_from_header"]
+__all__ = ["FeatureCodec", "decode", "decode_header", "decode_indices", "quantizer_from_header", "reconstruction_levels"]
 
 
 class FeatureCodec:
@@ -88,11 +88,24 @@ def decode_header(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Header:
     return bitstream.read_header(data, max_elements)
 
 
-def quantizer_from_header(h: Header) -> Quantizer:
-    """The quantizer a stream was written with (enough to dequantize its indices)."""
+def reconstruction_levels(h: Header) -> np.ndarray:
+    """The float32 value of each index of a validated header (docs/bitstream.md §1); never raises."""
     if h.quantizer_kind == bitstream.QUANTIZER_UNIFORM:
-        return UniformQuantizer(h.clip[0], h.clip[1], h.levels)
-    return ScalarQuantizer.from_levels(h.levels_table)
+        return uniform_levels(h.clip[0], h.clip[1], h.levels)
+    return np.asarray(h.levels_table, dtype=np.float32)
+
+
+def quantizer_from_header(h: Header) -> Quantizer:
+    """The quantizer a stream was written with (enough to dequantize its indices).
+
+    Raises ``InvalidHeaderError`` for a valid stream whose clip range no encoder here can
+    quantize with (its float32 scale overflows); :func:`decode` does not need the quantizer."""
+    try:
+        if h.quantizer_kind == bitstream.QUANTIZER_UNIFORM:
+            return UniformQuantizer(h.clip[0], h.clip[1], h.levels)
+        return ScalarQuantizer.from_levels(h.levels_table)
+    except QuantizerError as e:
+        raise InvalidHeaderError(f"the stream's quantizer cannot be rebuilt: {e}") from None
 
 
 def decode_indices(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[np.ndarray, Header]:
@@ -106,13 +119,15 @@ def decode_indices(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[np.n
 def decode(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
     """Decode a stream to its dequantized float32 tensor, in the original shape.
 
-    ``data`` is untrusted: every header field is validated, the declared shape
-    must hold at most ``max_elements`` elements (checked before allocating),
-    the CRC-32 must match, and the arithmetic decoder must consume the payload
-    exactly.  Failures raise a specific :class:`~splitcodec.errors.BitstreamError`.
+    ``data`` is untrusted: every header field is validated as it is read, the
+    declared shape must hold at most ``max_elements`` elements, the CRC-32 must
+    match, the payload must be long enough to code that many elements (all
+    checked before allocating), and the arithmetic decoder must consume the
+    payload exactly.  The work is bounded by the payload: at most
+    ``2562 * (payload bytes - 3)`` bins.  Every failure raises a specific
+    :class:`~splitcodec.errors.BitstreamError` (docs/bitstream.md §5).
     """
     h = bitstream.read_header(data, max_elements)
     bitstream.verify_crc(data, h)
-    table = quantizer_from_header(h).reconstruction
-    _, values = coder.decode_indices(data, h.shape, h.levels, h.context_model, start=h.size, table=table)
-    return values
+    return coder.decode_indices(data, h.shape, h.levels, h.context_model, start=h.size,
+                                table=reconstruction_levels(h), indices=False)

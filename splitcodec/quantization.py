@@ -129,6 +129,25 @@ def _quantize_thresholds_kernel(x, c_min, c_max, thresholds, out):
     return nans
 
 
+def uniform_levels(c_min: float, c_max: float, levels: int) -> np.ndarray:
+    """Reconstruction levels of the uniform quantizer exactly as docs/bitstream.md §1 states them:
+    ``step = (c_max - c_min) / (N - 1)`` and ``c_min + k * step`` in double precision, each rounded
+    to float32; index 0 is exactly ``c_min`` and index N - 1 exactly ``c_max``.  Works for any finite
+    ``c_min < c_max`` (the decoder's case too), never raises."""
+    lo, hi = float(c_min), float(c_max)
+    step = (hi - lo) / (levels - 1)
+    rec = (lo + np.arange(levels, dtype=np.float64) * step).astype(np.float32)
+    rec[0], rec[-1] = lo, hi
+    return rec
+
+
+def _check_increasing(rec: np.ndarray) -> None:
+    if not np.all(rec[1:] > rec[:-1]):  # IEEE comparison: -0.0 == +0.0, so they cannot both appear
+        raise QuantizerError(
+            f"reconstruction levels must be strictly increasing, got {np.array2string(rec, precision=6)}"
+        )
+
+
 class Quantizer:
     """Common interface: ``quantize`` (clip + map to indices) and ``dequantize``."""
 
@@ -211,13 +230,19 @@ class UniformQuantizer(Quantizer):
     def __init__(self, c_min: float, c_max: float, levels: int):
         self.levels = _check_levels(levels)
         self.c_min, self.c_max = _check_clip(c_min, c_max)
-        k = np.arange(self.levels, dtype=np.float64)
         step = (self.c_max - self.c_min) / (self.levels - 1)
-        rec = (self.c_min + k * step).astype(np.float32)
-        rec[0], rec[-1] = self.c_min, self.c_max
-        self.reconstruction = rec
+        with np.errstate(over="ignore"):
+            width = np.float32(self.c_max) - np.float32(self.c_min)
+            self._scale = np.float32((self.levels - 1) / (self.c_max - self.c_min))
+        # eq. (1) runs in float32: the clip width and the scale must be finite there, and the scale
+        # nonzero, or indices would silently come out wrong
+        if not (np.isfinite(width) and np.isfinite(self._scale) and self._scale > 0):
+            raise QuantizerError(
+                f"clip range [{self.c_min}, {self.c_max}] with N={self.levels} cannot be quantized in single "
+                "precision: the range or its scale (N-1)/(c_max-c_min) overflows float32"
+            )
+        self.reconstruction = uniform_levels(self.c_min, self.c_max, self.levels)
         self.thresholds = self.c_min + (np.arange(1, self.levels) - 0.5) * step
-        self._scale = np.float32((self.levels - 1) / (self.c_max - self.c_min))
 
     @property
     def step(self) -> float:
@@ -248,6 +273,7 @@ class ScalarQuantizer(Quantizer):
             raise QuantizerError(f"need {rec.size - 1} thresholds for {rec.size} levels, got {thr.size}")
         if not np.all(np.isfinite(rec)):
             raise QuantizerError("reconstruction levels must be finite")
+        _check_increasing(rec)
         if np.any(np.isnan(thr)) or np.any(np.diff(thr) < 0):
             raise QuantizerError("thresholds must be non-decreasing and not NaN")
         self.c_min, self.c_max = _check_clip(c_min, c_max)
@@ -259,8 +285,11 @@ class ScalarQuantizer(Quantizer):
 
     @classmethod
     def from_levels(cls, reconstruction, c_min=None, c_max=None) -> "ScalarQuantizer":
-        """Nearest-level quantizer (midpoint thresholds) for sorted levels."""
-        rec = np.sort(np.asarray(reconstruction, dtype=np.float32).reshape(-1))
+        """Nearest-level quantizer (midpoint thresholds) for strictly increasing levels
+        (index k reconstructs to ``reconstruction[k]``; nothing is reordered)."""
+        rec = np.asarray(reconstruction, dtype=np.float32).reshape(-1)
+        if rec.size < 2:
+            raise QuantizerError(f"need at least 2 levels, got {rec.size}")
         lo = float(rec[0]) if c_min is None else c_min
         hi = float(rec[-1]) if c_max is None else c_max
         thr = (rec[:-1].astype(np.float64) + rec[1:].astype(np.float64)) / 2
@@ -380,6 +409,21 @@ def _fill_empty(levels, placed, thresholds, lo, hi):
     return out
 
 
+def _strictly_increasing(rec: np.ndarray) -> np.ndarray:
+    """Move levels that coincide in float32 (empty bins collapsed onto a neighbour) apart by
+    the fewest float32 steps, keeping the first and last level, so every table the writer
+    emits is strictly increasing (docs/bitstream.md §1).  Non-coinciding levels are untouched."""
+    out = rec.copy()
+    for k in range(1, out.size - 1):
+        if out[k] <= out[k - 1]:
+            out[k] = np.nextafter(out[k - 1], np.float32(np.inf))
+    for k in range(out.size - 2, 0, -1):
+        if out[k] >= out[k + 1]:
+            out[k] = np.nextafter(out[k + 1], np.float32(-np.inf))
+    _check_increasing(out)
+    return out
+
+
 def design_ecq(
     samples,
     levels: int,
@@ -472,6 +516,7 @@ def design_ecq(
     rec32 = lv.astype(np.float32)
     if method == "modified":
         rec32[0], rec32[-1] = np.float32(lo), np.float32(hi)
+    rec32 = _strictly_increasing(rec32)
     thr = envelope_thresholds(rec32.astype(np.float64), rates, lam)
     cnt, s, s2 = data.bins(thr)
     prob = cnt / m

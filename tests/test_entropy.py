@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from splitcodec.entropy import code_length_bits, decode_indices, encode_indices, trace_bins
+from splitcodec.entropy import code_length_bits, decode_indices, encode_indices, engine, trace_bins
 from splitcodec.errors import TrailingBytesError, TruncatedPayloadError, UnknownIdError
 
 from .conftest import relu_field
@@ -83,3 +83,48 @@ def test_truncated_and_extended_payloads(rng):
 def test_unknown_model():
     with pytest.raises(UnknownIdError):
         encode_indices(np.zeros((1, 2, 2), np.uint8), 2, "nope")
+
+
+# --- decoding cost is bounded by the payload (docs/bitstream.md §3) -----------------------------
+
+
+def test_payload_capacity_bound_admits_the_cheapest_valid_streams_and_is_tight():
+    # the fewest payload bytes per bin a valid stream can reach: one always-zero bin per element
+    for elements in (1, 1000, 200_000, 2_000_000):
+        data = encode_indices(np.zeros(elements, np.uint8), 2, "paper")
+        assert elements <= engine.max_bins(len(data)), elements
+    assert elements > 0.9 * engine.max_bins(len(data))  # the bound is within 10 % of what a stream reaches
+    # the most bins per byte: N = 256, every index 255
+    idx = np.full(300_000, 255, np.uint8)
+    data = encode_indices(idx, 256, "spatial")
+    bins, _ = trace_bins(idx, 256, "spatial")
+    assert bins.size <= engine.max_bins(len(data))
+    assert bins.size > 0.9 * engine.max_bins(len(data))
+
+
+def test_payload_too_short_for_the_shape_is_rejected_before_allocating():
+    import tracemalloc
+
+    tracemalloc.start()
+    with pytest.raises(TruncatedPayloadError, match="at most"):
+        decode_indices(b"\x00" * 8, (1 << 26,), 4, "spatial")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 16
+    with pytest.raises(TruncatedPayloadError):
+        decode_indices(b"\x00" * 3, (1,), 4, "spatial")  # under 4 bytes: no element fits
+
+
+def test_decoding_needs_no_scratch_of_the_tensor_size():
+    import tracemalloc
+
+    for shape in [(1 << 20,), (4, 512, 512)]:
+        idx = (np.arange(np.prod(shape)) % 3 == 0).astype(np.uint8).reshape(shape)
+        data = encode_indices(idx, 2, "spatial")
+        table = np.array([0.0, 1.0], np.float32)
+        tracemalloc.start()
+        values = decode_indices(data, shape, 2, "spatial", table=table, indices=False)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        np.testing.assert_array_equal(values, table[idx])
+        assert peak - values.nbytes <= 4 * (shape[-1] + 2) + 4096, (shape, peak)

@@ -9,7 +9,7 @@ from hypothesis.extra.numpy import arrays
 import splitcodec as sc
 from splitcodec.binarization import codeword_lengths
 from splitcodec.errors import QuantizerError
-from splitcodec.quantization import envelope_thresholds
+from splitcodec.quantization import ScalarQuantizer, UniformQuantizer, design_ecq, envelope_thresholds
 
 
 # ---------------------------------------------------------------- uniform, eq. (1)
@@ -207,3 +207,45 @@ def test_design_scales_to_millions_of_samples():
     x = np.random.default_rng(7).gamma(0.5, 1.0, 2_000_000).astype(np.float32)
     q = sc.design_ecq(x, 8, lam=0.02, c_min=0.0, c_max=4.0)
     assert q.levels == 8 and len(q.cost_history) >= 2
+
+
+# --- tables are strictly increasing; nothing reorders them (docs/bitstream.md §1) -------------------
+
+@pytest.mark.parametrize("levels", [[1.0, 0.0], [1.0, 1.0], [-0.0, 0.0], [0.0, 2.0, 1.0]])
+def test_table_levels_must_be_strictly_increasing(levels):
+    thr = np.zeros(len(levels) - 1)
+    with pytest.raises(QuantizerError, match="strictly increasing"):
+        ScalarQuantizer(levels, thr, -1.0, 3.0)
+    with pytest.raises(QuantizerError, match="strictly increasing"):
+        ScalarQuantizer.from_levels(levels)
+
+
+def test_from_levels_keeps_the_given_order():
+    q = ScalarQuantizer.from_levels([-1.0, 0.25, 2.0])
+    np.testing.assert_array_equal(q.reconstruction, np.array([-1.0, 0.25, 2.0], np.float32))
+
+
+def test_designed_levels_that_coincide_are_moved_apart_minimally():
+    # samples on two values only: with N = 6 most bins are empty and collapse onto neighbours
+    x = np.repeat(np.array([0.5, 2.0], np.float32), 500)
+    for method in ("conventional", "modified"):
+        q = design_ecq(x, 6, 0.0 if method == "conventional" else 0.01, 0.0, 3.0, method=method)
+        assert np.all(np.diff(q.reconstruction) > 0), (method, q.reconstruction)
+        np.testing.assert_array_equal(sc.decode(sc.FeatureCodec(q).encode(x)), q(x))
+
+
+def test_uniform_levels_follow_the_spec_formula():
+    # docs/bitstream.md §1: step first, then c_min + k * step, in double, rounded to float32
+    lo, hi, n = float(np.float32(6.737916e-08)), float(np.float32(6.478021)), 256
+    step = (hi - lo) / (n - 1)
+    expected = np.array([np.float32(lo + k * step) for k in range(n)], np.float32)
+    expected[0], expected[-1] = lo, hi
+    np.testing.assert_array_equal(UniformQuantizer(lo, hi, n).reconstruction, expected)
+    np.testing.assert_array_equal(sc.codec.reconstruction_levels(
+        sc.decode_header(sc.FeatureCodec(UniformQuantizer(lo, hi, n)).encode(np.zeros(3, np.float32)))), expected)
+
+
+@pytest.mark.parametrize("c_min,c_max,levels", [(0.0, 1e-40, 200), (-3e38, 3e38, 4), (0.0, 1e-45, 2)])
+def test_uniform_ranges_that_overflow_single_precision_are_refused(c_min, c_max, levels):
+    with pytest.raises(QuantizerError, match="single"):
+        UniformQuantizer(c_min, c_max, levels)

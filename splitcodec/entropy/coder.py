@@ -79,11 +79,14 @@ def code_length_bits(bins: np.ndarray, p0: np.ndarray) -> float:
 
 
 def decode_indices(buf, shape, levels: int, model, start: int = 0, end: int | None = None,
-                   table: np.ndarray | None = None):
+                   table: np.ndarray | None = None, *, indices: bool = True):
     """Decode indices of ``shape`` from ``buf[start:end]``.
 
-    Returns the uint8 indices, or ``(indices, values)`` when a float32
-    reconstruction ``table`` is given (dequantized in the same pass).  Raises a
+    Returns the uint8 indices; with a float32 reconstruction ``table`` the values
+    are dequantized in the same pass and ``(indices, values)`` is returned, or
+    ``values`` alone with ``indices=False`` (no index array is allocated then).
+    A payload too short to hold the declared number of elements is rejected
+    before anything of that size is allocated (``engine.max_bins``).  Raises a
     ``BitstreamError`` subclass when the payload is short, long or impossible.
     """
     model = context_model_id(model)
@@ -93,7 +96,15 @@ def decode_indices(buf, shape, levels: int, model, start: int = 0, end: int | No
         raise ValueError("payload bounds outside the buffer")
     planes, height, width = plane_geometry(shape)
     n = planes * height * width
-    out = np.empty(n, dtype=np.uint8)
+    size = end - start
+    if n > engine.max_bins(size):
+        raise TruncatedPayloadError(
+            f"payload truncated: {size} payload bytes can code at most {engine.max_bins(size)} bins, "
+            f"fewer than the {n} elements the header declares"
+        )
+    if table is None and not indices:
+        raise ValueError("nothing to return: give a table or ask for indices")
+    out = np.empty(n if indices else 0, dtype=np.uint8)
     if table is None:
         tab, values = _NO_TABLE, _NO_TABLE
     else:
@@ -104,7 +115,6 @@ def decode_indices(buf, shape, levels: int, model, start: int = 0, end: int | No
     fast, slow = engine.new_state(n_contexts(model, levels))
     status, pos = kernels.decode(data, start, end, planes, height, width, levels, model,
                                  fast, slow, out, tab, values)
-    size = end - start
     if status == engine.ERR_OVERRUN:
         raise TruncatedPayloadError(
             f"payload truncated: the arithmetic decoder needed more than the {size} payload bytes"
@@ -115,7 +125,9 @@ def decode_indices(buf, shape, levels: int, model, start: int = 0, end: int | No
         raise TrailingBytesError(
             f"{end - pos} trailing byte(s): the arithmetic decoder consumed {pos - start} of {size} payload bytes"
         )
-    idx = out.reshape(tuple(shape))
+    shape = tuple(shape)
     if table is None:
-        return idx
-    return idx, values.reshape(tuple(shape))
+        return out.reshape(shape)
+    if not indices:
+        return values.reshape(shape)
+    return out.reshape(shape), values.reshape(shape)

@@ -33,6 +33,19 @@ RANGE_TOP = 1 << 24
 LOW_MASK = (1 << RANGE_BITS) - 1
 FLUSH_BYTES = 4
 
+# Every bin narrows the range by at least a factor f = 16773631/16809983 (the widest split: range
+# 2^24 + 2^15 - 1 with P = 32697/32768; docs/bitstream.md §3), and every payload byte after the first
+# four widens it by 2^8, so a payload of L >= 4 bytes codes fewer than 8 (L - 3) / -log2(f) < 2562 (L - 3)
+# bins -- for any bytes at all.  A decoder therefore never decodes more than that many bins from L bytes,
+# and a stream declaring more elements (each element codes at least one bin) cannot be valid.
+MAX_BINS_PER_BYTE = 2562
+
+
+def max_bins(payload_bytes: int) -> int:
+    """Upper bound on the bins any payload of ``payload_bytes`` bytes can code (0 below 4 bytes)."""
+    return MAX_BINS_PER_BYTE * (payload_bytes - 3) if payload_bytes >= FLUSH_BYTES else 0
+
+
 # decoder status codes (kernels return them; the codec maps them to exceptions)
 OK = 0
 ERR_OVERRUN = 1  # needed bytes past the end of the payload

@@ -86,27 +86,37 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
 
 @numba.njit(cache=True, nogil=True)
 def decode(buf, start, end, planes, height, width, levels, model, fast, slow, out, table, values):
-    """Decode ``planes*height*width`` indices from ``buf[start:end]`` into ``out``;
-    when ``table`` is not empty also write ``values[i] = table[out[i]]``.
+    """Decode ``planes*height*width`` indices from ``buf[start:end]``: into ``out`` when it is
+    not empty, and as ``values[i] = table[index]`` when ``table`` is not empty.
 
-    Never reads outside ``buf[start:end]`` nor writes outside ``out``/``values``.
-    Returns (status, position): OK only when the payload was consumed exactly.
+    Never reads outside ``buf[start:end]`` nor writes outside ``out``/``values``; scratch is
+    two rows of the plane (none for one-row planes or the ``paper`` model).  Running past the
+    payload end is detected after the element in which it happens, so at most N - 1 bins are
+    decoded from shifted-in zeros.  Returns (status, position): OK only when the payload was
+    consumed exactly.
     """
     code, rng, pos, status = decode_start(buf, start, end)
     if status != OK:
         return status, pos
     top = levels - 1
+    store = out.size > 0
     dequantize = table.size > 0
     spatial = model == SPATIAL
+    keep_rows = spatial and height > 1
     stride = width + 2
-    pad = np.zeros((height + 1) * stride, dtype=np.uint8)
+    # two alternating rows with a zero column either side: the row above and the current row
+    pad = np.zeros(2 * stride if keep_rows else 0, dtype=np.uint8)
+    i = 0
     for p in range(planes):
-        base = p * height * width
         for y in range(height):
-            up = y * stride
-            left, above_left, above = 0, 0, pad[up + 1]
+            has_above = keep_rows and y > 0
+            cur = (y & 1) * stride
+            up = stride - cur
+            left, above_left, above = 0, 0, 0
+            if has_above:
+                above = pad[up + 1]
             for x in range(width):
-                above_right = pad[up + x + 2]
+                above_right = pad[up + x + 2] if has_above else 0
                 s = 0
                 for k in range(top):
                     if spatial:
@@ -118,16 +128,16 @@ def decode(buf, start, end, planes, height, width, levels, model, fast, slow, ou
                     if bit == 0:
                         break
                     s += 1
-                pad[up + stride + x + 1] = s
+                if keep_rows:
+                    pad[cur + x + 1] = s
                 left, above_left, above = s, above, above_right
-                i = base + y * width + x
-                out[i] = s
+                if store:
+                    out[i] = s
                 if dequantize:
                     values[i] = table[s]
-            if pos > end:  # checked once per row: at most W elements' reads past the end, all shifted-in zeros
-                return ERR_OVERRUN, pos
-    if pos > end:
-        return ERR_OVERRUN, pos
+                i += 1
+                if pos > end:  # reads past the end shifted in zeros: stop within this element
+                    return ERR_OVERRUN, pos
     if pos < end:
         return ERR_TRAILING, pos
     return OK, pos

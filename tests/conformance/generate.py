@@ -1,0 +1,212 @@
+"""The conformance corpus of docs/bitstream.md: streams with their expected outcome.
+
+``python -m tests.conformance.generate`` (re)writes ``streams/*.bin`` and ``manifest.json``
+beside this file; ``tests/test_conformance.py`` checks the files are what this script makes
+and that ``splitcodec.decode`` gives every expected outcome.  Another implementation claims
+conformance by decoding every file with the default element limit (2^26) and matching the
+manifest: the SHA-256 of the decoded float32 values (little-endian, C order) and the shape,
+or a failure of the named class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+import splitcodec as sc
+from splitcodec import bitstream
+from splitcodec.entropy import encode_indices
+
+HERE = Path(__file__).parent
+
+
+def _leb128(v: int, min_bytes: int = 1) -> bytes:
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        more = v or len(out) + 1 < min_bytes
+        out.append(b | (0x80 if more else 0))
+        if not more:
+            return bytes(out)
+
+
+def raw(flags: int, levels: int, floats: bytes, shape_bytes: bytes, payload: bytes, *,
+        magic: int = 0xCF, version: int = 1, crc: int | None = None) -> bytes:
+    """A stream assembled field by field (CRC computed unless given)."""
+    head = bytes([magic, version, flags, levels - 1]) + floats + shape_bytes
+    if crc is None:
+        crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
+
+
+def flags_of(model: int = 1, kind: int = 0, ndim: int = 3, single: bool = False) -> int:
+    return model | (kind << 2) | ((ndim - 1) << 4) | (0x40 if single else 0)
+
+
+def _field_input(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape)
+    x = (x + np.roll(x, 1, -1) + np.roll(x, 1, 0)) / 1.7  # some spatial correlation
+    return x.astype(np.float32)
+
+
+def _valid_cases():
+    cases = []
+
+    def add(name, data, reason):
+        cases.append((name, data, reason))
+
+    x = _field_input((3, 7, 9), 1)
+    for n in (2, 3, 4, 16, 255, 256):
+        for model in ("paper", "spatial"):
+            q = sc.UniformQuantizer(-1.5, 2.0, n)
+            add(f"uniform_n{n}_{model}", sc.FeatureCodec(q, model).encode(x), f"N = {n}, {model} contexts")
+    for rank, shape in ((1, (37,)), (2, (5, 11)), (3, (2, 6, 7)), (4, (2, 2, 5, 6))):
+        q = sc.UniformQuantizer(0.0, 2.0, 5)
+        add(f"rank{rank}", sc.FeatureCodec(q).encode(np.abs(_field_input(shape, rank))), f"rank {rank}, shape {shape}")
+    add("single_element", sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 4)).encode(np.array([0.7], np.float32)),
+        "one element: shape (1,)")
+    add("width1", sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 4)).encode(np.abs(_field_input((3, 9, 1), 3))),
+        "planes one column wide (right neighbour outside the plane)")
+    add("height1", sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 4)).encode(np.abs(_field_input((3, 1, 9), 4))),
+        "planes one row high (no row above)")
+    add("clip_single", sc.FeatureCodec(sc.UniformQuantizer(0.1, 2.3, 8)).encode(x),
+        "clip not exact in half precision: single-precision floats")
+    add("clip_uniform_formula", sc.FeatureCodec(sc.UniformQuantizer(6.737916e-08, 6.478021, 256)).encode(x * 3),
+        "reconstruction c_min + k * step, step = (c_max - c_min) / (N - 1), in double, then float32")
+    add("clip_half_subnormal", sc.FeatureCodec(sc.UniformQuantizer(0.0, 2.0 ** -20, 4)).encode(x * 2.0 ** -21),
+        "c_max a subnormal half float")
+    add("clip_negative_zero", sc.FeatureCodec(sc.UniformQuantizer(-0.0, 1.0, 4)).encode(np.abs(x)),
+        "c_min = -0.0: index 0 reconstructs to -0.0")
+    add("table_n4", sc.FeatureCodec(sc.ScalarQuantizer.from_levels([-1.0, 0.0, 0.37, 2.5])).encode(x),
+        "table of 4 strictly increasing levels, single floats")
+    levels = np.sort(np.unique(np.float16(np.linspace(-3, 3, 300))))[:256].astype(np.float32)
+    add("table_n256_half", sc.FeatureCodec(sc.ScalarQuantizer.from_levels(levels), "paper").encode(x),
+        "table of 256 levels exact in half precision")
+    # fields no encoder here writes but the format allows
+    idx = sc.UniformQuantizer(0.0, 1.0, 4).quantize(np.abs(x))
+    payload = encode_indices(idx, 4, "spatial")
+    add("varint_overlong", raw(flags_of(), 4, struct.pack("<2e", 0.0, 1.0),
+                               _leb128(3, 2) + _leb128(7, 5) + _leb128(9, 3), payload),
+        "non-minimal LEB128 shape varints (2, 5 and 3 bytes) are accepted")
+    add("clip_huge_range", raw(flags_of(single=True), 4, struct.pack("<2f", -3e38, 3e38),
+                               bytes([3, 7, 9]), payload),
+        "any finite c_min < c_max is decodable (reconstruction in double)")
+    add("carry_run", sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 2), "paper").encode(
+        (np.arange(4000) % 97 == 0).astype(np.float32)), "long runs of one bin: carries into 0xFF bytes")
+    return cases
+
+
+def _rejected_cases():
+    cases = []
+    base = sc.FeatureCodec(sc.UniformQuantizer(0.0, 2.0, 4)).encode(np.abs(_field_input((4, 8, 8), 5)))
+    h = sc.decode_header(base)
+    payload = base[h.size:]
+    half01 = struct.pack("<2e", 0.0, 2.0)
+    shape = bytes([4, 8, 8])
+
+    def add(name, data, error, reason):
+        cases.append((name, data, error, reason))
+
+    def resign(data: bytes, header_size: int) -> bytes:
+        head, pl = data[: header_size - 4], data[header_size:]
+        return head + struct.pack("<I", zlib.crc32(pl, zlib.crc32(head))) + pl
+
+    add("empty", b"", "TruncatedStreamError", "no bytes")
+    add("bad_magic", b"\x00" + base[1:], "BadMagicError", "first byte not 0xCF")
+    add("bad_magic_and_version", b"\x00\x07" + base[2:], "BadMagicError", "magic is checked before the version")
+    for v in (0, 2):
+        add(f"version_{v}", base[:1] + bytes([v]) + base[2:], "UnsupportedVersionError", f"format version {v}")
+    for m in (2, 3):
+        add(f"context_id_{m}", raw(flags_of(model=m), 4, half01, shape, payload), "UnknownIdError",
+            f"context model id {m} is reserved")
+    for k in (2, 3):
+        add(f"quantizer_kind_{k}", raw(flags_of(kind=k), 4, half01, shape, payload), "UnknownIdError",
+            f"quantizer kind {k} is reserved")
+    add("context_before_kind", raw(flags_of(model=3, kind=3) | 0x80, 4, half01, shape, payload), "UnknownIdError",
+        "flags: context id, then quantizer kind, then the reserved bit")
+    add("reserved_bit", raw(flags_of() | 0x80, 4, half01, shape, payload), "InvalidHeaderError", "flags bit 7 set")
+    add("levels_1", raw(flags_of(), 1, half01, shape, payload), "InvalidHeaderError", "N = 1")
+    for name, lo, hi in (("clip_equal", 1.0, 1.0), ("clip_reversed", 2.0, 1.0), ("clip_nan", float("nan"), 1.0),
+                         ("clip_inf", 0.0, float("inf")), ("clip_zeros", -0.0, 0.0)):
+        add(name + "_half", raw(flags_of(), 4, struct.pack("<2e", lo, hi), shape, payload), "InvalidHeaderError",
+            f"clip [{lo}, {hi}] (half): need finite c_min < c_max")
+        add(name + "_single", raw(flags_of(single=True), 4, struct.pack("<2f", lo, hi), shape, payload),
+            "InvalidHeaderError", f"clip [{lo}, {hi}] (single)")
+    for name, lv in (("table_equal", [1.0, 1.0, 2.0, 3.0]), ("table_signed_zeros", [-1.0, -0.0, 0.0, 1.0]),
+                     ("table_decreasing", [0.0, 2.0, 1.0, 3.0]), ("table_nan", [0.0, float("nan"), 1.0, 2.0]),
+                     ("table_inf", [0.0, 1.0, 2.0, float("inf")])):
+        add(name, raw(flags_of(kind=1, single=True), 4, struct.pack("<4f", *lv), shape, payload),
+            "InvalidHeaderError", f"table {lv}: levels must be finite and strictly increasing")
+    add("table_all_equal", raw(flags_of(kind=1), 2, struct.pack("<2e", 1.0, 1.0), shape, payload),
+        "InvalidHeaderError", "table [1, 1]: every level equal")
+    add("dimension_zero", raw(flags_of(), 4, half01, bytes([4, 0, 8]), payload), "InvalidHeaderError",
+        "a dimension of 0")
+    add("dimension_over_32_bits", raw(flags_of(ndim=1), 4, half01, _leb128(1 << 32), payload),
+        "InvalidHeaderError", "a dimension of 2^32 (5-byte varint)")
+    add("varint_6_bytes", raw(flags_of(ndim=1), 4, half01, b"\x81\x80\x80\x80\x80\x00", payload),
+        "InvalidHeaderError", "a varint longer than 5 bytes")
+    add("too_many_elements", raw(flags_of(ndim=2), 4, half01, _leb128(1 << 13) + _leb128((1 << 13) + 1), payload),
+        "TensorTooLargeError", "2^26 + 2^13 elements, over the default limit of 2^26")
+    add("clip_before_elements", raw(flags_of(ndim=2), 4, struct.pack("<2e", 1.0, 1.0),
+                                    _leb128(1 << 14) + _leb128(1 << 14), payload),
+        "InvalidHeaderError", "the clip range is checked when read, before the shape")
+    add("elements_before_crc_field", raw(flags_of(ndim=1), 4, half01, _leb128(1 << 27), b"")[:-4],
+        "TensorTooLargeError", "the element count is checked before the CRC field is read")
+    for cut, what in ((2, "flags"), (4, "clip"), (7, "shape"), (h.size - 1, "crc32")):
+        add(f"truncated_in_{what}", base[:cut], "TruncatedStreamError", f"stream ends inside the header ({what})")
+    add("crc_mismatch", base[:-1] + bytes([base[-1] ^ 1]), "ChecksumError", "one payload bit flipped")
+    add("crc_before_payload_checks", base[:h.size], "ChecksumError",
+        "no payload, CRC not re-signed: the CRC is checked before the payload")
+    add("payload_3_bytes", resign(base[:h.size] + payload[:3], h.size), "TruncatedPayloadError",
+        "a payload under 4 bytes")
+    add("payload_cannot_hold_elements", raw(flags_of(ndim=1), 4, half01, _leb128(1 << 26), b"\x00" * 8),
+        "TruncatedPayloadError", "8 payload bytes cannot code 2^26 elements (at most 2562 * (8 - 3) bins)")
+    add("payload_truncated", resign(base[:-2], h.size), "TruncatedPayloadError", "the last 2 payload bytes cut")
+    add("payload_trailing", resign(base + b"\x00", h.size), "TrailingBytesError", "one byte after the payload")
+    add("payload_bad_start", resign(base[:h.size] + b"\xff\xff\xff\xff" + payload[4:], h.size),
+        "CorruptPayloadError", "first 4 payload bytes 0xFFFFFFFF")
+    return cases
+
+
+def _sha256(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values, dtype="<f4").tobytes()).hexdigest()
+
+
+def build() -> tuple[dict[str, bytes], list[dict]]:
+    """Every stream (by file name) and the manifest entries, in order."""
+    files, manifest = {}, []
+    for name, data, reason in _valid_cases():
+        values = sc.decode(data)  # the generator checks its own valid cases decode
+        files[f"{name}.bin"] = data
+        manifest.append({"file": f"streams/{name}.bin", "expect": "values", "shape": list(values.shape),
+                         "sha256": _sha256(values), "reason": reason})
+    for name, data, error, reason in _rejected_cases():
+        files[f"{name}.bin"] = data
+        manifest.append({"file": f"streams/{name}.bin", "expect": "error", "error": error, "reason": reason})
+    return files, manifest
+
+
+def write(root: Path = HERE) -> None:
+    files, manifest = build()
+    streams = root / "streams"
+    streams.mkdir(parents=True, exist_ok=True)
+    for old in streams.glob("*.bin"):
+        if old.name not in files:
+            old.unlink()
+    for name, data in files.items():
+        (streams / name).write_bytes(data)
+    doc = {"format_version": bitstream.FORMAT_VERSION, "max_elements": bitstream.DEFAULT_MAX_ELEMENTS,
+           "values_hash": "SHA-256 of the decoded float32 values, little-endian, C order", "cases": manifest}
+    (root / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    write(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
