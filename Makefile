@@ -14,7 +14,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow test-aarch64 bench bench-system decode-cost results context-study clean
+.PHONY: help install demo demo-codec proto test test-slow test-aarch64 bench bench-system decode-cost darknet-fidelity results context-study clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -56,6 +56,9 @@ AARCH64_ROOT ?= $(HOME)/.cache/splitcodec/arm64-root
 test-aarch64: install
 	bash tests/aarch64.sh $(AARCH64_ROOT) docs/aarch64.json
 	$(PY) -m tests.cross_arch report docs/aarch64.json docs/bitstream.md
+
+darknet-fidelity: install
+	$(PY) -m eval.darknet_fidelity --output docs/darknet_fidelity.json --update-doc docs/models.md
 
 decode-cost: install
 	$(PY) -m eval.bench_decode_cost --output docs/decode_cost.json --update-doc docs/bitstream.md

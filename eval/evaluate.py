@@ -95,12 +95,12 @@ def _classify(acc: Accumulator, logits, float_logits, targets):
 def _detect(acc: Accumulator, split, heads, sizes, image_ids):
     import torch
 
-    from splitcodec.models.yolo import letterbox_geometry, postprocess, to_coco_results
+    from splitcodec.models.yolo import COCO_EVAL, letterbox_geometry, postprocess, to_coco_results
 
     net = split.input_size
     geos = [letterbox_geometry(int(w), int(h), net) for w, h in sizes]
     layers = [split.model.layers[i] for i in split.model.yolo_layers]
-    dets = postprocess([torch.as_tensor(h) for h in heads], layers, geos, conf_thresh=0.005)
+    dets = postprocess([torch.as_tensor(h) for h in heads], layers, geos, **COCO_EVAL)  # as Darknet's `detector valid`
     for d, iid in zip(dets, image_ids):
         acc.detections += to_coco_results(d, int(iid))
         acc.image_ids.append(int(iid))

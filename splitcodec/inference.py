@@ -246,13 +246,13 @@ class CloudTail:
                 for vals, idx in zip(top.values, top.indices)]
 
     def _detections(self, heads, original_sizes) -> list[Prediction]:
-        from .models.yolo import COCO80_TO_91, COCO_NAMES, letterbox_geometry, postprocess
+        from .models.yolo import COCO80_TO_91, COCO_NAMES, DEPLOYMENT, letterbox_geometry, postprocess
 
         net = self.split.input_size
         sizes = original_sizes or [(net, net)] * heads[0].shape[0]
         geos = [letterbox_geometry(w or net, h or net, net) for w, h in sizes]
         layers = [self.split.model.layers[i] for i in self.split.model.yolo_layers]
-        dets = postprocess([h.cpu() for h in heads], layers, geos, conf_thresh=0.25)
+        dets = postprocess([h.cpu() for h in heads], layers, geos, **DEPLOYMENT)
         return [Prediction(detections=[BoxDetection(tuple(float(v) for v in b), COCO80_TO_91[int(c)],
                                                     COCO_NAMES[int(c)], float(s))
                                        for b, s, c in zip(d.boxes.tolist(), d.scores.tolist(), d.labels.tolist())])

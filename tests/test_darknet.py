@@ -200,3 +200,64 @@ def test_cfg_errors():
 def test_darknet_default_weights_are_not_bundled():
     with pytest.raises(FileNotFoundError, match="weights=PATH"):
         models.get_model("yolov3", weights="DEFAULT")
+
+
+# --- layer semantics the shipped cfgs do not hit (issue #11), each against Darknet's C code by hand ----------
+
+def test_connected_with_batch_norm_applies_biases_after_normalising(tmp_path):
+    cfg = "[net]\nwidth=2\nheight=1\nchannels=1\n[connected]\noutput=2\nbatch_normalize=1\nactivation=linear\n"
+    net = DarknetNet(cfg)
+    # .weights order for a connected layer with BN: biases, weights, scales, rolling_mean, rolling_variance
+    biases, weights = np.array([0.5, -1.0]), np.array([[1.0, 2.0], [3.0, -1.0]])
+    scales, mean, var = np.array([2.0, 0.5]), np.array([1.0, -2.0]), np.array([4.0, 0.25])
+    p = tmp_path / "c.weights"
+    body = np.concatenate([biases, weights.ravel(), scales, mean, var]).astype("<f4")
+    p.write_bytes(struct.pack("<3iq", 0, 2, 5, 0) + body.tobytes())
+    load_darknet_weights(net, p)
+    x = np.array([0.25, -0.75])
+    # forward_connected_layer: gemm, then normalize (sqrt(var) + 1e-6), scale, add biases
+    expected = scales * (weights @ x - mean) / (np.sqrt(var) + 1e-6) + biases
+    with torch.no_grad():
+        out = net(torch.tensor(x, dtype=torch.float32).view(1, 1, 1, 2)).flatten().numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_maxpool_size_defaults_to_the_stride():
+    mp = MaxPool(Section("maxpool", {"stride": "2"}))
+    assert (mp.size, mp.padding) == (2, 1)
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    assert mp(x, {}).flatten().tolist() == [5.0, 7.0, 13.0, 15.0]
+
+
+def test_upsample_scale_and_reverse_stride():
+    x = torch.arange(4.0).view(1, 1, 2, 2)
+    up = DarknetNet("[net]\nwidth=2\nheight=2\nchannels=1\n[upsample]\nstride=2\nscale=0.5\n")
+    with torch.no_grad():
+        y = up(x)
+    # upsample_cpu: out[j][i] = scale * in[j / stride][i / stride]
+    assert y[0, 0].tolist() == [[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.5], [1.0, 1.0, 1.5, 1.5], [1.0, 1.0, 1.5, 1.5]]
+    down = DarknetNet("[net]\nwidth=4\nheight=4\nchannels=1\n[upsample]\nstride=-2\nscale=1\n")
+    assert down.shapes[0] == (1, 2, 2)
+    with torch.no_grad():
+        z = down(torch.arange(16.0).view(1, 1, 4, 4))
+    assert z[0, 0].tolist() == [[10.0, 18.0], [42.0, 50.0]]  # reverse: the sum of each 2x2 block
+
+
+def test_shortcut_alpha_beta():
+    torch.manual_seed(3)
+    x, add = torch.randn(1, 2, 3, 3), torch.randn(1, 2, 3, 3)
+    layer = Shortcut(Section("shortcut", {"from": "-2", "alpha": "0.5", "beta": "-2", "activation": "linear"}), 2)
+    assert torch.allclose(layer(x, {0: add}), 0.5 * x - 2 * add)
+    big = torch.randn(1, 1, 6, 6)
+    out = layer(x, {0: big})
+    ref = x.clone()
+    ref[0, 0, :, :] = 0.5 * x[0, 0] - 2 * big[0, 0, ::2, ::2]  # common channel only; the rest is the input
+    assert torch.allclose(out, ref)
+
+
+def test_training_only_sections_are_accepted_and_ignored():
+    net = DarknetNet("[net]\nwidth=4\nheight=4\nchannels=1\n[maxpool]\nsize=2\nstride=2\n[cost]\ntype=sse\n")
+    assert net.layers[1].kind == "cost" and net.shapes[1] == net.shapes[0]
+    x = torch.randn(1, 1, 4, 4)
+    with torch.no_grad():
+        assert torch.equal(net(x), net.run(x, 0, 1))

@@ -143,7 +143,8 @@ class Connected(_Layer):
         super().__init__()
         self.outputs = s.int("output", 1)
         self.batch_normalize = bool(s.int("batch_normalize", 0))
-        self.fc = nn.Linear(c_in, self.outputs)
+        # with batch norm Darknet's `biases` are the BN shift after normalising (forward_connected_layer)
+        self.fc = nn.Linear(c_in, self.outputs, bias=not self.batch_normalize)
         self.bn = DarknetBatchNorm(self.outputs) if self.batch_normalize else None
         self.act_name = s.options.get("activation", "logistic")
         self.act = _activation(self.act_name)
@@ -164,11 +165,18 @@ class Shortcut(_Layer):
         self.refs = (frm if frm >= 0 else index + frm,)
         self.act_name = s.options.get("activation", "linear")
         self.act = _activation(self.act_name)
+        # out = alpha * input + beta * from, over the common region (shortcut_cpu's s1 and s2)
+        self.alpha, self.beta = s.float("alpha", 1.0), s.float("beta", 1.0)
+
+    def _mix(self, out, add):
+        if self.alpha == 1.0 and self.beta == 1.0:
+            return out + add
+        return self.alpha * out + self.beta * add
 
     def forward(self, x, outputs):
         add = outputs[self.refs[0]]
         if add.shape == x.shape:
-            return self.act(x + add)
+            return self.act(self._mix(x, add))
         # Darknet: sample the larger map with a stride, add over the common channels
         (_, c1, _, w1), (_, c2, _, w2) = add.shape, x.shape
         stride, sample = max(w1 // w2, 1), max(w2 // w1, 1)
@@ -177,7 +185,7 @@ class Shortcut(_Layer):
         out = x.clone()
         dst = out[:, :c, ::sample, ::sample]
         h, w = min(src.shape[2], dst.shape[2]), min(src.shape[3], dst.shape[3])
-        out[:, :c, ::sample, ::sample][:, :, :h, :w] = dst[:, :, :h, :w] + src[:, :, :h, :w]
+        out[:, :c, ::sample, ::sample][:, :, :h, :w] = self._mix(dst[:, :, :h, :w], src[:, :, :h, :w])
         return self.act(out)
 
 
@@ -198,10 +206,22 @@ class Upsample(_Layer):
 
     def __init__(self, s: Section):
         super().__init__()
-        self.stride = s.int("stride", 2)
+        stride = s.int("stride", 2)
+        if stride == 0:
+            raise ValueError(f"cfg line {s.line}: [upsample] stride must not be 0")
+        self.reverse = stride < 0  # Darknet: a negative stride sums stride×stride blocks instead
+        self.stride = abs(stride)
+        self.scale = s.float("scale", 1.0)
+
+    def out_size(self, n: int) -> int:
+        return n // self.stride if self.reverse else n * self.stride
 
     def forward(self, x, outputs):
-        return F.interpolate(x, scale_factor=self.stride, mode="nearest")
+        if self.reverse:
+            y = F.avg_pool2d(x, self.stride) * (self.stride * self.stride)
+        else:
+            y = F.interpolate(x, scale_factor=self.stride, mode="nearest")
+        return y if self.scale == 1.0 else y * self.scale
 
 
 class MaxPool(_Layer):
@@ -209,7 +229,8 @@ class MaxPool(_Layer):
 
     def __init__(self, s: Section):
         super().__init__()
-        self.size, self.stride = s.int("size", 1), s.int("stride", 1)
+        self.stride = s.int("stride", 1)
+        self.size = s.int("size", self.stride)  # Darknet: size defaults to the stride
         self.padding = s.int("padding", self.size - 1)
 
     def out_size(self, n: int) -> int:
@@ -277,6 +298,22 @@ class Yolo(_Layer):
         return x
 
 
+# Sections that only matter for training: Darknet's inference output passes through them unchanged
+# (a [cost] layer computes the loss against the truth; AlexeyAB's cfgs end with one).
+TRAINING_ONLY = ("cost",)
+
+
+class TrainingOnly(_Layer):
+    """A training-only section (``[cost]``): accepted and ignored, its output is its input."""
+
+    def __init__(self, s: Section):
+        super().__init__()
+        self.kind = s.type
+
+    def forward(self, x, outputs):
+        return x
+
+
 class DarknetNet(nn.Module):
     """A Darknet network from its cfg.  ``forward`` returns the list of YOLO head
     outputs for a detector, else the last layer's output."""
@@ -308,7 +345,7 @@ class DarknetNet(nn.Module):
                 h, w = shapes[layer.refs[0]][1:]
             elif s.type == "upsample":
                 layer = Upsample(s)
-                h, w = h * layer.stride, w * layer.stride
+                h, w = layer.out_size(h), layer.out_size(w)
             elif s.type in ("maxpool", "max"):
                 layer = MaxPool(s)
                 h, w = layer.out_size(h), layer.out_size(w)
@@ -324,6 +361,8 @@ class DarknetNet(nn.Module):
                 h, w = layer.h, layer.w
             elif s.type in ("yolo", "region"):
                 layer = Yolo(s)
+            elif s.type in TRAINING_ONLY:
+                layer = TrainingOnly(s)  # identity at inference: accepted and ignored
             else:
                 raise ValueError(f"cfg line {s.line}: unsupported layer type [{s.type}]")
             layers.append(layer)
@@ -390,7 +429,8 @@ def _weight_tensors(layer: _Layer) -> list[tuple[str, torch.Tensor]]:
             t.append(("biases", layer.conv.bias))
         return t + [("weights", layer.conv.weight)]
     if isinstance(layer, Connected):
-        t = [("biases", layer.fc.bias), ("weights", layer.fc.weight)]
+        bias = layer.bn.bias if layer.bn is not None else layer.fc.bias
+        t = [("biases", bias), ("weights", layer.fc.weight)]
         if layer.bn is not None:
             t += [("scales", layer.bn.weight), ("rolling_mean", layer.bn.running_mean),
                   ("rolling_variance", layer.bn.running_var)]

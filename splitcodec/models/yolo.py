@@ -8,7 +8,13 @@ import numpy as np
 import torch
 
 __all__ = ["COCO80_TO_91", "COCO_NAMES", "Letterbox", "letterbox", "letterbox_geometry", "decode_heads", "Detections",
-           "postprocess", "to_coco_results", "detect"]
+           "postprocess", "to_coco_results", "detect", "COCO_EVAL", "DEPLOYMENT"]
+
+# Detection settings.  COCO_EVAL is what Darknet's `detector valid` writes for COCO (every class score above
+# 0.005 after per-class NMS at 0.45, no cap: pycocotools then keeps the top 100 per image and category).
+# DEPLOYMENT bounds the work and the answer for a server: 3000 candidates before NMS, 100 detections per image.
+COCO_EVAL = {"conf_thresh": 0.005, "iou_thresh": 0.45, "max_dets": None, "pre_nms_topk": None}
+DEPLOYMENT = {"conf_thresh": 0.25, "iou_thresh": 0.45, "max_dets": 100, "pre_nms_topk": 3000}
 
 # COCO's 91-id category space has 11 unused ids; the 80 detection classes map onto the rest.
 _UNUSED_COCO_IDS = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}
@@ -43,10 +49,20 @@ class Letterbox:
     def dy(self) -> int:
         return (self.net - self.new_h) // 2
 
-    def to_original(self, boxes: torch.Tensor) -> torch.Tensor:
-        """xyxy boxes in network pixels → original image pixels, clipped to the image."""
+    def to_original(self, boxes: torch.Tensor, mapping: str = "exact") -> torch.Tensor:
+        """xyxy boxes in network pixels → original image pixels, clipped to the image.
+
+        ``mapping="exact"`` subtracts the integer offset the image was pasted at (geometrically
+        exact); ``"darknet"`` subtracts Darknet's unrounded half padding ``(net - new) / 2``
+        (``correct_yolo_boxes``), half a pixel apart when the padding is odd, for bit-faithful
+        comparisons with Darknet's output."""
         s = torch.tensor([self.orig_w / self.new_w, self.orig_h / self.new_h] * 2, dtype=boxes.dtype)
-        off = torch.tensor([self.dx, self.dy] * 2, dtype=boxes.dtype)
+        if mapping == "exact":
+            off = torch.tensor([self.dx, self.dy] * 2, dtype=boxes.dtype)
+        elif mapping == "darknet":
+            off = torch.tensor([(self.net - self.new_w) / 2, (self.net - self.new_h) / 2] * 2, dtype=boxes.dtype)
+        else:
+            raise ValueError(f"unknown box mapping {mapping!r}: 'exact' or 'darknet'")
         out = (boxes - off) * s
         out[:, 0::2] = out[:, 0::2].clamp(0, self.orig_w)
         out[:, 1::2] = out[:, 1::2].clamp(0, self.orig_h)
@@ -54,18 +70,20 @@ class Letterbox:
 
 
 def letterbox_geometry(width: int, height: int, net: int = 416) -> Letterbox:
-    """Where an image of ``width``×``height`` lands inside the ``net``×``net`` input."""
-    scale = min(net / width, net / height)
-    return Letterbox(width, height, net, max(1, int(width * scale)), max(1, int(height * scale)))
+    """Where an image of ``width``×``height`` lands inside the ``net``×``net`` input (Darknet's
+    integer arithmetic: ``splitcodec.preprocessing.letterbox_size``)."""
+    from ..preprocessing import letterbox_size
+
+    return Letterbox(width, height, net, *letterbox_size(width, height, net))
 
 
-def letterbox(image, net: int = 416) -> tuple[torch.Tensor, Letterbox]:
+def letterbox(image, net: int = 416, resample: str = "darknet") -> tuple[torch.Tensor, Letterbox]:
     """Darknet's letterbox: keep aspect ratio, fit in ``net``×``net``, pad with grey (0.5).
     Returns a (3, net, net) tensor in [0, 1] and the geometry."""
     from ..preprocessing import letterbox_array, to_pil
 
     img = to_pil(image)
-    x, (nw, nh, _, _) = letterbox_array(img, net)
+    x, (nw, nh, _, _) = letterbox_array(img, net, resample)
     return torch.from_numpy(x), Letterbox(img.size[0], img.size[1], net, nw, nh)
 
 
@@ -100,9 +118,14 @@ class Detections:
 
 
 def postprocess(heads, yolo_layers, geometries, *, conf_thresh: float = 0.005, iou_thresh: float = 0.45,
-                max_dets: int = 100, pre_nms_topk: int = 3000) -> list[Detections]:
-    """Decode, threshold each class score, keep the ``pre_nms_topk`` best candidates,
-    class-aware NMS, map boxes to the original images."""
+                max_dets: int | None = None, pre_nms_topk: int | None = None,
+                box_mapping: str = "exact") -> list[Detections]:
+    """Decode, keep every (box, class) whose score objectness·p(class) exceeds ``conf_thresh``,
+    per-class NMS, map boxes to the original images.
+
+    The defaults are Darknet's COCO validation (``COCO_EVAL``): no cap on candidates or
+    detections.  A server passes ``DEPLOYMENT``'s caps: at most ``pre_nms_topk`` candidates
+    (the best scores) enter NMS, at most ``max_dets`` detections (the best) come out."""
     from torchvision.ops import batched_nms
 
     net = geometries[0].net
@@ -111,11 +134,13 @@ def postprocess(heads, yolo_layers, geometries, *, conf_thresh: float = 0.005, i
     for i, geo in enumerate(geometries):
         idx, cls = (scores[i] > conf_thresh).nonzero(as_tuple=True)
         b, s = boxes[i][idx], scores[i][idx, cls]
-        if s.numel() > pre_nms_topk:  # bounds NMS work whatever the network outputs
+        if pre_nms_topk is not None and s.numel() > pre_nms_topk:  # bounds NMS work whatever the network outputs
             top = s.topk(pre_nms_topk).indices
             b, s, cls = b[top], s[top], cls[top]
-        keep = batched_nms(b, s, cls, iou_thresh)[:max_dets]
-        out.append(Detections(geo.to_original(b[keep]), s[keep], cls[keep]))
+        keep = batched_nms(b, s, cls, iou_thresh)
+        if max_dets is not None:
+            keep = keep[:max_dets]
+        out.append(Detections(geo.to_original(b[keep], box_mapping), s[keep], cls[keep]))
     return out
 
 
@@ -130,7 +155,7 @@ def to_coco_results(dets: Detections, image_id: int) -> list[dict]:
 
 
 def detect(model, images, *, net: int = 416, conf_thresh: float = 0.25, iou_thresh: float = 0.45,
-           max_dets: int = 100) -> list[Detections]:
+           max_dets: int | None = 100) -> list[Detections]:
     """Whole-network YOLOv3 inference on a list of images (arrays or PIL images)."""
     batch, geos = zip(*(letterbox(im, net) for im in images))
     with torch.no_grad():
