@@ -5,20 +5,23 @@ The codec pipeline in reading order: :mod:`~splitcodec.quantization` →
 :mod:`~splitcodec.bitstream` → :mod:`~splitcodec.codec`.
 """
 
-from . import errors
-from .binarization import binarize, codeword_lengths, debinarize
-from .codec import FeatureCodec, decode, decode_header, decode_indices, quantizer_from_header
-from .errors import BitstreamError, QuantizerError, SplitCodecError
-from .quantization import (
-    ECQResult,
-    Quantizer,
-    ScalarQuantizer,
-    UniformQuantizer,
-    design_ecq,
-    lloyd_max,
-    mse_optimal_clip,
-    sweep_lambda,
-)
+from ._jit import keyed_cache
+
+with keyed_cache():  # the numba kernels cache under a key of their sources (splitcodec._jit)
+    from . import errors
+    from .binarization import binarize, codeword_lengths, debinarize
+    from .codec import FeatureCodec, decode, decode_header, decode_indices, quantizer_from_header
+    from .errors import BitstreamError, QuantizerError, SplitCodecError
+    from .quantization import (
+        ECQResult,
+        Quantizer,
+        ScalarQuantizer,
+        UniformQuantizer,
+        design_ecq,
+        lloyd_max,
+        mse_optimal_clip,
+        sweep_lambda,
+    )
 
 __version__ = "0.1.0"
 

@@ -24,19 +24,28 @@ def codeword_lengths(levels: int) -> np.ndarray:
     return b
 
 
+def _indices(indices, levels: int) -> np.ndarray:
+    """``indices`` as a flat int64 array, checked to be integers in [0, N-1] (an empty input is fine)."""
+    a = np.asarray(indices)
+    if a.size and a.dtype.kind not in "ui":
+        raise ValueError(f"indices must be integers, got dtype {a.dtype}")
+    idx = a.reshape(-1).astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= int(levels)):
+        raise ValueError(f"indices must be in [0, {int(levels) - 1}], got range [{idx.min()}, {idx.max()}]")
+    return idx
+
+
 def bin_count(indices: np.ndarray, levels: int) -> int:
     """Total number of bins the indices binarize to."""
-    idx = np.asarray(indices).reshape(-1)
-    return int(codeword_lengths(levels)[idx].sum())
+    return int(codeword_lengths(levels)[_indices(indices, levels)].sum())
 
 
 def binarize(indices: np.ndarray, levels: int) -> np.ndarray:
     """Concatenated truncated-unary bins (uint8 0/1) of ``indices`` in order."""
-    idx = np.asarray(indices).reshape(-1).astype(np.int64)
-    n = int(levels)
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise ValueError(f"indices must be in [0, {n - 1}]")
-    lengths = codeword_lengths(n)[idx]
+    idx = _indices(indices, levels)
+    if idx.size == 0:
+        return np.zeros(0, dtype=np.uint8)
+    lengths = codeword_lengths(levels)[idx]
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     total = int(lengths.sum())
     # position of each bin inside its codeword

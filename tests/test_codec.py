@@ -121,3 +121,12 @@ def test_codec_imports_neither_torch_nor_grpc():
             "print(sorted(m for m in ('torch', 'grpc', 'google.protobuf', 'cloud_app', 'edge_app') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("levels,bad", [(256, [256, 257]), (4, [-1, 0]), (4, [0.0, 1.5]), (4, [1, 4])])
+def test_encode_indices_checks_values_before_casting(levels, bad):
+    codec = sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, levels))
+    with pytest.raises(sc.QuantizerError, match="integers|in \\[0"):
+        codec.encode_indices(np.array(bad))
+    ok = np.array([0, levels - 1], dtype=np.int64)
+    np.testing.assert_array_equal(sc.decode_indices(codec.encode_indices(ok))[0], ok)

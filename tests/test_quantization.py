@@ -249,3 +249,13 @@ def test_uniform_levels_follow_the_spec_formula():
 def test_uniform_ranges_that_overflow_single_precision_are_refused(c_min, c_max, levels):
     with pytest.raises(QuantizerError, match="single"):
         UniformQuantizer(c_min, c_max, levels)
+
+
+def test_binarization_of_nothing_and_out_of_range():
+    assert sc.binarize(np.array([], dtype=np.uint8), 4).size == 0
+    assert sc.binarization.bin_count([], 4) == 0
+    for bad in ([-1], [4], [1.5]):
+        with pytest.raises(ValueError):
+            sc.binarization.bin_count(bad, 4)
+        with pytest.raises(ValueError):
+            sc.binarize(bad, 4)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..errors import CorruptPayloadError, TrailingBytesError, TruncatedPayloadError
+from ..errors import CorruptPayloadError, QuantizerError, TrailingBytesError, TruncatedPayloadError
 from . import engine, kernels
 from .contexts import context_model_id, n_contexts
 
@@ -27,10 +27,17 @@ def plane_geometry(shape) -> tuple[int, int, int]:
 
 
 def _contiguous_indices(idx: np.ndarray, levels: int, check: bool = True) -> np.ndarray:
-    a = np.ascontiguousarray(idx, dtype=np.uint8).reshape(-1)
-    if check and a.size and int(a.max()) >= levels:
-        raise ValueError(f"indices must be < levels={levels}, got max {int(a.max())}")
-    return a
+    """Flat contiguous uint8 indices; with ``check``, the values are first checked to be integers in
+    [0, N-1] as given (before any cast could wrap 256 to 0 or truncate 1.5 to 1)."""
+    if check:
+        raw = np.asarray(idx)
+        if raw.size and raw.dtype.kind not in "ui":
+            raise QuantizerError(f"indices must be integers, got dtype {raw.dtype}")
+        if raw.size and (int(raw.min()) < 0 or int(raw.max()) >= levels):
+            raise QuantizerError(
+                f"indices must be in [0, {levels - 1}], got range [{int(raw.min())}, {int(raw.max())}]"
+            )
+    return np.ascontiguousarray(idx, dtype=np.uint8).reshape(-1)
 
 
 def _initial_capacity(elements: int, levels: int) -> int:

@@ -1,0 +1,51 @@
+"""The numba cache can never serve kernels older than their sources, and the kernels never read or
+write out of bounds (checked with numba's bounds checking on the fuzz corpus)."""
+
+import os
+import subprocess
+import sys
+
+import numba
+import pytest
+
+from splitcodec import _jit
+from splitcodec.entropy import kernels
+from splitcodec import quantization
+
+
+def test_cache_key_changes_when_any_kernel_source_changes():
+    sources = _jit.kernel_sources()
+    key = _jit.cache_key(sources)
+    assert key == _jit.cache_key(dict(sources))
+    for rel in _jit.KERNEL_SOURCES:  # an edit anywhere, inlined helpers included, selects a new cache
+        edited = dict(sources)
+        edited[rel] = sources[rel].replace(b"return", b"return ", 1)
+        assert edited[rel] != sources[rel]
+        assert _jit.cache_key(edited) != key, rel
+    assert _jit.cache_key(sources, "0.0.0") != key  # and so does another numba
+
+
+def test_every_kernel_source_is_covered():
+    # each module that defines or inlines kernels is listed
+    pkg = _jit.PACKAGE
+    with_njit = {str(p.relative_to(pkg)) for p in pkg.rglob("*.py") if "numba.njit" in p.read_text()}
+    assert with_njit <= set(_jit.KERNEL_SOURCES)
+
+
+def test_kernels_cache_under_the_current_key_and_others_are_untouched():
+    expected = _jit.cache_dir(_jit.cache_key(_jit.kernel_sources()))
+    for kernel in (kernels.encode, kernels.decode, quantization._quantize_uniform_kernel,
+                   quantization._quantize_thresholds_kernel):
+        assert kernel._cache._cache_path.startswith(expected), kernel
+    assert numba.config.CACHE_DIR != expected  # restored after splitcodec's kernels were decorated
+
+
+def test_fuzz_corpus_under_numba_bounds_checking(tmp_path):
+    # a fresh cache directory: the bounds-checked kernels are compiled, never loaded from a cache
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))
+    code = ("from tests.test_fuzz import run_fuzz, _check; import splitcodec.entropy.kernels as k, numba;"
+            "assert numba.config.BOUNDSCHECK; o = run_fuzz(3000, seed=11); _check(o, 3000); print(dict(o))")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
+                       cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "decoded" in r.stdout
