@@ -24,3 +24,28 @@ def test_docstring_examples(module):
         pytest.importorskip("torch")
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+# every generated section of README/docs is exactly what its script renders from the committed JSON
+GENERATED = [
+    ("README.md", "bench_codec", "docs/bench_codec.json", "eval.bench_codec"),
+    ("README.md", "bench_system", "docs/bench_system.json", "eval.bench_system"),
+    ("docs/codec.md", "context_study", "docs/context_study.json", "eval.context_study"),
+    ("docs/models.md", "model_table", "docs/model_table.json", "eval.model_table"),
+    ("docs/models.md", "darknet_fidelity", "docs/darknet_fidelity.json", "eval.darknet_fidelity"),
+    ("docs/bitstream.md", "decode_cost", "docs/decode_cost.json", "eval.bench_decode_cost"),
+    ("docs/bitstream.md", "cross_arch", "docs/aarch64.json", "tests.cross_arch"),
+]
+
+
+@pytest.mark.parametrize("doc,name,source,module", GENERATED, ids=[g[1] for g in GENERATED])
+def test_generated_section_matches_its_json(doc, name, source, module):
+    import json
+
+    text = (ROOT / doc).read_text()
+    start, end = f"<!-- {name}:start -->\n", f"\n<!-- {name}:end -->"
+    assert start in text and end in text, f"{doc} lost its {name} section"
+    section = text.split(start, 1)[1].split(end, 1)[0]
+    data = json.loads((ROOT / source).read_text())
+    assert section == importlib.import_module(module).markdown(data), (
+        f"{doc}'s {name} section is not what {module} renders from {source}: regenerate it")
