@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", help="write the bound port here once serving")
     p.add_argument("--models", action="append", default=None, metavar="NAME[:SPLIT][=WEIGHTS]",
                    help="a model to serve (repeatable); default: efficientnet_lite0 with its bundled weights")
+    p.add_argument("--calibration", action="append", default=[], metavar="FILE",
+                   help="serve the model and split of a quantizer file (splitcodec-eval explore --save); repeatable")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--workers", type=int, default=16, help="gRPC worker threads")
     p.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
@@ -43,7 +45,8 @@ def main(argv=None) -> int:
         print("error: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
     try:
-        specs = [ModelSpec.parse(m) for m in (args.models or ["efficientnet_lite0"])]
+        specs = [ModelSpec.parse(m) for m in (args.models or ([] if args.calibration else ["efficientnet_lite0"]))]
+        specs += [ModelSpec.from_calibration(path) for path in args.calibration]
         tls = (Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()) if args.tls_cert else None
         server, port, service = create_server(
             f"{args.host}:{args.port}", specs=specs, token=token_from_env(args.token), workers=args.workers,

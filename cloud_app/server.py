@@ -43,6 +43,16 @@ class ModelSpec:
     weights: str | None = "DEFAULT"
 
     @classmethod
+    def from_calibration(cls, path) -> "ModelSpec":
+        """The model and split a quantizer file was calibrated for (its bundled weights, if any)."""
+        from splitcodec.calibration import load_quantizer
+
+        _, doc = load_quantizer(path)
+        if not doc.get("model") or not doc.get("split"):
+            raise ValueError(f"{path} names no model and split to serve")
+        return cls.parse(f"{doc['model']}:{doc['split']}")
+
+    @classmethod
     def parse(cls, text: str) -> "ModelSpec":
         head, _, weights = text.partition("=")
         name, _, split = head.partition(":")

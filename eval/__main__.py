@@ -99,6 +99,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--context", default="spatial")
     s.add_argument("--save", help="quantizer file to write")
 
+    s = sub.add_parser("explore", help="every split point × operating point against coding the input itself")
+    s.add_argument("--model", default="efficientnet_lite0")
+    s.add_argument("--weights", default=None, help="DEFAULT, an enum name, or a weights file")
+    s.add_argument("--dataset", default="photos:48", help="photos[:N] | imagenet:ROOT[:LABELS] (default photos:48)")
+    s.add_argument("--limit", type=int, help="use only the first N samples")
+    s.add_argument("--splits", help="a,b,... (default: every split point)")
+    s.add_argument("--levels", type=_ints, default=[2, 4, 8, 16])
+    s.add_argument("--calib", type=int, default=16, help="samples (from the start) for the clip; the rest are held out")
+    s.add_argument("--context", default="spatial")
+    s.add_argument("--baselines", default="jpeg,webp,hevc", help="input codings to compare (empty: none)")
+    s.add_argument("--target-agreement", type=_floats, default=[0.99, 0.95],
+                   help="fidelity target(s); the first one's choice is saved with --save")
+    s.add_argument("--edge-budget-ms", type=float, help="edge head latency budget (torch CPU, 1 thread)")
+    s.add_argument("--bandwidth", type=float, help="link budget in bits/s (with --fps)")
+    s.add_argument("--fps", type=float, default=30.0)
+    s.add_argument("--save", help="write the recommended configuration as a quantizer file here")
+    s.add_argument("--no-onnx", action="store_true", help="do not time an onnxruntime head")
+    s.add_argument("--cache-dir", default=".cache/splitcodec-eval")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--output", help="write the JSON here too")
+    s.add_argument("--csv", help="write the rows as CSV")
+    s.add_argument("--plot", help="write a PNG plot (bytes vs agreement, edge latency vs bytes)")
+    s.add_argument("--update-doc", help="rewrite the explore section of this markdown file")
+
     s = sub.add_parser("merge", help="combine --shard outputs of one study")
     s.add_argument("inputs", nargs="+")
     s.add_argument("--coco", help="annotation json (detection studies)")
@@ -133,6 +157,8 @@ def main(argv=None) -> int:
 
         write_results(args)
         return 0
+    if args.study == "explore":
+        return _explore(args)
     if args.study == "merge":
         try:
             docs = [json.loads(open(p).read()) for p in args.inputs]
@@ -187,6 +213,34 @@ def main(argv=None) -> int:
         report.write_csv(doc, args.csv)
     if getattr(args, "plot", None) and doc.get("rows"):
         report.plot(doc, args.plot)
+    return 0
+
+
+def _explore(args) -> int:
+    from . import explore, report
+
+    try:
+        doc = explore.explore(args.model, args.dataset, weights=args.weights, limit=args.limit,
+                              splits=args.splits.split(",") if args.splits else None, levels=args.levels,
+                              calib=args.calib, context=args.context, cache_dir=args.cache_dir,
+                              baselines=[b for b in args.baselines.split(",") if b], onnx=not args.no_onnx)
+    except (KeyError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    doc["recommendations"] = [explore.recommend(doc["rows"], t, edge_budget_ms=args.edge_budget_ms,
+                                                bandwidth=args.bandwidth, fps=args.fps) for t in args.target_agreement]
+    doc["recommendation"] = doc["recommendations"][0]
+    if args.save:
+        doc["quantizer_file"] = explore.save_recommendation(doc, args.save)
+    print(report.write_json(doc, args.output))
+    if args.csv:
+        explore.write_csv(doc, args.csv)
+    if args.plot:
+        explore.plot(doc, args.plot)
+    if args.update_doc:
+        from .common import update_section
+
+        update_section(args.update_doc, "explore", explore.markdown(doc))
     return 0
 
 

@@ -4,7 +4,10 @@ with EfficientNet-Lite0 on the photos shipped with scikit-image, stop the server
     python -m eval.demo_system [--stream] [extra edge_app arguments...]
 
 Both apps run as separate processes that meet only over gRPC, as on a real
-edge device and server.
+edge device and server.  The summary then compares the frames with what a
+cloud-only deployment would send at equal fidelity: the model input coded as
+JPEG at the lowest quality whose agreement with the float model on the same
+photos matches the codec's (measured by the explorer's code, cached).
 """
 
 from __future__ import annotations
@@ -16,6 +19,74 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+JPEG_QUALITIES = tuple(range(10, 100, 5)) + (100,)
+
+
+def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
+    """Codec frames at the demo's operating point against the model input as JPEG, on the shipped
+    photos: the lowest JPEG quality whose top-1 agreement with the float model is at least the codec's
+    (and whose KL is no larger). Cached by operating point and package version."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    import splitcodec as sc
+    from splitcodec.inference import default_operating_point
+
+    levels, clip = default_operating_point("efficientnet_lite0")
+    key = hashlib.sha256(json.dumps([sc.__version__, levels, clip, JPEG_QUALITIES]).encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"demo-cloud-only-{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    import torch
+
+    from splitcodec import models
+    from splitcodec.datasets import shipped_photos
+    from splitcodec.preprocessing import from_unit_range, model_input_rgb
+
+    from .evaluate import fidelity_counts
+    from .explore import _code_image
+
+    split = models.split_model("efficientnet_lite0", "paper", weights="DEFAULT")
+    photos = [img for _, img in shipped_photos()]
+    codec = sc.FeatureCodec(sc.UniformQuantizer(clip[0], clip[1], levels))
+    with torch.no_grad():
+        feats = split.head(torch.stack([split.preprocess(im) for im in photos])).numpy()
+        ref = split.tail(torch.from_numpy(feats)).numpy()
+        streams = [codec.encode(f) for f in feats]
+        dec = np.stack([sc.decode(s) for s in streams])
+        mine = fidelity_counts(split.tail(torch.from_numpy(dec)).numpy(), ref)
+        rgb = [model_input_rgb(im, split.preprocess_spec) for im in photos]
+        jpeg = []
+        for q in JPEG_QUALITIES:
+            decoded, nbytes, _ = zip(*(_code_image(im, "jpeg", q) for im in rgb))
+            x = np.stack([from_unit_range(d.transpose(2, 0, 1).astype(np.float32) / 255, split.preprocess_spec)
+                          for d in decoded])
+            c = fidelity_counts(split.tail(split.head(torch.from_numpy(x))).numpy(), ref)
+            jpeg.append({"quality": q, "bytes": float(np.mean(nbytes)), "agree": c["agree1"], "kl": c["kl"]})
+    match = next((j for j in jpeg if j["agree"] >= mine["agree1"] and j["kl"] <= mine["kl"]), None)
+    doc = {"photos": len(photos), "levels": levels, "clip": list(clip), "codec_bytes": float(np.mean([len(s) for s in streams])),
+           "codec_agree": mine["agree1"], "codec_kl": mine["kl"], "float32_bytes": 4 * int(feats[0].size),
+           "jpeg": jpeg, "jpeg_match": match}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return doc
+
+
+def print_comparison(doc: dict) -> None:
+    n, m = doc["photos"], doc["jpeg_match"]
+    line = (f"# cloud-only at equal fidelity (the same {n} photos): this codec sends {doc['codec_bytes']:.0f} B/frame "
+            f"(agrees with the float model on {doc['codec_agree']}/{n}); ")
+    if m:
+        line += (f"the 224x224 model input needs JPEG q{m['quality']} ({m['bytes']:.0f} B/frame, agrees on "
+                 f"{m['agree']}/{n}, KL no larger) = {m['bytes'] / doc['codec_bytes']:.1f}x more; ")
+    else:
+        line += "no JPEG quality of the model input agrees as often with no larger KL; "
+    line += f"the float32 tensor is {doc['float32_bytes']} B ({doc['float32_bytes'] / doc['codec_bytes']:.0f}x)."
+    print(line, flush=True)
 
 
 def main(argv=None) -> int:
@@ -47,6 +118,8 @@ def main(argv=None) -> int:
                 server.kill()
         lines = [ln for ln in log_file.read_text().splitlines() if "status=" in ln]
         print(f"\nserver stopped; it logged {len(lines)} requests, e.g.\n  {lines[-1] if lines else '(none)'}")
+    if rc == 0 and not any(a.startswith(("--quantizer", "--levels", "--clip", "--model", "--split")) for a in argv):
+        print_comparison(cloud_only_comparison())
     return rc
 
 

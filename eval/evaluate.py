@@ -10,6 +10,7 @@ accumulators, so shards merge exactly (``merge_rows``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,14 +62,18 @@ class Accumulator:
     top5: int = 0
     agree1: int = 0
     agree5: int = 0
+    kl: int = 0  # summed KL(float softmax || this softmax), in units of 2^-FIXED nats
+    confident: int = 0  # samples whose float top-1 probability is >= CONFIDENT
+    agree_confident: int = 0
     bits: float = 0.0
     elements: int = 0
-    sq_err: float = 0.0
+    sq_err: int = 0  # summed squared error, in units of 2^-FIXED
     detections: list = field(default_factory=list)
     image_ids: list = field(default_factory=list)
 
     def add(self, other: "Accumulator") -> None:
-        for k in ("n", "labeled", "top1", "top5", "agree1", "agree5", "bits", "elements", "sq_err"):
+        for k in ("n", "labeled", "top1", "top5", "agree1", "agree5", "kl", "confident", "agree_confident", "bits",
+                  "elements", "sq_err"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.detections += other.detections
         self.image_ids += other.image_ids
@@ -81,11 +86,39 @@ class Accumulator:
         return cls(**d)
 
 
-def _classify(acc: Accumulator, logits, float_logits, targets):
+CONFIDENT = 0.5  # agreement is also reported on the samples the float model gives p >= 0.5
+FIXED = 40  # per-sample sums are rounded to multiples of 2^-40 and added as integers: shards merge exactly
+
+
+def fixed_sum(per_sample: np.ndarray) -> int:
+    """Exact, order-independent sum of per-sample values (each rounded to a multiple of 2^-FIXED)."""
+    return sum(int(v) for v in np.rint(np.ldexp(np.asarray(per_sample, dtype=np.float64), FIXED)))
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def fidelity_counts(logits: np.ndarray, float_logits: np.ndarray) -> dict:
+    """Agreement with the float model's top-1 (top-1, top-5, on confident samples) and the summed KL
+    divergence KL(float || decoded) of the softmax outputs: metrics that need no labels and, unlike top-1
+    agreement on a few dozen samples, move smoothly with the distortion."""
     order = np.argsort(-logits, axis=1)[:, :5]
     ref = float_logits.argmax(1)
-    acc.agree1 += int((order[:, 0] == ref).sum())
-    acc.agree5 += int((order == ref[:, None]).any(1).sum())
+    lp, lq = _log_softmax(float_logits), _log_softmax(logits)
+    p = np.exp(lp)
+    conf = p.max(1) >= CONFIDENT
+    return {"agree1": int((order[:, 0] == ref).sum()), "agree5": int((order == ref[:, None]).any(1).sum()),
+            "kl": fixed_sum((p * (lp - lq)).sum(1)), "confident": int(conf.sum()),
+            "agree_confident": int((order[conf, 0] == ref[conf]).sum())}
+
+
+def _classify(acc: Accumulator, logits, float_logits, targets):
+    for k, v in fidelity_counts(logits, float_logits).items():
+        setattr(acc, k, getattr(acc, k) + v)
+    order = np.argsort(-logits, axis=1)[:, :5]
     lab = targets >= 0
     acc.labeled += int(lab.sum())
     acc.top1 += int((order[lab, 0] == targets[lab]).sum())
@@ -145,7 +178,8 @@ def evaluate(cache, points: list[OperatingPoint], indices=None, *, device: str =
                     codec = sc.FeatureCodec(p.quantizer, p.context)
                     acc.bits += sum(8 * len(codec.encode(f)) for f in feats)
             acc.elements += feats.size
-            acc.sq_err += float(((xq.astype(np.float64) - feats) ** 2).sum())
+            err = (xq.astype(np.float64) - feats) ** 2
+            acc.sq_err += fixed_sum(err.reshape(len(err), -1).sum(1))
             with torch.no_grad():
                 out = tail(torch.from_numpy(np.ascontiguousarray(xq)).to(device))
             if cache.task == "detection":
@@ -160,7 +194,7 @@ def finalize(acc: Accumulator, cache_or_coco=None, task="classification") -> dic
     out = {"samples": acc.n}
     if acc.elements:
         out["bits_per_element"] = acc.bits / acc.elements if acc.bits else None
-        out["mse"] = acc.sq_err / acc.elements
+        out["mse"] = math.ldexp(acc.sq_err, -FIXED) / acc.elements
     if task == "detection":
         from splitcodec.metrics import coco_map
 
@@ -169,6 +203,9 @@ def finalize(acc: Accumulator, cache_or_coco=None, task="classification") -> dic
     else:
         out["fidelity_top1"] = acc.agree1 / acc.n if acc.n else None
         out["fidelity_top5"] = acc.agree5 / acc.n if acc.n else None
+        out["kl"] = math.ldexp(acc.kl, -FIXED) / acc.n if acc.n else None
+        out["confident_samples"] = acc.confident
+        out["fidelity_top1_confident"] = acc.agree_confident / acc.confident if acc.confident else None
         if acc.labeled:
             out["top1"] = acc.top1 / acc.labeled
             out["top5"] = acc.top5 / acc.labeled

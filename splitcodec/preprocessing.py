@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "to_pil", "preprocess", "make_preprocess", "letterbox_array",
+           "to_unit_range", "from_unit_range", "model_input_rgb",
            "letterbox_size", "darknet_resize", "darknet_center_crop"]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -163,6 +164,27 @@ def preprocess(image, spec: dict) -> np.ndarray:
     if kind == "letterbox":
         return letterbox_array(image, spec["size"], spec.get("resample", "darknet"))[0]
     raise ValueError(f"unknown preprocessing kind {kind!r}")
+
+
+def to_unit_range(x: np.ndarray, spec: dict) -> np.ndarray:
+    """A preprocessed (3, S, S) input back to [0, 1] pixel values (undoing normalisation)."""
+    if spec["kind"] == "imagenet":
+        return x * IMAGENET_STD[:, None, None] + IMAGENET_MEAN[:, None, None]
+    return x
+
+
+def from_unit_range(x01: np.ndarray, spec: dict) -> np.ndarray:
+    """[0, 1] pixel values of the model's input size to what the model takes (inverse of ``to_unit_range``)."""
+    x01 = np.asarray(x01, dtype=np.float32)
+    if spec["kind"] == "imagenet":
+        return (x01 - IMAGENET_MEAN[:, None, None]) / IMAGENET_STD[:, None, None]
+    return x01
+
+
+def model_input_rgb(image, spec: dict) -> np.ndarray:
+    """The model input as an S×S×3 uint8 picture: what a cloud-only deployment would have to send."""
+    x01 = to_unit_range(preprocess(image, spec), spec)
+    return np.clip(np.rint(x01 * 255), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 def make_preprocess(spec: dict):

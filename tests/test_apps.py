@@ -239,7 +239,7 @@ def test_edge_cli_against_the_server(server, capsys):
     assert [r["frame"] for r in rows][:2] == ["chelsea", "coffee"]
     assert rows[0]["predictions"][0]["name"] == "Egyptian cat" and len(rows[0]["predictions"]) == 2
     assert summary["frames"] == 8 and summary["errors"] == 0
-    assert summary["vs_float32"] > 10 and summary["mean_jpeg90_bytes"] > 0 and summary["round_trip_ms_p95"] > 0
+    assert summary["vs_float32"] > 10 and summary["mean_input_jpeg90_bytes"] > 0 and summary["round_trip_ms_p95"] > 0
 
 
 def test_edge_cli_onnx_runtime_and_stream(server, capsys):

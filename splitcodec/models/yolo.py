@@ -155,10 +155,12 @@ def to_coco_results(dets: Detections, image_id: int) -> list[dict]:
 
 
 def detect(model, images, *, net: int = 416, conf_thresh: float = 0.25, iou_thresh: float = 0.45,
-           max_dets: int | None = 100) -> list[Detections]:
-    """Whole-network YOLOv3 inference on a list of images (arrays or PIL images)."""
+           max_dets: int | None = 100, pre_nms_topk: int | None = 3000) -> list[Detections]:
+    """Whole-network YOLOv3 inference on a list of images (arrays or PIL images); the caps bound
+    the work as ``DEPLOYMENT`` does."""
     batch, geos = zip(*(letterbox(im, net) for im in images))
     with torch.no_grad():
         heads = model(torch.stack(batch))
     layers = [model.layers[i] for i in model.yolo_layers]
-    return postprocess(heads, layers, list(geos), conf_thresh=conf_thresh, iou_thresh=iou_thresh, max_dets=max_dets)
+    return postprocess(heads, layers, list(geos), conf_thresh=conf_thresh, iou_thresh=iou_thresh, max_dets=max_dets,
+                       pre_nms_topk=pre_nms_topk)
