@@ -22,6 +22,21 @@ from pathlib import Path
 
 
 JPEG_QUALITIES = tuple(range(10, 100, 5)) + (100,)
+# the explorer's recommendation for >= 99 % agreement (make explore): the demo runs that split and quantizer
+DEMO_QUANTIZER = Path(__file__).resolve().parent.parent / "docs" / "results" / "quantizer-explore-99.json"
+
+
+def demo_operating_point() -> tuple[str, int, tuple[float, float], str | None]:
+    """(split, N, clip, quantizer file or None): the explorer's saved choice, else the model's default."""
+    from splitcodec.inference import default_operating_point
+
+    if DEMO_QUANTIZER.exists():
+        from splitcodec.calibration import load_quantizer
+
+        q, doc = load_quantizer(DEMO_QUANTIZER)
+        return doc["split"], q.levels, (q.c_min, q.c_max), str(DEMO_QUANTIZER)
+    levels, clip = default_operating_point("efficientnet_lite0")
+    return "paper", levels, clip, None
 
 
 def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
@@ -34,10 +49,8 @@ def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
     import numpy as np
 
     import splitcodec as sc
-    from splitcodec.inference import default_operating_point
-
-    levels, clip = default_operating_point("efficientnet_lite0")
-    key = hashlib.sha256(json.dumps([sc.__version__, levels, clip, JPEG_QUALITIES]).encode()).hexdigest()[:12]
+    split_name, levels, clip, _ = demo_operating_point()
+    key = hashlib.sha256(json.dumps([sc.__version__, split_name, levels, clip, JPEG_QUALITIES]).encode()).hexdigest()[:12]
     path = Path(cache_dir) / f"demo-cloud-only-{key}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -50,7 +63,7 @@ def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
     from .evaluate import fidelity_counts
     from .explore import _code_image
 
-    split = models.split_model("efficientnet_lite0", "paper", weights="DEFAULT")
+    split = models.split_model("efficientnet_lite0", split_name, weights="DEFAULT")
     photos = [img for _, img in shipped_photos()]
     codec = sc.FeatureCodec(sc.UniformQuantizer(clip[0], clip[1], levels))
     with torch.no_grad():
@@ -68,7 +81,7 @@ def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
             c = fidelity_counts(split.tail(split.head(torch.from_numpy(x))).numpy(), ref)
             jpeg.append({"quality": q, "bytes": float(np.mean(nbytes)), "agree": c["agree1"], "kl": c["kl"]})
     match = next((j for j in jpeg if j["agree"] >= mine["agree1"] and j["kl"] <= mine["kl"]), None)
-    doc = {"photos": len(photos), "levels": levels, "clip": list(clip), "codec_bytes": float(np.mean([len(s) for s in streams])),
+    doc = {"photos": len(photos), "split": split.split, "levels": levels, "clip": list(clip), "codec_bytes": float(np.mean([len(s) for s in streams])),
            "codec_agree": mine["agree1"], "codec_kl": mine["kl"], "float32_bytes": 4 * int(feats[0].size),
            "jpeg": jpeg, "jpeg_match": match}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,8 +109,11 @@ def main(argv=None) -> int:
         port_file, log_file = Path(tmp) / "port", Path(tmp) / "server.log"
         print("starting the cloud server (EfficientNet-Lite0 tail) on 127.0.0.1 ...", flush=True)
         with open(log_file, "w") as log:
+            own = any(a.startswith(("--quantizer", "--levels", "--clip", "--model", "--split")) for a in argv)
+            _, _, _, qfile = demo_operating_point()
+            serve = ["--calibration", qfile] if qfile and not own else []
             server = subprocess.Popen([sys.executable, "-m", "cloud_app", "--host", "127.0.0.1", "--port", "0",
-                                       "--port-file", str(port_file), "--device", "cpu"], stderr=log, env=env)
+                                       "--port-file", str(port_file), "--device", "cpu", *serve], stderr=log, env=env)
         try:
             deadline = time.time() + 120
             while not port_file.exists() or not port_file.read_text().strip():
@@ -108,8 +124,9 @@ def main(argv=None) -> int:
                 time.sleep(0.2)
             port = port_file.read_text().strip()
             print(f"server ready on port {port}; running the edge client on the shipped photos:\n", flush=True)
+            edge_q = ["--quantizer", qfile] if serve else []
             rc = subprocess.call([sys.executable, "-m", "edge_app", "--server", f"127.0.0.1:{port}", "--photos",
-                                  *argv], env=env)
+                                  *edge_q, *argv], env=env)
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -118,7 +135,7 @@ def main(argv=None) -> int:
                 server.kill()
         lines = [ln for ln in log_file.read_text().splitlines() if "status=" in ln]
         print(f"\nserver stopped; it logged {len(lines)} requests, e.g.\n  {lines[-1] if lines else '(none)'}")
-    if rc == 0 and not any(a.startswith(("--quantizer", "--levels", "--clip", "--model", "--split")) for a in argv):
+    if rc == 0 and not own:
         print_comparison(cloud_only_comparison())
     return rc
 

@@ -99,6 +99,7 @@ class OnnxHead:
 class _TorchHead:
     def __init__(self, split):
         self.split, self.feature_shape, self.input_size = split, tuple(split.feature_shape), split.input_size
+        self.preprocess_spec = split.preprocess_spec
 
     def features(self, image) -> tuple[np.ndarray, tuple[int, int]]:
         import torch
