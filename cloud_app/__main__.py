@@ -1,23 +1,31 @@
 """splitcodec-cloud: serve the tails of split models over gRPC.
 
     python -m cloud_app --port 50051 --models efficientnet_lite0 --models yolov3=yolov3.weights
+
+Listens on 127.0.0.1 unless --host says otherwise (behind a load balancer: --host 0.0.0.0).  With a
+token (SPLITCODEC_TOKEN or --token-file), every SplitInference call needs `authorization: Bearer
+TOKEN`; the health service (for load-balancer probes) and reflection (unless --no-reflection) stay open.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import sys
-import threading
 from pathlib import Path
 
-from .server import DEFAULT_MAX_MESSAGE_BYTES, ModelSpec, create_server, shutdown, token_from_env
+from .server import (
+    DEFAULT_MAX_MESSAGE_BYTES, Limits, ModelSpec, RequestLog, default_max_levels, load_tails, start_async, stop_async,
+    token_from_env,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    d = Limits()
     p = argparse.ArgumentParser(prog="splitcodec-cloud", description="Serve the cloud half of split models over gRPC.")
-    p.add_argument("--host", default="[::]", help="address to bind (default: all interfaces)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 or [::] for all)")
     p.add_argument("--port", type=int, default=50051, help="port (0 = any free port; see --port-file)")
     p.add_argument("--port-file", help="write the bound port here once serving")
     p.add_argument("--models", action="append", default=None, metavar="NAME[:SPLIT][=WEIGHTS]",
@@ -25,16 +33,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", action="append", default=[], metavar="FILE",
                    help="serve the model and split of a quantizer file (splitcodec-eval explore --save); repeatable")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--workers", type=int, default=16, help="gRPC worker threads")
-    p.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
     p.add_argument("--no-batching", action="store_true", help="one tail forward pass per request")
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--batch-window-ms", type=float, default=2.0)
-    p.add_argument("--tls-cert", help="PEM certificate (with --tls-key: serve TLS)")
-    p.add_argument("--tls-key", help="PEM private key")
-    p.add_argument("--token", help="require 'authorization: Bearer TOKEN' (or set SPLITCODEC_TOKEN)")
+    a = p.add_argument_group("admission control")
+    a.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
+    a.add_argument("--max-levels", type=int, help="largest N accepted (default: the largest N the served models' "
+                                                  "operating points and --calibration files use, at least 16)")
+    a.add_argument("--max-inflight", type=int, default=d.max_inflight, help="requests decoding or waiting for the tail")
+    a.add_argument("--max-pending-bins", type=int, default=d.max_pending_bins,
+                   help="worst-case decoding work (arithmetic-coded bins) admitted but not yet done")
+    a.add_argument("--decode-workers", type=int, default=d.decode_workers, help="threads that decode bitstreams")
+    a.add_argument("--stream-idle-s", type=float, default=d.stream_idle_s, help="close a stream after this long without a frame")
+    a.add_argument("--max-stream-frames", type=int, default=d.max_stream_frames)
+    s = p.add_argument_group("security")
+    s.add_argument("--tls-cert", help="PEM certificate (with --tls-key: serve TLS)")
+    s.add_argument("--tls-key", help="PEM private key")
+    s.add_argument("--token-file", help="file holding the bearer token (or set SPLITCODEC_TOKEN)")
+    s.add_argument("--token", help=argparse.SUPPRESS)  # visible in the process list: prefer the two above
+    s.add_argument("--no-reflection", action="store_true", help="do not serve gRPC reflection")
+    p.add_argument("--log-json", action="store_true", help="one JSON object per request in the log")
     p.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get on shutdown")
     return p
+
+
+async def serve(args, log) -> int:
+    specs = [ModelSpec.parse(m) for m in (args.models or ([] if args.calibration else ["efficientnet_lite0"]))]
+    specs += [ModelSpec.from_calibration(path) for path in args.calibration]
+    tls = (Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()) if args.tls_cert else None
+    token = token_from_env(args.token, args.token_file)
+    if args.token:
+        log.warning("--token is visible in the process list; use SPLITCODEC_TOKEN or --token-file")
+    if token and not tls:
+        log.warning("a bearer token without TLS travels in clear text: use --tls-cert/--tls-key, or TLS at the "
+                    "load balancer")
+    tails = load_tails(specs, args.device)
+    limits = Limits(max_message_bytes=args.max_message_bytes, max_levels=args.max_levels,
+                    max_inflight=args.max_inflight, max_pending_bins=args.max_pending_bins,
+                    decode_workers=args.decode_workers, stream_idle_s=args.stream_idle_s,
+                    max_stream_frames=args.max_stream_frames)
+    server, port, service = await start_async(
+        f"{args.host}:{args.port}", tails, token=token, limits=limits, batching=not args.no_batching,
+        max_batch=args.max_batch, batch_window_ms=args.batch_window_ms, tls=tls, reflection_on=not args.no_reflection,
+        request_log=RequestLog(as_json=args.log_json), max_levels=args.max_levels or default_max_levels(tails, specs))
+    env = service.envelopes[next(iter(service.envelopes))]
+    log.info("serving %s on %s:%d (batching %s, auth %s, tls %s, reflection %s, N <= %d)",
+             ", ".join(f"{m}:{s}" for m, s in service.batchers), args.host, port,
+             "off" if args.no_batching else "on", "on" if token else "off", "on" if tls else "off",
+             "off" if args.no_reflection else "on", env.max_levels)
+    if args.port_file:
+        Path(args.port_file).write_text(f"{port}\n")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: finishing in-flight requests (grace %.1f s)", args.grace)
+    await stop_async(server, service, args.grace)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -45,28 +101,10 @@ def main(argv=None) -> int:
         print("error: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
     try:
-        specs = [ModelSpec.parse(m) for m in (args.models or ([] if args.calibration else ["efficientnet_lite0"]))]
-        specs += [ModelSpec.from_calibration(path) for path in args.calibration]
-        tls = (Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()) if args.tls_cert else None
-        server, port, service = create_server(
-            f"{args.host}:{args.port}", specs=specs, token=token_from_env(args.token), workers=args.workers,
-            max_message_bytes=args.max_message_bytes, batching=not args.no_batching, max_batch=args.max_batch,
-            batch_window_ms=args.batch_window_ms, device=args.device, tls=tls)
+        return asyncio.run(serve(args, log))
     except (KeyError, FileNotFoundError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    log.info("serving %s on port %d (batching %s, auth %s, tls %s)",
-             ", ".join(f"{m}:{s}" for m, s in service.batchers), port, "off" if args.no_batching else "on",
-             "on" if service.token else "off", "on" if tls else "off")
-    if args.port_file:
-        Path(args.port_file).write_text(f"{port}\n")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    log.info("shutting down: finishing in-flight requests (grace %.1f s)", args.grace)
-    shutdown(server, service, args.grace)
-    return 0
 
 
 if __name__ == "__main__":

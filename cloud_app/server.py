@@ -1,16 +1,32 @@
-"""The cloud server: a thin gRPC servicer over ``splitcodec.inference.CloudTail``.
+"""The cloud server: an asyncio gRPC core (``grpc.aio``) over the library's synchronous ``CloudTail``.
 
-``create_server(address, ...) -> (server, port, service)`` builds and starts a
-server (port 0 picks a free port, for tests); ``python -m cloud_app`` runs one
-until SIGTERM/SIGINT.
+An open or idle call costs a coroutine, not a thread: decoding runs in a bounded thread pool, each
+model's tail in a thread of its own, and health checks, ``ListModels`` and reflection are answered on
+the event loop, never behind inference.
+
+Admission control, before any decoding:
+  * the header is checked against the model's operating envelope: the split's exact feature shape,
+    a known quantizer kind, N at most ``max_levels``;
+  * the work a stream can cause is bounded by its header (elements × (N − 1) bins) and its payload
+    (2562 bins per byte, docs/bitstream.md §3); a request is admitted only while the in-flight
+    requests and the queued decoding work stay under ``max_inflight`` and ``max_pending_bins``,
+    else it is answered RESOURCE_EXHAUSTED at once (with a ``retry-after-ms`` hint);
+  * a cancelled call or one past its deadline is not decoded or run if it has not started yet;
+  * a stream is closed after ``stream_idle_s`` without a frame, or after ``max_stream_frames``.
+
+``create_server(address, ...) -> (handle, port, service)`` starts a server on an event loop of its own
+in a background thread (for tests and embedding); ``shutdown(handle, service, grace)`` stops it.
+``python -m cloud_app`` runs one in the main thread until SIGTERM/SIGINT (``serve``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hmac
+import json
 import logging
 import os
-import queue
 import threading
 import time
 from concurrent import futures
@@ -23,8 +39,9 @@ from grpc_reflection.v1alpha import reflection
 import splitcodec
 from splitcodec import models
 from splitcodec.bitstream import FORMAT_VERSION
+from splitcodec.entropy.engine import max_bins
 from splitcodec.errors import BitstreamError, TensorTooLargeError
-from splitcodec.inference import CloudTail, FeatureShapeError, Prediction
+from splitcodec.inference import CloudTail, FeatureShapeError, Prediction, default_operating_point
 from splitcodec.wire import pb
 
 from . import rpc
@@ -32,6 +49,7 @@ from . import rpc
 log = logging.getLogger("splitcodec.cloud")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SplitInference"].full_name
 DEFAULT_MAX_MESSAGE_BYTES = 16 << 20
+DEFAULT_MAX_LEVELS_FLOOR = 16  # the envelope admits at least this N, and any N a loaded calibration uses
 
 
 @dataclass(frozen=True)
@@ -41,16 +59,18 @@ class ModelSpec:
     name: str
     split: str = "paper"
     weights: str | None = "DEFAULT"
+    levels: int | None = None  # N of a calibration file for this split (widens the envelope)
 
     @classmethod
     def from_calibration(cls, path) -> "ModelSpec":
         """The model and split a quantizer file was calibrated for (its bundled weights, if any)."""
         from splitcodec.calibration import load_quantizer
 
-        _, doc = load_quantizer(path)
+        q, doc = load_quantizer(path)
         if not doc.get("model") or not doc.get("split"):
             raise ValueError(f"{path} names no model and split to serve")
-        return cls.parse(f"{doc['model']}:{doc['split']}")
+        spec = cls.parse(f"{doc['model']}:{doc['split']}")
+        return cls(spec.name, spec.split, spec.weights, q.levels)
 
     @classmethod
     def parse(cls, text: str) -> "ModelSpec":
@@ -60,186 +80,350 @@ class ModelSpec:
         return cls(name.strip(), split.strip() or "paper", weights.strip() or default)
 
 
+# --- limits ---------------------------------------------------------------------------------------
+
+@dataclass
+class Limits:
+    """Admission limits (see the module docstring); every one has a command-line flag."""
+
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_levels: int | None = None  # None: the largest N the served models' calibrations use, at least 16
+    max_inflight: int = 64
+    max_pending_bins: int = 60_000_000  # about half a second of decoding on one core
+    decode_workers: int = 2
+    stream_idle_s: float = 60.0
+    max_stream_frames: int = 1_000_000
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int | None = None):
+        super().__init__(message)
+        self.code, self.message, self.retry_after_ms = code, message, retry_after_ms
+
+
+class Envelope:
+    """What one served split accepts, checked on the header before decoding."""
+
+    def __init__(self, tail: CloudTail, max_levels: int):
+        self.tail, self.max_levels = tail, max_levels
+
+    def admit(self, data: bytes):
+        """(header, worst-case bins) or ``_Abort``."""
+        try:
+            h = self.tail.check_header(data)
+        except TensorTooLargeError as e:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)) from None
+        except (BitstreamError, FeatureShapeError) as e:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{type(e).__name__}: {e}") from None
+        if h.levels > self.max_levels:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"N={h.levels} levels is outside this server's envelope for {self.tail.split.name} "
+                         f"{self.tail.split.split} (at most {self.max_levels}; see cloud_app --max-levels)")
+        bins = min(h.elements * (h.levels - 1), max_bins(len(data) - h.size))
+        return h, bins
+
+
+def default_max_levels(tails: dict, specs=()) -> int:
+    """The largest N the served models' known operating points and calibration files use (at least 16)."""
+    n = DEFAULT_MAX_LEVELS_FLOOR
+    for name, _ in tails:
+        op = default_operating_point(name)
+        n = max(n, op[0] if op else 0)
+    for s in specs:
+        n = max(n, s.levels or 0)
+    return n
+
+
+# --- batching -------------------------------------------------------------------------------------
+
 class _Job:
     __slots__ = ("features", "size", "top_k", "future", "t_submit")
 
-    def __init__(self, features, size, top_k):
-        self.features, self.size, self.top_k = features, size, top_k
-        self.future: futures.Future = futures.Future()
+    def __init__(self, features, size, top_k, future):
+        self.features, self.size, self.top_k, self.future = features, size, top_k, future
         self.t_submit = time.perf_counter()
 
 
 class TailBatcher:
-    """Runs a ``CloudTail`` for concurrent requests.
+    """Runs one model's ``CloudTail`` for concurrent requests, on a thread of its own.
 
-    With batching on, a worker thread gathers queued requests into one forward
-    pass of at most ``max_batch``; it waits (up to ``window_ms`` after the first)
-    only while other requests are still being decoded and about to join, so a
-    lone client pays no batching delay.  With batching off, requests take turns
-    running their own forward pass.
+    With batching on, a task gathers queued requests into one forward pass of at most ``max_batch``;
+    it waits (up to ``window_ms`` after the first) only while other requests are still being decoded
+    and about to join, so a lone client pays no batching delay.  With batching off, requests take
+    turns.  Requests whose caller went away (cancelled, past the deadline) are dropped unrun.
     """
 
     def __init__(self, tail: CloudTail, *, batching: bool = True, max_batch: int = 8, window_ms: float = 2.0):
         self.tail, self.batching = tail, batching
         self.max_batch, self.window = max(1, max_batch), window_ms / 1e3
-        self._lock = threading.Lock()
-        self._arriving = 0  # requests being decoded that will be submitted here
-        self._count_lock = threading.Lock()
-        self._queue: queue.Queue = queue.Queue()
-        self._stop = threading.Event()
-        if batching:
-            self._worker = threading.Thread(target=self._loop, name=f"batcher-{tail.split.name}", daemon=True)
-            self._worker.start()
+        self.arriving = 0  # requests being decoded that will be submitted here
+        self._executor = futures.ThreadPoolExecutor(1, thread_name_prefix=f"tail-{tail.split.name}")
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._closed = False
 
-    def _count(self, delta: int) -> None:
-        with self._count_lock:
-            self._arriving += delta
+    def start(self) -> None:
+        """Start the batching task (on the running event loop)."""
+        if self.batching and self._task is None:
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._loop())
 
     @contextlib.contextmanager
-    def arriving(self):
-        """Wrap the decoding of a request: while it runs, the worker may wait for the
-        request to join the batch.  ``submit`` ends the wait once the job is queued;
-        a request that fails to decode ends it on the way out."""
-        self._count(1)
+    def announce(self):
+        """Wrap the decoding of a request: while it runs, the batcher may wait for it to join."""
+        self.arriving += 1
         try:
             yield
-        except BaseException:
-            self._count(-1)
-            raise
+        finally:
+            self.arriving -= 1
 
-    def submit(self, features, size, top_k, *, announced: bool = True) -> tuple[Prediction, float]:
-        """Prediction for one request, and the ms it waited for its batch.  ``announced``:
-        the request was decoded inside ``arriving()``."""
-        job = _Job(features, size, top_k)
+    async def submit(self, features, size, top_k) -> tuple[Prediction, float]:
+        """Prediction for one request, and the ms it waited for its batch."""
+        if self._closed:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, "server shutting down")
+        loop = asyncio.get_running_loop()
+        job = _Job(features, size, top_k, loop.create_future())
         if not self.batching:
-            if announced:
-                self._count(-1)
-            with self._lock:
-                waited = 1e3 * (time.perf_counter() - job.t_submit)
-                return self.tail.run([features], [size], top_k)[0], waited
-        self._queue.put(job)
-        if announced:
-            self._count(-1)
-        return job.future.result()
+            preds = await loop.run_in_executor(self._executor, self.tail.run, [features], [size], top_k)
+            return preds[0], 1e3 * (time.perf_counter() - job.t_submit) - preds[0].tail_ms
+        self._queue.put_nowait(job)
+        return await job.future
 
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            batch = [first]
+    async def _loop(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
             deadline = time.perf_counter() + self.window
             while len(batch) < self.max_batch:
-                try:
+                if not self._queue.empty():
                     batch.append(self._queue.get_nowait())
                     continue
-                except queue.Empty:
-                    pass
-                if self._arriving == 0 or time.perf_counter() >= deadline:
+                if self.arriving == 0 or time.perf_counter() >= deadline:
                     break
-                time.sleep(0.0002)  # a request is still decoding: give it a moment to join
+                await asyncio.sleep(0.0005)  # a request is still decoding: give it a moment to join
+            batch = [j for j in batch if not j.future.done()]  # callers that went away
+            if not batch:
+                continue
             start = time.perf_counter()
             try:
-                preds = self.tail.run([j.features for j in batch], [j.size for j in batch],
-                                      max(j.top_k for j in batch))
-            except Exception as e:  # pragma: no cover - surfaced to every caller
+                preds = await loop.run_in_executor(self._executor, self.tail.run, [j.features for j in batch],
+                                                   [j.size for j in batch], max(j.top_k for j in batch))
+            except Exception as e:  # surfaced to every caller of the batch
                 for j in batch:
-                    j.future.set_exception(e)
+                    if not j.future.done():
+                        j.future.set_exception(e)
                 continue
             for j, p in zip(batch, preds):
                 p.classes = p.classes[: j.top_k]
-                j.future.set_result((p, 1e3 * (start - j.t_submit)))
+                if not j.future.done():
+                    j.future.set_result((p, 1e3 * (start - j.t_submit)))
 
-    def close(self):
-        self._stop.set()
+    async def close(self) -> None:
+        """Fail whatever is queued (UNAVAILABLE) and stop; nothing waits forever."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            while not self._queue.empty():
+                j = self._queue.get_nowait()
+                if not j.future.done():
+                    j.future.set_exception(_Abort(grpc.StatusCode.UNAVAILABLE, "server shutting down"))
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-class _Abort(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
+# --- logging --------------------------------------------------------------------------------------
+
+def clean(value, limit: int = 64) -> str:
+    """A client-controlled string made safe for a log line: escaped (no newlines or control
+    characters), truncated to ``limit`` characters with the original length noted."""
+    s = str(value)
+    short = s[:limit]
+    out = short.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return out + (f"...(+{len(s) - limit})" if len(s) > limit else "")
+
+
+class RequestLog:
+    """One line per request (``key=value``, or JSON); rejected requests are rate-limited to
+    ``max_rejects_per_s`` lines a second, the rest counted and reported on the next line."""
+
+    def __init__(self, *, as_json: bool = False, max_rejects_per_s: int = 20):
+        self.as_json, self.max_rejects = as_json, max_rejects_per_s
+        self._window, self._in_window, self.suppressed = 0, 0, 0
+
+    def __call__(self, req, status: str, resp=None, *, peer: str = "", reason: str = "") -> None:
+        if status != "OK":
+            now = int(time.monotonic())
+            if now != self._window:
+                self._window, self._in_window = now, 0
+            self._in_window += 1
+            if self._in_window > self.max_rejects:
+                self.suppressed += 1
+                return
+        t = resp.timings if resp is not None else None
+        fields = {"id": clean(req.request_id or "-"), "model": clean(req.model or "-"),
+                  "split": clean(req.split or "-"), "bytes": len(req.bitstream),
+                  "decode_ms": round(t.decode_ms, 2) if t else 0.0, "tail_ms": round(t.tail_ms, 2) if t else 0.0,
+                  "queue_ms": round(t.queue_ms, 2) if t else 0.0, "batch": t.batch_size if t else 0,
+                  "status": status}
+        if reason:
+            fields["reason"] = clean(reason, 160)
+        if peer:
+            fields["peer"] = clean(peer)
+        if self.suppressed:
+            fields["suppressed_rejects"], self.suppressed = self.suppressed, 0
+        if self.as_json:
+            log.info(json.dumps(fields))
+        else:
+            log.info(" ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+def check_token(metadata, token: str | None) -> None:
+    """``_Abort(UNAUTHENTICATED)`` unless the call carries exactly one ``authorization: Bearer TOKEN``
+    header (scheme case-insensitive), compared in constant time."""
+    if token is None:
+        return
+    values = [v for k, v in (metadata or ()) if k.lower() == "authorization"]
+    if len(values) != 1:
+        raise _Abort(grpc.StatusCode.UNAUTHENTICATED,
+                     "missing bearer token" if not values else "more than one authorization header")
+    scheme, _, given = str(values[0]).partition(" ")
+    ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    if not ok:
+        raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "wrong bearer token")
 
 
 class SplitInferenceService(rpc.SplitInferenceServicer):
-    def __init__(self, batchers: dict, *, token: str | None = None, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+    def __init__(self, batchers: dict, *, token: str | None = None, limits: Limits | None = None,
+                 request_log: RequestLog | None = None, max_levels: int | None = None):
         self.batchers = batchers  # {(model, split): TailBatcher}
         self.defaults = {}  # model -> its split
         for (name, split) in batchers:
             self.defaults.setdefault(name, split)
         self.token = token
-        self.max_message_bytes = max_message_bytes
+        self.limits = limits or Limits()
+        levels = max_levels or self.limits.max_levels or default_max_levels(batchers)
+        self.envelopes = {k: Envelope(b.tail, levels) for k, b in batchers.items()}
+        self.log = request_log or RequestLog()
+        self.inflight = 0
+        self.pending_bins = 0
+        self._decode = futures.ThreadPoolExecutor(max(1, self.limits.decode_workers), thread_name_prefix="decode")
+        self.health = None
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.limits.max_message_bytes
+
+    def start(self) -> None:
+        for b in self.batchers.values():
+            b.start()
+
+    async def close(self) -> None:
+        for b in self.batchers.values():
+            await b.close()
+        self._decode.shutdown(wait=False, cancel_futures=True)
 
     # -- helpers ------------------------------------------------------------------------------
-    def _authorize(self, context):
-        if self.token is None:
-            return
-        md = dict(context.invocation_metadata())
-        if md.get("authorization") != f"Bearer {self.token}":
-            raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-
-    def _require_auth(self, context):
-        """Abort the call (UNAUTHENTICATED) unless it carries the bearer token."""
-        try:
-            self._authorize(context)
-        except _Abort as a:
-            context.abort(a.code, a.message)
-
-    def _batcher(self, model: str, split: str) -> TailBatcher:
+    def _batcher(self, model: str, split: str) -> tuple[TailBatcher, Envelope]:
         split = split or self.defaults.get(model, "")
         b = self.batchers.get((model, split))
         if b is None:
             have = ", ".join(f"{m}:{s}" for m, s in self.batchers)
-            raise _Abort(grpc.StatusCode.NOT_FOUND, f"model {model!r} split {split!r} is not served here (serving: {have})")
-        return b
+            raise _Abort(grpc.StatusCode.NOT_FOUND,
+                         f"model {clean(model)!r} split {clean(split)!r} is not served here (serving: {have})")
+        return b, self.envelopes[(model, split)]
 
-    def _infer(self, req) -> pb.InferResponse:
-        if len(req.bitstream) > self.max_message_bytes:
+    def _admit(self, bins: int) -> None:
+        lim = self.limits
+        if self.inflight >= lim.max_inflight or (self.pending_bins and self.pending_bins + bins > lim.max_pending_bins):
+            # a rough hint: the queued work at ~100 M bins/s per decode worker
+            retry = max(5, int(1e3 * self.pending_bins / (1e8 * max(1, lim.decode_workers))))
             raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                         f"bitstream of {len(req.bitstream)} bytes exceeds {self.max_message_bytes}")
-        batcher = self._batcher(req.model, req.split)
-        tail = batcher.tail
+                         f"server busy ({self.inflight} requests in flight, {self.pending_bins} bins of decoding "
+                         f"queued); retry in about {retry} ms", retry_after_ms=retry)
+
+    async def _infer(self, req, context) -> pb.InferResponse:
+        if len(req.bitstream) > self.limits.max_message_bytes:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         f"bitstream of {len(req.bitstream)} bytes exceeds {self.limits.max_message_bytes}")
+        batcher, envelope = self._batcher(req.model, req.split)
+        _, bins = envelope.admit(req.bitstream)
+        self._admit(bins)
+        self.inflight += 1
+        self.pending_bins += bins
+        loop = asyncio.get_running_loop()
         try:
-            with batcher.arriving():
-                feats, decode_ms = tail.decode(req.bitstream)
+            with batcher.announce():
+                try:
+                    feats, decode_ms = await loop.run_in_executor(self._decode, batcher.tail.decode, req.bitstream)
+                finally:
+                    self.pending_bins -= bins
+            if context is not None and context.cancelled():
+                raise asyncio.CancelledError
+            size = (req.original_size.width, req.original_size.height) if req.HasField("original_size") else None
+            pred, queue_ms = await batcher.submit(feats, size, req.top_k or 5)
         except TensorTooLargeError as e:
             raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)) from None
         except (BitstreamError, FeatureShapeError) as e:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{type(e).__name__}: {e}") from None
-        size = (req.original_size.width, req.original_size.height) if req.HasField("original_size") else None
-        pred, queue_ms = batcher.submit(feats, size, req.top_k or 5)
+        finally:
+            self.inflight -= 1
         return _response(req, pred, decode_ms, queue_ms, feats.size)
 
-    def _log(self, req, status: str, resp=None):
-        t = resp.timings if resp is not None else None
-        log.info("id=%s model=%s bytes=%d decode_ms=%.2f tail_ms=%.2f batch=%d status=%s", req.request_id or "-",
-                 req.model, len(req.bitstream), t.decode_ms if t else 0.0, t.tail_ms if t else 0.0,
-                 t.batch_size if t else 0, status)
+    async def _abort(self, context, a: _Abort):
+        if a.retry_after_ms is not None:
+            context.set_trailing_metadata((("retry-after-ms", str(a.retry_after_ms)),))
+        await context.abort(a.code, a.message)
 
     # -- RPCs ---------------------------------------------------------------------------------
-    def Infer(self, request, context):
+    async def Infer(self, request, context):
         try:
-            self._authorize(context)
-            resp = self._infer(request)
+            check_token(context.invocation_metadata(), self.token)
+            resp = await self._infer(request, context)
         except _Abort as a:
-            self._log(request, a.code.name)
-            context.abort(a.code, a.message)
-        self._log(request, "OK", resp)
+            self.log(request, a.code.name, reason=a.message, peer=context.peer())
+            await self._abort(context, a)
+        except asyncio.CancelledError:
+            self.log(request, "CANCELLED", peer=context.peer())
+            raise
+        self.log(request, "OK", resp)
         return resp
 
-    def InferStream(self, request_iterator, context):
-        self._require_auth(context)
-        for req in request_iterator:
+    async def InferStream(self, request_iterator, context):
+        try:
+            check_token(context.invocation_metadata(), self.token)
+        except _Abort as a:
+            self.log(pb.InferRequest(), a.code.name, reason=a.message, peer=context.peer())
+            await self._abort(context, a)
+        frames = 0
+        while True:
             try:
-                resp = self._infer(req)
-                self._log(req, "OK", resp)
+                req = await asyncio.wait_for(context.read(), timeout=self.limits.stream_idle_s)
+            except asyncio.TimeoutError:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                    f"no frame for {self.limits.stream_idle_s:g} s: stream closed")
+            if req is grpc.aio.EOF:
+                return
+            frames += 1
+            if frames > self.limits.max_stream_frames:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"more than {self.limits.max_stream_frames} frames on one stream: open a new one")
+            try:
+                resp = await self._infer(req, context)
+                self.log(req, "OK", resp)
             except _Abort as a:
-                self._log(req, a.code.name)
-                resp = pb.InferResponse(request_id=req.request_id, error=pb.FrameError(code=a.code.name, message=a.message))
-            yield resp
+                self.log(req, a.code.name, reason=a.message, peer=context.peer())
+                resp = pb.InferResponse(request_id=req.request_id, error=pb.FrameError(code=a.code.name,
+                                                                                       message=a.message))
+            await context.write(resp)
 
-    def ListModels(self, request, context):
-        self._require_auth(context)
+    async def ListModels(self, request, context):
+        try:
+            check_token(context.invocation_metadata(), self.token)
+        except _Abort as a:
+            await self._abort(context, a)
         out = pb.ListModelsResponse(server_version=splitcodec.__version__, bitstream_format_version=FORMAT_VERSION)
         for (name, split), b in self.batchers.items():
             s = b.tail.split
@@ -273,48 +457,96 @@ def load_tails(specs, device: str = "cpu") -> dict:
     return tails
 
 
-def create_server(address: str = "[::]:0", tails: dict | None = None, *, specs=(), token: str | None = None,
-                  workers: int = 16, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, batching: bool = True,
-                  max_batch: int = 8, batch_window_ms: float = 2.0, device: str = "cpu", tls: tuple | None = None):
-    """Build and start a server; returns ``(server, port, service)``.
+# --- the server -----------------------------------------------------------------------------------
 
-    ``tails`` (already loaded) or ``specs`` (``ModelSpec``s to load) choose the
-    models.  ``tls`` is ``(cert_pem_bytes, key_pem_bytes)``.
-    """
-    tails = dict(tails or {})
-    tails.update(load_tails(specs, device) if specs else {})
+async def start_async(address: str, tails: dict, *, token=None, limits: Limits | None = None, batching=True,
+                      max_batch=8, batch_window_ms=2.0, tls=None, reflection_on=True, request_log=None,
+                      max_levels=None):
+    """Build and start a ``grpc.aio`` server on the running loop; returns ``(server, port, service)``."""
+    limits = limits or Limits()
     if not tails:
         raise ValueError("no models to serve")
     batchers = {k: TailBatcher(t, batching=batching, max_batch=max_batch, window_ms=batch_window_ms)
                 for k, t in tails.items()}
-    service = SplitInferenceService(batchers, token=token, max_message_bytes=max_message_bytes)
-    opts = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=opts)
+    service = SplitInferenceService(batchers, token=token, limits=limits, request_log=request_log,
+                                    max_levels=max_levels)
+    opts = [("grpc.max_receive_message_length", limits.max_message_bytes),
+            ("grpc.max_send_message_length", limits.max_message_bytes)]
+    server = grpc.aio.server(options=opts)
     rpc.add_SplitInferenceServicer_to_server(service, server)
-    health_servicer = health.HealthServicer()
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if reflection_on:
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     if tls:
         port = server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
     else:
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    server.start()
+    service.start()
+    await server.start()
     service.health = health_servicer
     return server, port, service
 
 
-def shutdown(server, service, grace: float = 5.0):
-    """Stop taking traffic (health NOT_SERVING), let in-flight requests finish, stop."""
+async def stop_async(server, service, grace: float = 5.0) -> None:
+    """Stop taking traffic (health NOT_SERVING), give in-flight requests ``grace`` seconds, then
+    cancel what is left (those callers get a status), fail anything still queued, stop."""
     for name in ("", SERVICE_NAME):
-        service.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    server.stop(grace).wait()
-    for b in service.batchers.values():
-        b.close()
+        await service.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.stop(grace)
+    await service.close()
 
 
-def token_from_env(token: str | None) -> str | None:
-    return token or os.environ.get("SPLITCODEC_TOKEN") or None
+class ServerHandle:
+    """An aio server running on an event loop in a background thread (tests, embedding)."""
+
+    def __init__(self, address: str, tails: dict, **kw):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="cloud-server", daemon=True)
+        self._thread.start()
+        self.server, self.port, self.service = asyncio.run_coroutine_threadsafe(
+            start_async(address, tails, **kw), self.loop).result()
+
+    def stop(self, grace: float = 5.0) -> None:
+        if not self.loop.is_running():
+            return
+        asyncio.run_coroutine_threadsafe(stop_async(self.server, self.service, grace), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+def create_server(address: str = "127.0.0.1:0", tails: dict | None = None, *, specs=(), token: str | None = None,
+                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, batching: bool = True, max_batch: int = 8,
+                  batch_window_ms: float = 2.0, device: str = "cpu", tls: tuple | None = None,
+                  limits: Limits | None = None, **kw):
+    """Start a server in a background thread; returns ``(handle, port, service)``.
+
+    ``tails`` (already loaded) or ``specs`` (``ModelSpec``s to load) choose the models.  ``tls`` is
+    ``(cert_pem_bytes, key_pem_bytes)``.
+    """
+    tails = dict(tails or {})
+    tails.update(load_tails(specs, device) if specs else {})
+    limits = limits or Limits(max_message_bytes=max_message_bytes)
+    if "max_levels" not in kw:
+        kw["max_levels"] = limits.max_levels or default_max_levels(tails, specs)
+    h = ServerHandle(address, tails, token=token, limits=limits, batching=batching, max_batch=max_batch,
+                     batch_window_ms=batch_window_ms, tls=tls, **kw)
+    return h, h.port, h.service
+
+
+def shutdown(handle: ServerHandle, service=None, grace: float = 5.0) -> None:
+    """Stop a server started by ``create_server`` (see ``stop_async``)."""
+    handle.stop(grace)
+
+
+def token_from_env(token: str | None = None, token_file: str | None = None) -> str | None:
+    """The bearer token: ``--token-file``, else ``SPLITCODEC_TOKEN``, else ``--token`` (visible in the
+    process list: discouraged)."""
+    if token_file:
+        with open(token_file) as f:
+            return f.read().strip() or None
+    return os.environ.get("SPLITCODEC_TOKEN") or token or None

@@ -176,7 +176,10 @@ def main(argv=None) -> int:
     from splitcodec.inference import EdgeEncoder, OnnxHead
     from splitcodec.wire import pb
 
-    from .client import EdgeClient, ServerUnreachable
+    from .client import (
+        EXIT_PROTOCOL, EXIT_REFUSED, EXIT_UNANSWERED, EXIT_UNREACHABLE, EXIT_USAGE, EdgeClient, ServerUnreachable,
+        StreamProtocolError, StreamSession,
+    )
 
     try:
         head, model, split_name, at_paper = load_head(args)
@@ -246,17 +249,26 @@ def main(argv=None) -> int:
 
             source = tqdm(source, unit="frame", leave=False)
         if args.stream:
-            pending = []
+            sent = {}
 
-            def requests():
+            def produce():
                 for i, (name, image) in enumerate(source):
                     frame, req = encode(name, image, i)
-                    pending.append((name, image, frame, time.perf_counter()))
-                    yield req
+                    sent[req.request_id] = (name, image, frame, time.perf_counter())
+                    yield req.request_id, req
 
-            for resp in client.stream(requests(), timeout=args.stream_timeout):
-                name, image, frame, t0 = pending.pop(0)
+            def answer(rid, resp):
+                name, image, frame, t0 = sent.pop(rid)
                 report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
+
+            session = StreamSession(client, retries=args.retries, timeout=args.stream_timeout)
+            unanswered = session.run(produce(), answer)
+            if unanswered:
+                for rid in unanswered:
+                    rows.append({"frame": sent[rid][0], "error": "not answered"})
+                print(f"error: {len(unanswered)} frame(s) not answered after {session.attempts} stream(s) "
+                      f"({'; '.join(session.errors)[:300]}): {', '.join(unanswered)[:300]}", file=sys.stderr)
+                return EXIT_UNANSWERED
         else:
             for i, (name, image) in enumerate(source):
                 frame, req = encode(name, image, i)
@@ -266,16 +278,19 @@ def main(argv=None) -> int:
                 report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
     except ServerUnreachable as e:
         print(f"error: {e}", file=sys.stderr)
-        return 3
+        return EXIT_UNREACHABLE
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except StreamProtocolError as e:
+        print(f"error: invalid answer from the server: {e}", file=sys.stderr)
+        return EXIT_PROTOCOL
     except Exception as e:  # grpc.RpcError and friends: say what the server said
         import grpc
 
         if isinstance(e, grpc.RpcError):
             print(f"error: server answered {e.code().name}: {e.details()}", file=sys.stderr)
-            return 4
+            return EXIT_REFUSED
         raise
     finally:
         client.close()
@@ -303,7 +318,7 @@ def main(argv=None) -> int:
               f"round trip p50 {s['round_trip_ms_p50']:.1f} ms, p95 {s['round_trip_ms_p95']:.1f} ms; "
               f"head {s['head_ms_mean']:.1f} ms, encode {s['encode_ms_mean']:.1f} ms (after a warm-up run, "
               "not timed)", file=out)
-    return 0 if not summary["errors"] else 1
+    return 0 if not summary["errors"] else 1  # EXIT_OK / EXIT_FRAME_ERRORS
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
@@ -9,6 +10,17 @@ import grpc
 from . import rpc
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}})
+
+
+def channel_target(server: str) -> str:
+    """A gRPC target for ``host:port``, a URI (``dns:///name:port``), or a comma-separated list of
+    ``ip:port`` replicas (``ipv4:`` / ``ipv6:`` target with one entry per replica)."""
+    if "," not in server:
+        return server
+    parts = [p.strip() for p in server.split(",") if p.strip()]
+    scheme = "ipv6" if all(p.startswith("[") for p in parts) else "ipv4"
+    return f"{scheme}:{','.join(parts)}"
 
 
 class ServerUnreachable(RuntimeError):
@@ -19,11 +31,15 @@ class EdgeClient:
     def __init__(self, server: str, *, token: str | None = None, tls_ca: bytes | None = None, timeout: float = 10.0,
                  retries: int = 3, backoff: float = 0.2, max_message_bytes: int = 16 << 20):
         opts = [("grpc.max_send_message_length", max_message_bytes),
-                ("grpc.max_receive_message_length", max_message_bytes)]
+                ("grpc.max_receive_message_length", max_message_bytes),
+                # several replicas (a list of addresses or a DNS name with several records): gRPC's own
+                # round_robin balancing, skipping replicas whose health service does not say SERVING
+                ("grpc.service_config", SERVICE_CONFIG)]
+        target = channel_target(server)
         if tls_ca is not None:
-            self.channel = grpc.secure_channel(server, grpc.ssl_channel_credentials(root_certificates=tls_ca), opts)
+            self.channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=tls_ca), opts)
         else:
-            self.channel = grpc.insecure_channel(server, opts)
+            self.channel = grpc.insecure_channel(target, opts)
         self.server, self.timeout, self.retries, self.backoff = server, timeout, retries, backoff
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.stub = rpc.SplitInferenceStub(self.channel)
@@ -67,3 +83,95 @@ class EdgeClient:
     def stream(self, requests, timeout: float | None = None):
         """Responses to an iterator of requests, in order (one deadline for the whole stream)."""
         return self.stub.InferStream(requests, timeout=timeout, metadata=self.metadata)
+
+
+# Exit codes of the edge CLI, one per outcome (documented in docs/deploy.md).
+EXIT_OK = 0  # every frame answered without error
+EXIT_FRAME_ERRORS = 1  # every frame answered, some with a per-frame error
+EXIT_USAGE = 2  # bad options or inputs
+EXIT_UNREACHABLE = 3  # no server reachable
+EXIT_REFUSED = 4  # the server refused the call (its status code is printed)
+EXIT_UNANSWERED = 5  # frames left unanswered after the stream broke or ended early, retries spent
+EXIT_PROTOCOL = 6  # the server answered with responses that match no frame sent (garbage, extra, duplicate)
+
+
+class StreamProtocolError(RuntimeError):
+    """A response on a stream matches no frame awaiting an answer."""
+
+
+class StreamSession:
+    """Frames over ``InferStream`` with answers matched by ``request_id``, not by position.
+
+    ``run(frames)`` sends ``(request_id, request)`` pairs (produced lazily, encoding as it goes) and
+    calls ``on_answer(request_id, response)`` for each answer.  When the stream breaks (UNAVAILABLE,
+    a reset, the server ending it early) it opens a new one that resends every frame not answered
+    yet, in order, up to ``retries`` times; frames still unanswered are returned, never dropped
+    silently.  A response whose id matches no frame awaiting an answer raises ``StreamProtocolError``.
+    """
+
+    def __init__(self, client: "EdgeClient", *, retries: int = 3, timeout: float | None = None):
+        self.client, self.retries, self.timeout = client, retries, timeout
+        self.attempts = 0
+        self.errors: list[str] = []
+
+    def run(self, frames, on_answer) -> list[str]:
+        import threading
+        from collections import OrderedDict
+
+        pending: "OrderedDict[str, object]" = OrderedDict()
+        source = iter(frames)
+        lock = threading.Lock()
+        state = {"exhausted": False, "owner": 0, "error": None}
+
+        def requests(attempt: int, resend: list):
+            yield from resend
+            while True:
+                with lock:  # only the current attempt pulls from the source
+                    if state["owner"] != attempt or state["exhausted"]:
+                        return
+                    try:
+                        rid, req = next(source)
+                    except StopIteration:
+                        state["exhausted"] = True
+                        return
+                    except Exception as e:  # an input that cannot be read or encoded: stop sending
+                        state["error"], state["exhausted"] = e, True
+                        return
+                    if rid in pending:
+                        raise StreamProtocolError(f"two frames with request_id {rid!r}")
+                    pending[rid] = req
+                yield req
+
+        while True:
+            with lock:
+                state["owner"] = attempt = self.attempts
+                resend = list(pending.values())
+            self.attempts += 1
+            call = self.client.stream(requests(attempt, resend), timeout=self.timeout)
+            broken = None
+            try:
+                for resp in call:
+                    with lock:
+                        if resp.request_id not in pending:
+                            call.cancel()
+                            raise StreamProtocolError(
+                                f"the server answered request_id {resp.request_id[:64]!r}, which awaits no answer")
+                        pending.pop(resp.request_id)
+                    on_answer(resp.request_id, resp)
+            except grpc.RpcError as e:
+                if e.code() not in RETRYABLE + (grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
+                                                grpc.StatusCode.UNKNOWN):
+                    raise
+                broken = f"{e.code().name}: {e.details()}"
+            finally:
+                call.cancel()
+            if state["error"] is not None:
+                raise state["error"]
+            with lock:
+                done = state["exhausted"] and not pending
+            if done:
+                return []
+            self.errors.append(broken or f"the server ended the stream with {len(pending)} frame(s) unanswered")
+            if self.attempts > self.retries:
+                return list(pending)
+            time.sleep(self.client.backoff * 2 ** (self.attempts - 1))

@@ -1,0 +1,364 @@
+"""The server under hostile or careless clients (loopback only; every loop bounded in count and time):
+idle streams, admission control, the envelope, logs, auth details, shutdown, and the edge client's
+stream failure modes."""
+
+import concurrent.futures as cf
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+grpc = pytest.importorskip("grpc")
+torch = pytest.importorskip("torch")
+
+import splitcodec as sc  # noqa: E402
+from cloud_app.server import Limits, ModelSpec, check_token, clean, create_server, load_tails, shutdown  # noqa: E402
+from edge_app import rpc  # noqa: E402
+from edge_app.client import EdgeClient, StreamProtocolError, StreamSession, channel_target  # noqa: E402
+from splitcodec.inference import default_operating_point  # noqa: E402
+from splitcodec.wire import pb  # noqa: E402
+
+MODEL = "efficientnet_lite0"
+
+
+@pytest.fixture(scope="module")
+def tails():
+    return load_tails([ModelSpec(MODEL)])
+
+
+@pytest.fixture(scope="module")
+def shape(tails):
+    (tail,) = tails.values()
+    return tail.feature_shape
+
+
+def _stream_bytes(shape, levels=None, seed=0):
+    n, clip = default_operating_point(MODEL)
+    x = np.maximum(np.random.default_rng(seed).normal(size=shape), 0).astype(np.float32)
+    return sc.FeatureCodec(sc.UniformQuantizer(clip[0], clip[1], levels or n)).encode(x)
+
+
+def _req(data, rid="r"):
+    return pb.InferRequest(bitstream=data, model=MODEL, request_id=rid)
+
+
+def _health(address, timeout=2.0):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as ch:
+        return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout).status
+
+
+@pytest.fixture
+def server(tails):
+    handles = []
+
+    def start(**kw):
+        h, port, service = create_server("127.0.0.1:0", tails, **kw)
+        handles.append(h)
+        return f"127.0.0.1:{port}", service
+
+    yield start
+    for h in handles:
+        shutdown(h, grace=0.5)
+
+
+def test_idle_streams_do_not_lock_anyone_out(server, shape):
+    addr, _ = server()
+    release = threading.Event()
+    channels, calls = [], []
+
+    def silent():  # a stream that opens and sends nothing until released
+        release.wait(20)
+        return
+        yield
+
+    try:
+        for _ in range(40):  # more than the old server's 16 worker threads
+            ch = grpc.insecure_channel(addr)
+            channels.append(ch)
+            calls.append(rpc.SplitInferenceStub(ch).InferStream(silent(), timeout=30))
+        time.sleep(0.5)
+        assert _health(addr) == 1  # SERVING, within the 2 s deadline
+        with EdgeClient(addr, timeout=5, retries=0) as c:
+            assert c.infer(_req(_stream_bytes(shape))).classes
+            assert c.list_models(pb.ListModelsRequest()).models[0].name == MODEL
+    finally:
+        release.set()
+        for call in calls:
+            call.cancel()
+        for ch in channels:
+            ch.close()
+
+
+def test_envelope_rejects_before_decoding(server, shape):
+    addr, service = server()
+    (env,) = service.envelopes.values()
+    c, h, w = shape
+    bad = {
+        "N over the envelope": _stream_bytes(shape, levels=env.max_levels + 1),
+        "transposed shape": _stream_bytes((h, w, c)),
+        "permuted shape": _stream_bytes((c, w * h, 1)),
+        "batch of two": _stream_bytes((2, c, h, w)),
+    }
+    with EdgeClient(addr, timeout=5, retries=0) as client:
+        for what, data in bad.items():
+            with pytest.raises(grpc.RpcError) as e:
+                client.infer(_req(data))
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, what
+        assert client.infer(_req(_stream_bytes(shape))).classes  # still serving
+
+
+def test_equal_level_table_is_invalid_argument_and_the_stream_goes_on(server, shape):
+    import struct
+
+    from .conformance.generate import _leb128, flags_of, raw
+
+    addr, _ = server()
+    # a table stream of the served shape whose two levels are equal (the writer refuses to make one)
+    data = raw(flags_of(kind=1, ndim=len(shape)), 2, struct.pack("<2e", 1.0, 1.0),
+               b"".join(_leb128(d) for d in shape), b"\x00" * 8)
+    with pytest.raises(sc.errors.InvalidHeaderError):
+        sc.decode(data)
+    good = _stream_bytes(shape)
+    with grpc.insecure_channel(addr) as ch:
+        out = list(rpc.SplitInferenceStub(ch).InferStream(iter([_req(good, "a"), _req(data, "b"), _req(good, "c")]),
+                                                           timeout=30))
+    assert [r.request_id for r in out] == ["a", "b", "c"]
+    assert out[1].error.code == "INVALID_ARGUMENT" and out[0].classes and out[2].classes
+
+
+def test_admission_rejects_fast_when_full(server, shape, monkeypatch):
+    addr, service = server(limits=Limits(max_inflight=2), batching=False)
+    (batcher,) = service.batchers.values()
+    run = batcher.tail.run
+
+    def slow(*a, **kw):
+        time.sleep(0.5)
+        return run(*a, **kw)
+
+    monkeypatch.setattr(batcher.tail, "run", slow)
+    data = _stream_bytes(shape)
+
+    def call(i):
+        with grpc.insecure_channel(addr) as ch:
+            try:
+                rpc.SplitInferenceStub(ch).Infer(_req(data, str(i)), timeout=20)
+                return "OK", None
+            except grpc.RpcError as e:
+                md = dict(e.trailing_metadata() or ())
+                return e.code().name, md.get("retry-after-ms")
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(8)))
+    codes = [r[0] for r in results]
+    assert codes.count("OK") >= 2 and "RESOURCE_EXHAUSTED" in codes, codes
+    assert all(int(ra) > 0 for code, ra in results if code == "RESOURCE_EXHAUSTED")
+    assert service.inflight == 0 and service.pending_bins == 0  # the books balance afterwards
+
+
+def test_idle_stream_is_closed_and_frames_are_bounded(server, shape):
+    addr, _ = server(limits=Limits(stream_idle_s=0.3, max_stream_frames=2))
+    release = threading.Event()
+
+    def one_then_silence():
+        yield _req(_stream_bytes(shape), "a")
+        release.wait(10)
+
+    with grpc.insecure_channel(addr) as ch:
+        stub = rpc.SplitInferenceStub(ch)
+        call = stub.InferStream(one_then_silence(), timeout=10)
+        first = next(call)
+        assert first.request_id == "a"
+        with pytest.raises(grpc.RpcError) as e:
+            next(call)
+        assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED and "no frame" in e.value.details()
+        release.set()
+        reqs = [_req(_stream_bytes(shape), str(i)) for i in range(3)]
+        got = []
+        with pytest.raises(grpc.RpcError) as e:
+            for r in stub.InferStream(iter(reqs), timeout=10):
+                got.append(r.request_id)
+        assert got == ["0", "1"] and e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_log_lines_are_escaped_bounded_and_rate_limited(server, shape, caplog):
+    addr, service = server()
+    service.log.max_rejects = 3
+    evil = "x\nFORGED status=OK " + "A" * 100_000
+    with caplog.at_level(logging.INFO, logger="splitcodec.cloud"), grpc.insecure_channel(addr) as ch:
+        stub = rpc.SplitInferenceStub(ch)
+        for _ in range(10):
+            with pytest.raises(grpc.RpcError):
+                stub.Infer(pb.InferRequest(bitstream=b"junk", model=evil, request_id=evil), timeout=5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "splitcodec.cloud"]
+    assert 1 <= len(lines) <= 3 + 1  # rate-limited within the second (one more if a second boundary passed)
+    for line in lines:
+        assert "\n" not in line and len(line) < 1024 and "FORGED" in line and "(+" in line
+    assert not any(r.exc_info for r in caplog.records)  # no traceback for client errors
+    assert clean("a\nb\x00c\"") == 'a\\nb\\x00c\\"'
+
+
+def test_auth_details():
+    md = lambda *v: [("authorization", x) for x in v]  # noqa: E731
+    check_token(md("Bearer s3cret"), "s3cret")
+    check_token(md("bearer s3cret"), "s3cret")  # the scheme is case-insensitive
+    check_token(md("BEARER  s3cret"), "s3cret")
+    for bad in ([], md("Bearer wrong"), md("Bearer wrong", "Bearer s3cret"), md("Basic s3cret"), md("s3cret")):
+        with pytest.raises(Exception) as e:
+            check_token(bad, "s3cret")
+        assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    check_token([], None)  # no token configured: open
+
+
+def test_every_rpc_needs_the_token_but_health_does_not(server, shape):
+    addr, _ = server(token="s3cret")
+    with grpc.insecure_channel(addr) as ch:
+        stub = rpc.SplitInferenceStub(ch)
+        calls = [lambda: stub.Infer(_req(_stream_bytes(shape)), timeout=5),
+                 lambda: stub.ListModels(pb.ListModelsRequest(), timeout=5),
+                 lambda: list(stub.InferStream(iter([_req(_stream_bytes(shape))]), timeout=5))]
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as e:
+                call()
+            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        ok = (("authorization", "bearer s3cret"),)
+        assert stub.ListModels(pb.ListModelsRequest(), timeout=5, metadata=ok).models
+    assert _health(addr) == 1
+
+
+def test_channel_targets():
+    assert channel_target("127.0.0.1:5") == "127.0.0.1:5"
+    assert channel_target("127.0.0.1:5,127.0.0.1:6") == "ipv4:127.0.0.1:5,127.0.0.1:6"
+    assert channel_target("dns:///cloud.internal:50051") == "dns:///cloud.internal:50051"
+
+
+# --- the edge client's stream failure modes, against a scripted fake server ---------------------
+
+class _Fake(rpc.SplitInferenceServicer):
+    """Answers a stream according to ``mode``; counts the streams it saw."""
+
+    def __init__(self, mode):
+        self.mode, self.streams = mode, 0
+
+    def InferStream(self, request_iterator, context):
+        self.streams += 1
+        for i, req in enumerate(request_iterator):
+            if self.mode == "end_early" and self.streams == 1 and i == 1:
+                return  # ends the stream with OK after one answer
+            if self.mode == "fail_midway" and self.streams == 1 and i == 2:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "replica going away")
+            if self.mode == "garbage":
+                yield pb.InferResponse(request_id="nobody-sent-this")
+                return
+            if self.mode == "extra":
+                yield pb.InferResponse(request_id=req.request_id)
+            yield pb.InferResponse(request_id=req.request_id)
+
+
+@pytest.fixture
+def fake():
+    servers = []
+
+    def start(mode):
+        s = grpc.server(cf.ThreadPoolExecutor(4))
+        svc = _Fake(mode)
+        rpc.add_SplitInferenceServicer_to_server(svc, s)
+        port = s.add_insecure_port("127.0.0.1:0")
+        s.start()
+        servers.append(s)
+        return f"127.0.0.1:{port}", svc
+
+    yield start
+    for s in servers:
+        s.stop(0)
+
+
+def _frames(n):
+    return ((f"f{i}", pb.InferRequest(request_id=f"f{i}")) for i in range(n))
+
+
+@pytest.mark.parametrize("mode", ["end_early", "fail_midway"])
+def test_stream_resumes_from_the_first_unanswered_frame(fake, mode):
+    addr, svc = fake(mode)
+    answered = []
+    with EdgeClient(addr, timeout=5) as c:
+        session = StreamSession(c, retries=2, timeout=10)
+        left = session.run(_frames(5), lambda rid, r: answered.append(rid))
+    assert left == [] and sorted(answered) == [f"f{i}" for i in range(5)] and len(answered) == 5
+    assert svc.streams == 2 and session.errors
+
+
+@pytest.mark.parametrize("mode", ["garbage", "extra"])
+def test_stream_answers_that_match_no_frame_are_a_protocol_error(fake, mode):
+    addr, _ = fake(mode)
+    with EdgeClient(addr, timeout=5) as c, pytest.raises(StreamProtocolError):
+        StreamSession(c, retries=0, timeout=10).run(_frames(3), lambda rid, r: None)
+
+
+def test_frames_left_unanswered_are_returned_when_retries_run_out(fake):
+    addr, svc = fake("end_early")
+    svc.mode = "end_early"
+    with EdgeClient(addr, timeout=5) as c:
+        left = StreamSession(c, retries=0, timeout=10).run(_frames(4), lambda rid, r: None)
+    assert left == ["f1", "f2", "f3"]
+
+
+@pytest.mark.parametrize("mode,code", [("garbage", 6), ("end_early", 0), ("fail_midway", 0)])
+def test_edge_cli_exit_codes_on_stream_failures(fake, mode, code, capsys):
+    from edge_app.__main__ import main
+
+    addr, _ = fake(mode)
+    rc = main(["--server", addr, "--photos", "--stream", "--json", "--retries", "2", "--timeout", "10",
+               "--levels", "8", "--clip", "0:6"])
+    err = capsys.readouterr().err
+    assert rc == code, err
+    if code:
+        assert "invalid answer" in err
+
+
+def test_sigterm_under_load_with_batching_exits_within_grace(tmp_path, shape):
+    port_file = tmp_path / "port"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "cloud_app", "--port", "0", "--port-file", str(port_file),
+                             "--device", "cpu", "--grace", "1"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+        addr = f"127.0.0.1:{port_file.read_text().strip()}"
+        data = _stream_bytes(shape)
+        stop = threading.Event()
+
+        def hammer():
+            with grpc.insecure_channel(addr) as ch:
+                stub = rpc.SplitInferenceStub(ch)
+                for _ in range(200):
+                    if stop.is_set():
+                        return
+                    try:
+                        stub.Infer(_req(data), timeout=10)
+                    except grpc.RpcError:
+                        pass
+
+        threads = [threading.Thread(target=hammer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)  # it must exit; the benchmark measures how fast (grace + 1 s)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        assert proc.returncode == 0 and time.time() - t0 < 30
+    finally:
+        if proc.poll() is None:
+            proc.kill()
