@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-levels", type=int, help="largest N accepted (default: the largest N the served models' "
                                                   "operating points and --calibration files use, at least 16)")
     a.add_argument("--max-inflight", type=int, default=d.max_inflight, help="requests decoding or waiting for the tail")
-    a.add_argument("--max-pending-bins", type=int, default=d.max_pending_bins,
-                   help="worst-case decoding work (arithmetic-coded bins) admitted but not yet done")
+    a.add_argument("--max-queue-ms", type=float, default=d.max_queue_ms,
+                   help="refuse a request when more decoding than this is expected ahead of it")
     a.add_argument("--decode-workers", type=int, default=d.decode_workers, help="threads that decode bitstreams")
     a.add_argument("--stream-idle-s", type=float, default=d.stream_idle_s, help="close a stream after this long without a frame")
     a.add_argument("--max-stream-frames", type=int, default=d.max_stream_frames)
@@ -69,7 +69,7 @@ async def serve(args, log) -> int:
                     "load balancer")
     tails = load_tails(specs, args.device)
     limits = Limits(max_message_bytes=args.max_message_bytes, max_levels=args.max_levels,
-                    max_inflight=args.max_inflight, max_pending_bins=args.max_pending_bins,
+                    max_inflight=args.max_inflight, max_queue_ms=args.max_queue_ms,
                     decode_workers=args.decode_workers, stream_idle_s=args.stream_idle_s,
                     max_stream_frames=args.max_stream_frames)
     server, port, service = await start_async(

@@ -7,10 +7,11 @@ the event loop, never behind inference.
 Admission control, before any decoding:
   * the header is checked against the model's operating envelope: the split's exact feature shape,
     a known quantizer kind, N at most ``max_levels``;
-  * the work a stream can cause is bounded by its header (elements × (N − 1) bins) and its payload
-    (2562 bins per byte, docs/bitstream.md §3); a request is admitted only while the in-flight
-    requests and the queued decoding work stay under ``max_inflight`` and ``max_pending_bins``,
-    else it is answered RESOURCE_EXHAUSTED at once (with a ``retry-after-ms`` hint);
+  * the work a stream can cause is bounded by the envelope (elements × (N − 1) bins, and 2562 bins per
+    payload byte, docs/bitstream.md §3); decodes run cheapest-expected-first (``DecodeScheduler``: each
+    connection's recent decode time predicts its next), so ordinary clients do not queue behind
+    costly ones; a request is refused at once (RESOURCE_EXHAUSTED with a ``retry-after-ms`` hint) when
+    ``max_inflight`` requests are in flight or the decoding expected ahead of it exceeds ``max_queue_ms``;
   * a cancelled call or one past its deadline is not decoded or run if it has not started yet;
   * a stream is closed after ``stream_idle_s`` without a frame, or after ``max_stream_frames``.
 
@@ -39,7 +40,6 @@ from grpc_reflection.v1alpha import reflection
 import splitcodec
 from splitcodec import models
 from splitcodec.bitstream import FORMAT_VERSION
-from splitcodec.entropy.engine import max_bins
 from splitcodec.errors import BitstreamError, TensorTooLargeError
 from splitcodec.inference import CloudTail, FeatureShapeError, Prediction, default_operating_point
 from splitcodec.wire import pb
@@ -89,16 +89,19 @@ class Limits:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_levels: int | None = None  # None: the largest N the served models' calibrations use, at least 16
     max_inflight: int = 64
-    max_pending_bins: int = 60_000_000  # about half a second of decoding on one core
+    max_queue_ms: float = 150.0  # expected decoding wait ahead of a request, beyond which it is refused
     decode_workers: int = 2
     stream_idle_s: float = 60.0
     max_stream_frames: int = 1_000_000
 
 
 class _Abort(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int | None = None):
+    """A status for the caller.  ``tarpit``: answer only after ``retry_after_ms`` (at most 1 s), so a
+    costly client that ignores the hint cannot spend the server's CPU on a flood of refusals."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int | None = None, tarpit: bool = False):
         super().__init__(message)
-        self.code, self.message, self.retry_after_ms = code, message, retry_after_ms
+        self.code, self.message, self.retry_after_ms, self.tarpit = code, message, retry_after_ms, tarpit
 
 
 class Envelope:
@@ -108,7 +111,7 @@ class Envelope:
         self.tail, self.max_levels = tail, max_levels
 
     def admit(self, data: bytes):
-        """(header, worst-case bins) or ``_Abort``."""
+        """The header, or ``_Abort``."""
         try:
             h = self.tail.check_header(data)
         except TensorTooLargeError as e:
@@ -119,8 +122,7 @@ class Envelope:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
                          f"N={h.levels} levels is outside this server's envelope for {self.tail.split.name} "
                          f"{self.tail.split.split} (at most {self.max_levels}; see cloud_app --max-levels)")
-        bins = min(h.elements * (h.levels - 1), max_bins(len(data) - h.size))
-        return h, bins
+        return h
 
 
 def default_max_levels(tails: dict, specs=()) -> int:
@@ -137,11 +139,11 @@ def default_max_levels(tails: dict, specs=()) -> int:
 # --- batching -------------------------------------------------------------------------------------
 
 class _Job:
-    __slots__ = ("features", "size", "top_k", "future", "t_submit")
+    __slots__ = ("features", "size", "top_k", "future", "t_submit", "priority")
 
-    def __init__(self, features, size, top_k, future):
+    def __init__(self, features, size, top_k, future, priority=0.0):
         self.features, self.size, self.top_k, self.future = features, size, top_k, future
-        self.t_submit = time.perf_counter()
+        self.t_submit, self.priority = time.perf_counter(), priority
 
 
 class TailBatcher:
@@ -150,7 +152,9 @@ class TailBatcher:
     With batching on, a task gathers queued requests into one forward pass of at most ``max_batch``;
     it waits (up to ``window_ms`` after the first) only while other requests are still being decoded
     and about to join, so a lone client pays no batching delay.  With batching off, requests take
-    turns.  Requests whose caller went away (cancelled, past the deadline) are dropped unrun.
+    turns.  Queued requests join batches cheapest connection first (``priority``: the expected decode
+    time of their connection).  Requests whose caller went away (cancelled, past the deadline) are
+    dropped unrun.
     """
 
     def __init__(self, tail: CloudTail, *, batching: bool = True, max_batch: int = 8, window_ms: float = 2.0):
@@ -158,15 +162,32 @@ class TailBatcher:
         self.max_batch, self.window = max(1, max_batch), window_ms / 1e3
         self.arriving = 0  # requests being decoded that will be submitted here
         self._executor = futures.ThreadPoolExecutor(1, thread_name_prefix=f"tail-{tail.split.name}")
-        self._queue: asyncio.Queue | None = None
+        self._heap: list = []  # (priority, seq, job)
+        self._seq = 0
+        self._ready: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._closed = False
 
     def start(self) -> None:
         """Start the batching task (on the running event loop)."""
         if self.batching and self._task is None:
-            self._queue = asyncio.Queue()
+            self._ready = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    def _push(self, job: _Job) -> None:
+        import heapq
+
+        self._seq += 1
+        heapq.heappush(self._heap, (job.priority, self._seq, job))
+        self._ready.set()
+
+    def _pop(self) -> _Job:
+        import heapq
+
+        job = heapq.heappop(self._heap)[2]
+        if not self._heap:
+            self._ready.clear()
+        return job
 
     @contextlib.contextmanager
     def announce(self):
@@ -177,26 +198,27 @@ class TailBatcher:
         finally:
             self.arriving -= 1
 
-    async def submit(self, features, size, top_k) -> tuple[Prediction, float]:
+    async def submit(self, features, size, top_k, priority: float = 0.0) -> tuple[Prediction, float]:
         """Prediction for one request, and the ms it waited for its batch."""
         if self._closed:
             raise _Abort(grpc.StatusCode.UNAVAILABLE, "server shutting down")
         loop = asyncio.get_running_loop()
-        job = _Job(features, size, top_k, loop.create_future())
+        job = _Job(features, size, top_k, loop.create_future(), priority)
         if not self.batching:
             preds = await loop.run_in_executor(self._executor, self.tail.run, [features], [size], top_k)
             return preds[0], 1e3 * (time.perf_counter() - job.t_submit) - preds[0].tail_ms
-        self._queue.put_nowait(job)
+        self._push(job)
         return await job.future
 
     async def _loop(self):
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            await self._ready.wait()
+            batch = [self._pop()]
             deadline = time.perf_counter() + self.window
             while len(batch) < self.max_batch:
-                if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
+                if self._heap:
+                    batch.append(self._pop())
                     continue
                 if self.arriving == 0 or time.perf_counter() >= deadline:
                     break
@@ -225,8 +247,8 @@ class TailBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            while not self._queue.empty():
-                j = self._queue.get_nowait()
+            while self._heap:
+                j = self._pop()
                 if not j.future.done():
                     j.future.set_exception(_Abort(grpc.StatusCode.UNAVAILABLE, "server shutting down"))
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -278,6 +300,124 @@ class RequestLog:
             log.info(" ".join(f"{k}={v}" for k, v in fields.items()))
 
 
+# --- decoding: cost-aware scheduling --------------------------------------------------------------
+
+class DecodeScheduler:
+    """Runs decodes on ``workers`` threads, cheapest expected cost first.
+
+    A stream's cost is not known before decoding it (a small payload can code a very large number of
+    bins), so each connection's recent decode time (an exponential average) predicts its next one.
+    Queued requests wait in order of that prediction: a client sending ordinary frames is not stuck
+    behind clients sending the costliest streams the envelope admits.  A request is refused at once
+    (RESOURCE_EXHAUSTED, with a retry hint) when the expected decoding ahead of it exceeds
+    ``max_queue_ms``.
+    """
+
+    ALPHA = 0.3
+    MAX_PEERS = 4096
+    COSTLY = 4.0
+    COSTLY_MS = 5.0
+    NEW_PEER_MS = 2.5  # a new connection is presumed to send ordinary frames until it proves otherwise
+
+    def __init__(self, workers: int, max_queue_ms: float):
+        self.workers, self.max_queue_ms = max(1, workers), max_queue_ms
+        self.pool = futures.ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
+        self.running = 0
+        self.queue: list = []  # heap of (expected ms, seq, future)
+        self.seq = 0
+        self.cost: dict[str, float] = {}  # peer -> expected decode ms
+        self.costly_inflight = 0
+        self.running_est: list[float] = []
+
+    def expected(self, peer: str) -> float:
+        return self.cost.get(peer, self.NEW_PEER_MS)
+
+    def is_costly(self, est: float) -> bool:
+        if est <= self.COSTLY_MS or len(self.cost) < 2:
+            return False
+        costs = sorted(self.cost.values())
+        return est > self.COSTLY * costs[len(costs) // 4]
+
+    @contextlib.contextmanager
+    def admit(self, peer: str):
+        """Admission for one request from ``peer`` (held until its answer is ready); yields the
+        expected decode ms, the priority of the request downstream."""
+        est = self.expected(peer)
+        costly = self.is_costly(est)
+        if costly and self.costly_inflight >= max(1, self.workers - 1):
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         f"server busy: this connection's streams cost about {est:.0f} ms to decode and "
+                         f"{self.costly_inflight} such requests are in flight",
+                         retry_after_ms=max(100, int(4 * est)), tarpit=True)
+        self.costly_inflight += costly
+        try:
+            yield est
+        finally:
+            self.costly_inflight -= costly
+
+    def _wait_ahead(self, est: float) -> float:
+        """Expected ms before a request of expected cost ``est`` starts decoding: the queued requests it
+        does not overtake, shared among the workers, plus (all workers busy) half the cheapest running one."""
+        queued = sum(e for e, _, f in self.queue if e <= est and not f.done()) / self.workers
+        busy = min(self.running_est) / 2 if len(self.running_est) >= self.workers else 0.0
+        return queued + busy
+
+    async def run(self, peer: str, fn, *args):
+        import heapq
+
+        est = self.expected(peer)
+        ahead = self._wait_ahead(est)
+        if ahead > self.max_queue_ms:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         f"server busy: about {ahead:.0f} ms of decoding queued ahead of this request "
+                         f"(limit {self.max_queue_ms:g} ms)", retry_after_ms=max(5, int(ahead)))
+        loop = asyncio.get_running_loop()
+        if self.running >= self.workers or self.queue:
+            fut = loop.create_future()
+            self.seq += 1
+            heapq.heappush(self.queue, (est, self.seq, fut))
+            try:
+                await fut  # a slot is handed over by the decode finishing before us
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._release()  # we were handed a slot but will not use it
+                raise
+        else:
+            self.running += 1
+        t = time.perf_counter()
+        self.running_est.append(est)
+        try:
+            return await loop.run_in_executor(self.pool, fn, *args)
+        finally:
+            self.running_est.remove(est)
+            ms = 1e3 * (time.perf_counter() - t)
+            self._learn(peer, ms)
+            self._release()
+
+    def _learn(self, peer: str, ms: float) -> None:
+        old = self.cost.pop(peer, ms)
+        if len(self.cost) >= self.MAX_PEERS:
+            self.cost.pop(next(iter(self.cost)))  # forget the least recently seen
+        self.cost[peer] = (1 - self.ALPHA) * old + self.ALPHA * ms
+
+    def _release(self) -> None:
+        import heapq
+
+        while self.queue:
+            _, _, fut = heapq.heappop(self.queue)
+            if not fut.done():
+                fut.set_result(None)  # the slot passes to the cheapest waiting request
+                return
+        self.running -= 1
+
+    def close(self) -> None:
+        for _, _, fut in self.queue:
+            if not fut.done():
+                fut.set_exception(_Abort(grpc.StatusCode.UNAVAILABLE, "server shutting down"))
+        self.queue.clear()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 # --- the service ----------------------------------------------------------------------------------
 
 def check_token(metadata, token: str | None) -> None:
@@ -308,8 +448,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         self.envelopes = {k: Envelope(b.tail, levels) for k, b in batchers.items()}
         self.log = request_log or RequestLog()
         self.inflight = 0
-        self.pending_bins = 0
-        self._decode = futures.ThreadPoolExecutor(max(1, self.limits.decode_workers), thread_name_prefix="decode")
+        self.decoder = DecodeScheduler(self.limits.decode_workers, self.limits.max_queue_ms)
         self.health = None
 
     @property
@@ -323,7 +462,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
     async def close(self) -> None:
         for b in self.batchers.values():
             await b.close()
-        self._decode.shutdown(wait=False, cancel_futures=True)
+        self.decoder.close()
 
     # -- helpers ------------------------------------------------------------------------------
     def _batcher(self, model: str, split: str) -> tuple[TailBatcher, Envelope]:
@@ -335,35 +474,26 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
                          f"model {clean(model)!r} split {clean(split)!r} is not served here (serving: {have})")
         return b, self.envelopes[(model, split)]
 
-    def _admit(self, bins: int) -> None:
-        lim = self.limits
-        if self.inflight >= lim.max_inflight or (self.pending_bins and self.pending_bins + bins > lim.max_pending_bins):
-            # a rough hint: the queued work at ~100 M bins/s per decode worker
-            retry = max(5, int(1e3 * self.pending_bins / (1e8 * max(1, lim.decode_workers))))
-            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                         f"server busy ({self.inflight} requests in flight, {self.pending_bins} bins of decoding "
-                         f"queued); retry in about {retry} ms", retry_after_ms=retry)
-
     async def _infer(self, req, context) -> pb.InferResponse:
         if len(req.bitstream) > self.limits.max_message_bytes:
             raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                          f"bitstream of {len(req.bitstream)} bytes exceeds {self.limits.max_message_bytes}")
         batcher, envelope = self._batcher(req.model, req.split)
-        _, bins = envelope.admit(req.bitstream)
-        self._admit(bins)
+        envelope.admit(req.bitstream)
+        if self.inflight >= self.limits.max_inflight:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         f"server busy: {self.inflight} requests in flight (limit {self.limits.max_inflight})",
+                         retry_after_ms=50)
+        peer = context.peer() if context is not None else ""
         self.inflight += 1
-        self.pending_bins += bins
-        loop = asyncio.get_running_loop()
         try:
-            with batcher.announce():
-                try:
-                    feats, decode_ms = await loop.run_in_executor(self._decode, batcher.tail.decode, req.bitstream)
-                finally:
-                    self.pending_bins -= bins
-            if context is not None and context.cancelled():
-                raise asyncio.CancelledError
-            size = (req.original_size.width, req.original_size.height) if req.HasField("original_size") else None
-            pred, queue_ms = await batcher.submit(feats, size, req.top_k or 5)
+            with self.decoder.admit(peer) as priority:
+                with batcher.announce():
+                    feats, decode_ms = await self.decoder.run(peer, batcher.tail.decode, req.bitstream)
+                if context is not None and context.cancelled():
+                    raise asyncio.CancelledError
+                size = (req.original_size.width, req.original_size.height) if req.HasField("original_size") else None
+                pred, queue_ms = await batcher.submit(feats, size, req.top_k or 5, priority)
         except TensorTooLargeError as e:
             raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)) from None
         except (BitstreamError, FeatureShapeError) as e:
@@ -373,6 +503,8 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         return _response(req, pred, decode_ms, queue_ms, feats.size)
 
     async def _abort(self, context, a: _Abort):
+        if a.tarpit:
+            await asyncio.sleep(min(a.retry_after_ms, 1000) / 1e3)
         if a.retry_after_ms is not None:
             context.set_trailing_metadata((("retry-after-ms", str(a.retry_after_ms)),))
         await context.abort(a.code, a.message)
@@ -415,6 +547,8 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
                 self.log(req, "OK", resp)
             except _Abort as a:
                 self.log(req, a.code.name, reason=a.message, peer=context.peer())
+                if a.tarpit:
+                    await asyncio.sleep(min(a.retry_after_ms, 1000) / 1e3)
                 resp = pb.InferResponse(request_id=req.request_id, error=pb.FrameError(code=a.code.name,
                                                                                        message=a.message))
             await context.write(resp)

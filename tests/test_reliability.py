@@ -160,7 +160,41 @@ def test_admission_rejects_fast_when_full(server, shape, monkeypatch):
     codes = [r[0] for r in results]
     assert codes.count("OK") >= 2 and "RESOURCE_EXHAUSTED" in codes, codes
     assert all(int(ra) > 0 for code, ra in results if code == "RESOURCE_EXHAUSTED")
-    assert service.inflight == 0 and service.pending_bins == 0  # the books balance afterwards
+    assert service.inflight == 0 and service.decoder.running == 0 and not service.decoder.queue  # books balance
+
+
+def test_decode_scheduler_runs_cheap_connections_first_and_refuses_costly_backlog():
+    import asyncio
+
+    from cloud_app.server import DecodeScheduler, _Abort
+
+    order = []
+
+    def work(name, ms):
+        time.sleep(ms / 1e3)
+        order.append(name)
+        return name
+
+    async def scenario():
+        s = DecodeScheduler(workers=1, max_queue_ms=1000)
+        s.cost.update({"costly": 40.0, "cheap": 1.0})
+        jobs = [asyncio.ensure_future(s.run("costly", work, f"costly{i}", 40)) for i in range(4)]
+        await asyncio.sleep(0.01)  # costly0 runs, costly1..3 queue
+        jobs.append(asyncio.ensure_future(s.run("cheap", work, "cheap", 1)))
+        await asyncio.gather(*jobs)
+        assert s.running == 0 and not s.queue
+        tight = DecodeScheduler(workers=1, max_queue_ms=60)
+        tight.cost.update({"costly": 40.0, "cheap": 1.0})
+        busy = [asyncio.ensure_future(tight.run("costly", work, f"b{i}", 40)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(_Abort) as e:  # 80 ms of costly decoding would be ahead of it
+            await tight.run("costly", work, "refused", 40)
+        assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and e.value.retry_after_ms > 0
+        assert await tight.run("cheap", work, "admitted", 1) == "admitted"  # nothing cheaper is queued
+        await asyncio.gather(*busy)
+
+    asyncio.run(scenario())
+    assert order[:2] == ["costly0", "cheap"]  # the cheap request overtook the queued costly ones
 
 
 def test_idle_stream_is_closed_and_frames_are_bounded(server, shape):
