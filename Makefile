@@ -14,7 +14,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow test-aarch64 bench bench-system decode-cost darknet-fidelity results context-study clean
+.PHONY: help install demo demo-codec proto test test-slow test-aarch64 bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -24,6 +24,8 @@ help:
 	@echo "make test-slow  - the long cases too (1M-case fuzz run, big designs)"
 	@echo "make test-aarch64 - the codec under aarch64 emulation must match x86 bit for bit (root; ~2 min after set-up)"
 	@echo "make decode-cost - what hostile streams cost the decoder -> docs/bitstream.md"
+	@echo "make explore    - every split point of EfficientNet-Lite0 vs coding the input -> docs/explore.md"
+	@echo "make test-reliability / bench-reliability - the server under hostile load -> docs/deploy.md"
 	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval.bench_codec)"
 	@echo "make results    - the rate-accuracy studies on EfficientNet-Lite0 + shipped photos -> docs/results.md"
 
@@ -56,6 +58,18 @@ AARCH64_ROOT ?= $(HOME)/.cache/splitcodec/arm64-root
 test-aarch64: install
 	bash tests/aarch64.sh $(AARCH64_ROOT) docs/aarch64.json
 	$(PY) -m tests.cross_arch report docs/aarch64.json docs/bitstream.md
+
+explore: install
+	$(PY) -m eval explore --model efficientnet_lite0 --dataset photos:48 --calib 16 \
+	    --output docs/results/explore.json --csv docs/results/explore.csv --plot docs/figures/explore.png \
+	    --save docs/results/quantizer-explore-99.json --update-doc docs/explore.md > /dev/null
+
+test-reliability: install
+	$(PY) -m pytest -q tests/test_reliability.py tests/test_apps.py
+	$(PY) -m eval.bench_reliability --quick > /dev/null
+
+bench-reliability: install
+	$(PY) -m eval.bench_reliability --output docs/reliability.json --update-doc docs/deploy.md
 
 darknet-fidelity: install
 	$(PY) -m eval.darknet_fidelity --output docs/darknet_fidelity.json --update-doc docs/models.md

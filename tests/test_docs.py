@@ -35,6 +35,8 @@ GENERATED = [
     ("docs/models.md", "darknet_fidelity", "docs/darknet_fidelity.json", "eval.darknet_fidelity"),
     ("docs/bitstream.md", "decode_cost", "docs/decode_cost.json", "eval.bench_decode_cost"),
     ("docs/bitstream.md", "cross_arch", "docs/aarch64.json", "tests.cross_arch"),
+    ("docs/explore.md", "explore", "docs/results/explore.json", "eval.explore"),
+    ("docs/deploy.md", "reliability", "docs/reliability.json", "eval.bench_reliability"),
 ]
 
 
