@@ -78,5 +78,5 @@ def test_explore_cli_end_to_end(capsys, tmp_path):
 
     q, meta = load_quantizer(save)
     assert (meta["split"], q.levels, [q.c_min, q.c_max]) == (choice["split"], choice["levels"], choice["clip"])
-    assert ModelSpec.from_calibration(save) == ModelSpec("efficientnet_lite0", choice["split"], "DEFAULT")
+    assert ModelSpec.from_calibration(save) == ModelSpec("efficientnet_lite0", choice["split"], "DEFAULT", choice["levels"])
     assert "split,method" in (tmp_path / "e.csv").read_text().splitlines()[0]
