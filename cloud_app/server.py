@@ -44,7 +44,7 @@ from splitcodec.errors import BitstreamError, TensorTooLargeError
 from splitcodec.inference import CloudTail, FeatureShapeError, Prediction, default_operating_point
 from splitcodec.wire import pb
 
-from . import rpc
+from splitcodec.wire import rpc
 
 log = logging.getLogger("splitcodec.cloud")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SplitInference"].full_name

@@ -88,7 +88,7 @@ def _video(source, name):
     cap.release()
 
 
-def build_codec(args, model: str, at_paper_split: bool):
+def quantizer_factory(args, model: str, at_paper_split: bool):
     """A function first-frame features -> quantizer, from the options (see --help)."""
     import numpy as np
 
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
 
     try:
         head, model, split_name, at_paper = load_head(args)
-        make_quantizer = build_codec(args, model, at_paper)
+        make_quantizer = quantizer_factory(args, model, at_paper)
     except (KeyError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

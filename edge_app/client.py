@@ -7,7 +7,7 @@ import time
 
 import grpc
 
-from . import rpc
+from splitcodec.wire import rpc
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}})

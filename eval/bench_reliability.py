@@ -103,7 +103,7 @@ def _clients(address, work, clients: int, per_client: int, timeout: float = 30.0
     """``clients`` threads, each calling ``work(stub, i)`` ``per_client`` times; (latencies ms, errors)."""
     import grpc
 
-    from edge_app import rpc
+    from splitcodec.wire import rpc
 
     lat, errs = [], []
     lock = threading.Lock()
@@ -150,7 +150,7 @@ def _health_probe(address, count: int, interval: float = 0.05):
 def idle_streams(tmp, frames, quick) -> dict:
     import grpc
 
-    from edge_app import rpc
+    from splitcodec.wire import rpc
 
     srv = Server(tmp, "idle")
     per = 10 if quick else 30
@@ -227,7 +227,7 @@ def _attack(address: str, data: bytes, threads: int, per_thread: int, seconds: f
     to ``results``."""
     import grpc
 
-    from edge_app import rpc
+    from splitcodec.wire import rpc
 
     res = {"ok": 0, "rejected": 0, "rejected_ms": [], "other": 0}
     lock = threading.Lock()
@@ -263,7 +263,7 @@ def malformed(tmp, frames, shape) -> list[dict]:
     import numpy as np
 
     import splitcodec as sc
-    from edge_app import rpc
+    from splitcodec.wire import rpc
     from splitcodec.wire import pb
 
     from tests.conformance.generate import _leb128, flags_of, raw  # the corpus's stream builder

@@ -18,7 +18,7 @@ from .bitstream import DEFAULT_MAX_ELEMENTS, Header
 from .entropy import coder
 from .entropy.contexts import context_model_id
 from .errors import InvalidHeaderError, QuantizerError
-from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32_flat, uniform_levels
+from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32, uniform_levels
 
 __all__ = ["FeatureCodec", "decode", "decode_header", "decode_indices", "quantizer_from_header", "reconstruction_levels"]
 
@@ -62,7 +62,7 @@ class FeatureCodec:
 
     def encode(self, x) -> bytes:
         """Compress a float tensor to a self-describing bitstream."""
-        a = _as_float32_flat(x)
+        a = _as_float32(x)
         if not 1 <= a.ndim <= bitstream.MAX_NDIM:
             raise QuantizerError(f"tensor rank must be 1..{bitstream.MAX_NDIM}, got shape {a.shape}")
         if a.size == 0:
@@ -79,7 +79,7 @@ class FeatureCodec:
 
     def bits_per_element(self, x) -> float:
         """Size of ``encode(x)`` in bits per tensor element (header included)."""
-        a = _as_float32_flat(x)
+        a = _as_float32(x)
         return 8 * len(self.encode(a)) / a.size
 
 

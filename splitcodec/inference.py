@@ -15,8 +15,9 @@ import numpy as np
 from . import codec as _codec
 from .bitstream import DEFAULT_MAX_ELEMENTS, Header
 from .errors import SplitCodecError
+from .models.export import HEAD_FILE_VERSION, head_description  # torch-free: the exported head's description
 
-__all__ = ["FeatureShapeError", "EncodedFrame", "head_description", "OnnxHead", "EdgeEncoder", "CloudTail", "Prediction", "ClassScore",
+__all__ = ["FeatureShapeError", "EncodedFrame", "OnnxHead", "EdgeEncoder", "CloudTail", "Prediction", "ClassScore",
            "BoxDetection", "default_operating_point"]
 
 
@@ -51,17 +52,6 @@ class EncodedFrame:
     def bits_per_element(self) -> float:
         return 8 * len(self.bitstream) / self.elements
 
-
-HEAD_FILE_VERSION = 1
-
-
-def head_description(split) -> dict:
-    """What an edge device needs to run a split's exported head without torch (the
-    ``<head>.onnx.json`` written by ``export_head_onnx`` and read by :class:`OnnxHead`)."""
-    return {"format": "splitcodec-head", "version": HEAD_FILE_VERSION, "model": split.name, "split": split.split,
-            "paper_split": getattr(split, "paper_split", None), "task": getattr(split, "task", "classification"),
-            "input_size": split.input_size, "feature_shape": list(split.feature_shape),
-            "preprocess": split.preprocess_spec}
 
 
 class OnnxHead:

@@ -70,7 +70,7 @@ def _check_clip(c_min, c_max) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _as_float32_flat(x) -> np.ndarray:
+def _as_float32(x) -> np.ndarray:
     """A contiguous float32 view/copy of ``x`` (numpy array, torch tensor or sequence)."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
         x = x.detach().cpu().numpy()
@@ -165,7 +165,7 @@ class Quantizer:
         ``x`` may be a numpy array or torch tensor of any float dtype; NaN is an
         error, ±inf clip to the range ends.
         """
-        a = _as_float32_flat(x)
+        a = _as_float32(x)
         out = np.empty(a.shape, dtype=np.uint8)
         nans = self._quantize_into(a.reshape(-1), out.reshape(-1))
         if nans:
@@ -193,7 +193,7 @@ class Quantizer:
 
     def mse(self, x) -> float:
         """Mean squared error between ``x`` and its reconstruction."""
-        a = _as_float32_flat(x).astype(np.float64)
+        a = _as_float32(x).astype(np.float64)
         return float(np.mean((a - self(x).astype(np.float64)) ** 2))
 
     def __eq__(self, other) -> bool:
@@ -450,13 +450,21 @@ def design_ecq(
     rate, and stays empty; under Algorithm 2 (finite rates) it may be revived.
     Its level is the point its interval collapsed to.
     """
+    n, lam, data, lo, hi = _design_inputs(samples, levels, lam, c_min, c_max, method)
+    lv, rates = _initial_levels(n, lo, hi, method, init_levels)
+    lv, rates, history = _iterate_design(data, lv, rates, lam, lo, hi, method, tol, max_iter)
+    return _finish_design(data, lv, rates, lam, lo, hi, method, history)
+
+
+def _design_inputs(samples, levels, lam, c_min, c_max, method):
+    """Checked inputs: (N, λ, sorted clipped samples, c_min, c_max)."""
     n = _check_levels(levels)
     if method not in ("conventional", "modified"):
         raise QuantizerError(f"method must be 'conventional' or 'modified', got {method!r}")
     lam = float(lam)
     if not (lam >= 0 and np.isfinite(lam)):
         raise QuantizerError(f"lam must be a finite number >= 0, got {lam}")
-    x = _as_float32_flat(samples).reshape(-1)
+    x = _as_float32(samples).reshape(-1)
     if x.size == 0:
         raise QuantizerError("no samples to design a quantizer on")
     if np.isnan(x).any():
@@ -470,9 +478,11 @@ def design_ecq(
         if c_max <= c_min:
             c_max = c_min + 1.0
     lo, hi = _check_clip(c_min, c_max)
-    data = _SortedSamples(np.clip(x, lo, hi))
-    m = float(data.m)
+    return n, lam, _SortedSamples(np.clip(x, lo, hi)), lo, hi
 
+
+def _initial_levels(n, lo, hi, method, init_levels):
+    """Starting levels (uniform unless given) and rates (codeword lengths or equiprobable)."""
     if init_levels is None:
         lv = np.linspace(lo, hi, n)
     else:
@@ -481,12 +491,15 @@ def design_ecq(
             raise QuantizerError(f"init_levels must have {n} values")
     if method == "modified":
         lv[0], lv[-1] = lo, hi
-        rates = codeword_lengths(n).astype(np.float64)
-    else:
-        rates = np.full(n, math.log2(n))  # equiprobable start
+        return lv, codeword_lengths(n).astype(np.float64)
+    return lv, np.full(n, math.log2(n))
 
+
+def _iterate_design(data, lv, rates, lam, lo, hi, method, tol, max_iter):
+    """The Lloyd-style iteration: thresholds from the cost envelope, then centroids (and, for
+    Algorithm 1, rates from the bin probabilities), until the cost stops falling."""
+    m = float(data.m)
     history: list[float] = []
-    prob = np.full(n, 1.0 / n)
     for _ in range(max_iter):
         thr = envelope_thresholds(lv, rates, lam)
         cnt, s, s2 = data.bins(thr)
@@ -494,10 +507,9 @@ def design_ecq(
         nonempty = cnt > 0
         new = lv.copy()
         new[nonempty] = s[nonempty] / cnt[nonempty]
-        if method == "modified":
-            new[0], new[-1] = lo, hi
         placed = nonempty.copy()
         if method == "modified":
+            new[0], new[-1] = lo, hi
             placed[0] = placed[-1] = True  # pinned, whatever their counts
         new = _fill_empty(new, placed, thr, lo, hi)
         if method == "conventional":
@@ -505,14 +517,16 @@ def design_ecq(
                 rates = np.where(nonempty, -np.log2(np.where(nonempty, prob, 1.0)), np.inf)
         lv = new
         dist = _SortedSamples.distortion(cnt, s, s2, lv) / m
-        rate = float(np.sum(prob[nonempty] * rates[nonempty]))
-        cost = dist + lam * rate
+        cost = dist + lam * float(np.sum(prob[nonempty] * rates[nonempty]))
         history.append(cost)
-        if len(history) > 1:
-            prev = history[-2]
-            if prev - cost <= tol * max(abs(prev), 1e-300):
-                break
+        if len(history) > 1 and history[-2] - cost <= tol * max(abs(history[-2]), 1e-300):
+            break
+    return lv, rates, history
 
+
+def _finish_design(data, lv, rates, lam, lo, hi, method, history) -> ECQResult:
+    """Float32 levels (strictly increasing, ends pinned for Algorithm 2), their thresholds and statistics."""
+    m = float(data.m)
     rec32 = lv.astype(np.float32)
     if method == "modified":
         rec32[0], rec32[-1] = np.float32(lo), np.float32(hi)
@@ -538,7 +552,7 @@ def lloyd_max(samples, levels: int, c_min: float | None = None, c_max: float | N
 
 def default_lambdas(samples, c_min: float, c_max: float, count: int = 8) -> np.ndarray:
     """A geometric λ grid scaled to the clipped samples' variance (units: D per bit)."""
-    x = np.clip(_as_float32_flat(samples).reshape(-1).astype(np.float64), c_min, c_max)
+    x = np.clip(_as_float32(samples).reshape(-1).astype(np.float64), c_min, c_max)
     var = float(x.var()) or (c_max - c_min) ** 2 / 12
     return var * np.geomspace(1e-3, 1.0, count)
 
@@ -548,7 +562,7 @@ def sweep_lambda(samples, levels: int, c_min: float, c_max: float, lams=None,
     """Design one quantizer per λ (a family covering a range of rates), sorted by rate."""
     if lams is None:
         lams = default_lambdas(samples, c_min, c_max)
-    x = _as_float32_flat(samples)
+    x = _as_float32(samples)
     out = [design_ecq(x, levels, lam, c_min, c_max, method=method, **kw) for lam in lams]
     return sorted(out, key=lambda q: q.rate)
 
@@ -560,7 +574,7 @@ def mse_optimal_clip(samples, levels: int, c_min: float = 0.0, *, candidates: in
     ``c_min``; with ``half_exact`` the result is rounded to half precision so the
     bitstream header stays at its compact size.
     """
-    x = _as_float32_flat(samples).reshape(-1)
+    x = _as_float32(samples).reshape(-1)
     x = x[np.isfinite(x)]
     if x.size > max_samples:
         x = np.random.default_rng(seed).choice(x, max_samples, replace=False)

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 import splitcodec as sc  # noqa: E402
 from cloud_app.server import ModelSpec, create_server, load_tails, shutdown  # noqa: E402
-from edge_app import rpc  # noqa: E402
+from splitcodec.wire import rpc  # noqa: E402
 from edge_app.client import EdgeClient, ServerUnreachable  # noqa: E402
 from splitcodec.datasets import shipped_photos  # noqa: E402
 from splitcodec.inference import EdgeEncoder, default_operating_point  # noqa: E402

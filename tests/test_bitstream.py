@@ -150,3 +150,10 @@ def test_documented_header_example():
     data = sc.FeatureCodec(sc.UniformQuantizer(0.0, 2.5, 4)).encode(np.zeros((256, 52, 52), np.float32))
     assert data[:12] == bytes.fromhex("CF012103 00000041 80023434")
     assert sc.decode_header(data).size == 16
+
+
+def test_decode_indices_rejects_a_bad_crc():
+    data = bytearray(sample_stream())
+    data[-1] ^= 0x01
+    with pytest.raises(E.ChecksumError):
+        sc.decode_indices(bytes(data))

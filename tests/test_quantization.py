@@ -259,3 +259,49 @@ def test_binarization_of_nothing_and_out_of_range():
             sc.binarization.bin_count(bad, 4)
         with pytest.raises(ValueError):
             sc.binarize(bad, 4)
+
+
+# --- tests named after the behaviour the audit's surviving mutants changed --------------------------
+
+def test_codeword_lengths_are_truncated_unary():
+    assert codeword_lengths(4).tolist() == [1, 2, 3, 3]
+    assert codeword_lengths(2).tolist() == [1, 1]
+    assert codeword_lengths(256)[-2:].tolist() == [255, 255]
+
+
+def test_algorithm2_interior_levels_are_the_centroids_of_their_cells():
+    x = np.abs(np.random.default_rng(5).normal(size=20_000)).astype(np.float32)
+    q = design_ecq(x, 6, 0.02, 0.0, 3.0, method="modified")
+    xc = np.clip(x.astype(np.float64), 0.0, 3.0)
+    idx = q.quantize(x)
+    for k in range(1, q.levels - 1):  # the pinned ends are not centroids
+        cell = xc[idx == k]
+        if cell.size:
+            assert q.reconstruction[k] == pytest.approx(cell.mean(), rel=1e-3), k  # the initial levels are ~10 % off
+
+
+def test_eq1_runs_in_single_precision():
+    # among many values, those whose index differs when t = (x - c_min) * (N-1)/(c_max - c_min) is computed
+    # in double instead of float32: eq. (1) must give the float32 answer (the stream's bytes depend on it)
+    lo, hi, n = np.float32(0.1), np.float32(2.3), 8
+    q = UniformQuantizer(float(lo), float(hi), n)
+    x = np.random.default_rng(0).uniform(0.1, 2.3, 2_000_000).astype(np.float32)
+    scale = np.float32((n - 1) / (float(hi) - float(lo)))
+    t32 = (x - lo) * scale
+    f32 = np.floor(t32) + ((t32 - np.floor(t32)) >= np.float32(0.5))
+    t64 = (x.astype(np.float64) - float(lo)) * ((n - 1) / (float(hi) - float(lo)))
+    f64 = np.floor(t64) + ((t64 - np.floor(t64)) >= 0.5)
+    differ = f32 != f64
+    assert differ.sum() > 0, "the probe values must separate the two precisions"
+    np.testing.assert_array_equal(q.quantize(x[differ]), f32[differ].astype(np.uint8))
+
+
+@pytest.mark.parametrize("make", [lambda: UniformQuantizer(-1.0, 2.5, 8),
+                                  lambda: design_ecq(np.linspace(0, 3, 1001), 5, 0.05, 0.0, 3.0)])
+def test_thresholds_agree_with_quantize_on_both_sides(make):
+    # the thresholds a quantizer reports (and a calibration file stores) are where quantize changes index
+    q = make()
+    eps = 1e-3 * float(np.min(np.diff(q.reconstruction)))
+    for k, t in enumerate(q.thresholds):
+        below, above = q.quantize(np.array([t - eps, t + eps], np.float32))
+        assert (below, above) == (k, k + 1), (k, t)

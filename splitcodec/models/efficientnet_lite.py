@@ -60,18 +60,6 @@ def _bn(c: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(c, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
-class _ConvBNAct(nn.Module):
-    """conv → bn (→ ReLU6).  Parameter names are given by the caller's attribute names."""
-
-    def __init__(self, conv: nn.Module, bn: nn.Module, act: bool):
-        super().__init__()
-        self.conv, self.bn, self.act = conv, bn, act
-
-    def forward(self, x):
-        x = self.bn(self.conv(x))
-        return F.relu6(x) if self.act else x
-
-
 class MBConvBlock(nn.Module):
     """Mobile inverted bottleneck without squeeze-excite (EfficientNet-Lite)."""
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the export functions only: the description is torch-free
+    from .split import SplitModel
 
-from ..inference import head_description
-from .split import SplitModel
+__all__ = ["HEAD_FILE_VERSION", "head_description", "export_head_onnx", "onnx_head_max_abs_error"]
 
-__all__ = ["export_head_onnx", "onnx_head_max_abs_error"]
+HEAD_FILE_VERSION = 1
+
+
+def head_description(split) -> dict:
+    """What an edge device needs to run a split's exported head without torch (the
+    ``<head>.onnx.json`` written by ``export_head_onnx`` and read by :class:`OnnxHead`)."""
+    return {"format": "splitcodec-head", "version": HEAD_FILE_VERSION, "model": split.name, "split": split.split,
+            "paper_split": getattr(split, "paper_split", None), "task": getattr(split, "task", "classification"),
+            "input_size": split.input_size, "feature_shape": list(split.feature_shape),
+            "preprocess": split.preprocess_spec}
+
 
 
 def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch: bool = True) -> Path:
@@ -19,6 +30,8 @@ def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch:
     beside it ``<path>.json``: model, split, input size, feature shape and the
     preprocessing spec, everything an edge device needs to run it without torch
     (``splitcodec.inference.OnnxHead``)."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.zeros(1, 3, split.input_size, split.input_size)
@@ -33,6 +46,8 @@ def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch:
 
 def onnx_head_max_abs_error(split: SplitModel, path, images: torch.Tensor) -> float:
     """Largest |onnxruntime − torch| over the head's outputs for ``images`` (B, 3, S, S)."""
+    import torch
+
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
