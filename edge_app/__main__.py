@@ -267,7 +267,9 @@ def main(argv=None) -> int:
                 for rid in unanswered:
                     rows.append({"frame": sent[rid][0], "error": "not answered"})
                 print(f"error: {len(unanswered)} frame(s) not answered after {session.attempts} stream(s) "
-                      f"({'; '.join(session.errors)[:300]}): {', '.join(unanswered)[:300]}", file=sys.stderr)
+                      f"({'; '.join(session.errors)[:300]}): {', '.join(unanswered)[:300]}"
+                      + ("" if session.input_exhausted else f"; the input was not read past {unanswered[-1]!r}: "
+                         "later frames were not sent"), file=sys.stderr)
                 return EXIT_UNANSWERED
         else:
             for i, (name, image) in enumerate(source):

@@ -113,6 +113,7 @@ class StreamSession:
         self.client, self.retries, self.timeout = client, retries, timeout
         self.attempts = 0
         self.errors: list[str] = []
+        self.input_exhausted = False  # False after a failure: frames after the last one sent were not read
 
     def run(self, frames, on_answer) -> list[str]:
         import threading
@@ -168,6 +169,7 @@ class StreamSession:
             if state["error"] is not None:
                 raise state["error"]
             with lock:
+                self.input_exhausted = state["exhausted"]
                 done = state["exhausted"] and not pending
             if done:
                 return []

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--cache-dir", default=".cache/splitcodec-eval")
         sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
         sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--max-detections", type=int,
+                        help="detection studies: keep at most N detections per image (default: all above 0.005, "
+                             "as Darknet's detector valid; pycocotools then keeps 100 per image and category)")
         sp.add_argument("--output", help="write the JSON here too")
         sp.add_argument("--csv", help="write the rows as CSV")
         sp.add_argument("--plot", help="write a PNG plot")
@@ -176,6 +179,11 @@ def main(argv=None) -> int:
         except (KeyError, FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        if args.max_detections:
+            from splitcodec.models.yolo import COCO_EVAL
+
+            cache.detection_settings = dict(COCO_EVAL, max_dets=args.max_detections,
+                                            pre_nms_topk=max(3000, 30 * args.max_detections))
         kw = dict(calib=args.calib, device=device)
         try:
             if args.study == "rate-accuracy":

@@ -103,6 +103,7 @@ class ActivationCache:
         if self.n == 0:
             raise ValueError(f"dataset {dataset} has no samples")
         self.task = getattr(split, "task", "classification")
+        self.detection_settings = None  # None: Darknet's COCO validation (splitcodec.models.yolo.COCO_EVAL)
 
     def chunk_path(self, c: int) -> Path:
         return self.dir / f"chunk{c:05d}.npz"

@@ -125,15 +125,16 @@ def _classify(acc: Accumulator, logits, float_logits, targets):
     acc.top5 += int((order[lab] == targets[lab, None]).any(1).sum())
 
 
-def _detect(acc: Accumulator, split, heads, sizes, image_ids):
+def _detect(acc: Accumulator, split, heads, sizes, image_ids, settings=None):
     import torch
 
     from splitcodec.models.yolo import COCO_EVAL, letterbox_geometry, postprocess, to_coco_results
 
+    settings = settings or COCO_EVAL
     net = split.input_size
     geos = [letterbox_geometry(int(w), int(h), net) for w, h in sizes]
     layers = [split.model.layers[i] for i in split.model.yolo_layers]
-    dets = postprocess([torch.as_tensor(h) for h in heads], layers, geos, **COCO_EVAL)  # as Darknet's `detector valid`
+    dets = postprocess([torch.as_tensor(h) for h in heads], layers, geos, **settings)  # COCO_EVAL: as `detector valid`
     for d, iid in zip(dets, image_ids):
         acc.detections += to_coco_results(d, int(iid))
         acc.image_ids.append(int(iid))
@@ -163,7 +164,7 @@ def evaluate(cache, points: list[OperatingPoint], indices=None, *, device: str =
         base = accs[0]
         base.n += b
         if cache.task == "detection":
-            _detect(base, split, [d[f"head{k}"] for k in range(3)], sizes, targets)
+            _detect(base, split, [d[f"head{k}"] for k in range(3)], sizes, targets, cache.detection_settings)
         else:
             _classify(base, d["logits"], d["logits"], targets)
         for p, acc in zip(points, accs[1:]):
@@ -183,7 +184,7 @@ def evaluate(cache, points: list[OperatingPoint], indices=None, *, device: str =
             with torch.no_grad():
                 out = tail(torch.from_numpy(np.ascontiguousarray(xq)).to(device))
             if cache.task == "detection":
-                _detect(acc, split, [h.cpu().numpy() for h in out], sizes, targets)
+                _detect(acc, split, [h.cpu().numpy() for h in out], sizes, targets, cache.detection_settings)
             else:
                 _classify(acc, out.cpu().numpy(), d["logits"], targets)
     return accs

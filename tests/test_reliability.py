@@ -3,6 +3,7 @@ idle streams, admission control, the envelope, logs, auth details, shutdown, and
 stream failure modes."""
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import os
 import signal
@@ -286,6 +287,8 @@ class _Fake(rpc.SplitInferenceServicer):
         for i, req in enumerate(request_iterator):
             if self.mode == "end_early" and self.streams == 1 and i == 1:
                 return  # ends the stream with OK after one answer
+            if self.mode == "end_always" and i == 1:
+                return  # every stream ends after one answer: retries cannot answer everything
             if self.mode == "fail_midway" and self.streams == 1 and i == 2:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "replica going away")
             if self.mode == "garbage":
@@ -344,7 +347,7 @@ def test_frames_left_unanswered_are_returned_when_retries_run_out(fake):
     assert left == ["f1", "f2", "f3"]
 
 
-@pytest.mark.parametrize("mode,code", [("garbage", 6), ("end_early", 0), ("fail_midway", 0)])
+@pytest.mark.parametrize("mode,code", [("garbage", 6), ("end_early", 0), ("fail_midway", 0), ("end_always", 5)])
 def test_edge_cli_exit_codes_on_stream_failures(fake, mode, code, capsys):
     from edge_app.__main__ import main
 
@@ -353,8 +356,33 @@ def test_edge_cli_exit_codes_on_stream_failures(fake, mode, code, capsys):
                "--levels", "8", "--clip", "0:6"])
     err = capsys.readouterr().err
     assert rc == code, err
-    if code:
+    if code == 6:
         assert "invalid answer" in err
+    if code == 5:
+        # one frame answered per stream: 3 answered, the sent rest listed, the unread rest said to be unsent
+        assert "not answered after 3 stream(s)" in err and "later frames were not sent" in err
+
+
+def test_edge_cli_exit_codes_unreachable_and_refused(server, shape, capsys):
+    from edge_app.__main__ import main
+
+    with socket_port() as port:  # nothing listens there
+        assert main(["--server", f"127.0.0.1:{port}", "--photos", "--retries", "0", "--timeout", "1"]) == 3
+    addr, _ = server(token="s3cret")
+    assert main(["--server", addr, "--photos", "--timeout", "10"]) == 4
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
+
+
+@contextlib.contextmanager
+def socket_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    try:
+        yield s.getsockname()[1]
+    finally:
+        s.close()
 
 
 def test_sigterm_under_load_with_batching_exits_within_grace(tmp_path, shape):

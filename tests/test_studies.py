@@ -146,7 +146,8 @@ def test_imagenet_labels_and_coco_detection(capsys, tmp_path):
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
     doc = _run(capsys, "rate-accuracy", "--model", "yolov3", "--dataset", f"coco:{tmp_path / 'coco'}:{ann}",
-               "--levels", "4", "--clip", "0:2", "--calib", "1", "--cache-dir", str(tmp_path / "c"))
+               "--levels", "4", "--clip", "0:2", "--calib", "1", "--cache-dir", str(tmp_path / "c"),
+               "--max-detections", "100")  # a random-init YOLOv3 scores ~460k boxes per image above 0.005
     assert doc["task"] == "detection" and "mAP50" in doc["rows"][0] and "mAP50" in doc["rows"][1]
     assert 0.0 <= doc["rows"][1]["mAP50"] <= 1.0
 
