@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quantizer", help="a quantizer file (splitcodec-eval calibrate / explore --save); its model "
                                        "and split are used unless --model/--split say otherwise")
     q.add_argument("--context-model", default="spatial", choices=["spatial", "paper"])
+    q.add_argument("--rdo-lambda", type=float, default=None,
+                   help="rate-distortion optimised encoding (λ >= 0, dimensionless; default: the --quantizer "
+                        "file's, else 0 = plain quantization); any decoder reads the streams")
     p.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help="how to run the head")
     p.add_argument("--onnx", help="exported head for --runtime onnx; with its .json beside it (edge_app.export_head) "
                                   "torch is not needed at all. Exported on the fly if omitted")
@@ -206,7 +209,8 @@ def main(argv=None) -> int:
         nonlocal encoder
         if encoder is None:
             q = make_quantizer(runner.features(image)[0])
-            encoder = EdgeEncoder(runner.head, sc.FeatureCodec(q, args.context_model))
+            lam = args.rdo_lambda if args.rdo_lambda is not None else (_quantizer_file_field(args, "rdo_lambda") or 0.0)
+            encoder = EdgeEncoder(runner.head, sc.FeatureCodec(q, args.context_model, rdo_lambda=lam))
             encoder.warmup()
             if not args.json:
                 print(f"# {model} split {split_name} {tuple(runner.head.feature_shape)}; quantizer {q!r}; "

@@ -67,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--context", default="spatial", help="spatial,paper")
     s.add_argument("--quantizer", default="uniform", help="uniform,ecq-modified,ecq-conventional,lloyd-max")
     s.add_argument("--lam", type=float, help="λ for ECQ quantizers (default: scaled to the data)")
-    s.add_argument("--grid", help="JSON file: a list of operating points {method, levels, clip, context_model, lambda}")
+    s.add_argument("--grid", help="JSON file: a list of operating points {method, levels, clip, context_model, lambda, "
+                                  "rdo_lambda}")
+    s.add_argument("--rdo-lambda", type=_floats, default=[],
+                   help="also each point encoded rate-distortion optimised with these λ (comma-separated)")
 
     s = sub.add_parser("clip-sweep", help="Fig. 2: accuracy and MSQE against c_max")
     common(s)
@@ -101,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--with-ecq", action="store_true", help="also consider modified-ECQ quantizers")
     s.add_argument("--context", default="spatial")
     s.add_argument("--save", help="quantizer file to write")
+
+    s = sub.add_parser("rd-frontier", help="operational RD curve (bits vs MSE) with and without RDO encoding")
+    common(s, shardable=False)
+    s.add_argument("--levels", type=_ints, default=[2, 3, 4, 6, 8, 12, 16])
+    s.add_argument("--lambdas", type=_floats, default=[0.0, 0.05, 0.1, 0.2, 0.4, 0.8], help="RDO λ values")
+    s.add_argument("--context", default="spatial")
+    s.add_argument("--target-mse", type=float, help="report the fewest bits reaching this MSE")
+    s.add_argument("--max-bits", type=float, help="report the least MSE within this many bits per element")
 
     s = sub.add_parser("explore", help="every split point × operating point against coding the input itself")
     s.add_argument("--model", default="efficientnet_lite0")
@@ -190,7 +201,8 @@ def main(argv=None) -> int:
                 grid = json.loads(open(args.grid).read()) if args.grid else None
                 doc = studies.rate_accuracy(cache, levels=args.levels, clip=args.clip, contexts=args.context.split(","),
                                             quantizers=args.quantizer.split(","), lam=args.lam, shard=args.shard,
-                                            exclude_calib=args.exclude_calib, grid=grid, **kw)
+                                            exclude_calib=args.exclude_calib, grid=grid, rdo_lambdas=args.rdo_lambda,
+                                            **kw)
             elif args.study == "clip-sweep":
                 doc = studies.clip_sweep(cache, levels=args.levels, cmax=args.cmax, points_per_level=args.points,
                                          shard=args.shard, exclude_calib=args.exclude_calib, **kw)
@@ -199,6 +211,11 @@ def main(argv=None) -> int:
                                   shard=args.shard, exclude_calib=args.exclude_calib, hevc_qualities=args.hevc, **kw)
             elif args.study == "hevc":
                 doc = studies.hevc(cache, qualities=args.qualities, shard=args.shard, device=device)
+            elif args.study == "rd-frontier":
+                from .rd_frontier import rd_frontier_study
+
+                doc = rd_frontier_study(cache, levels=args.levels, lambdas=args.lambdas, samples=args.calib,
+                                        context=args.context, target_mse=args.target_mse, max_bits=args.max_bits)
             elif args.study == "calibrate":
                 doc = studies.calibrate(cache, levels=args.levels, method=args.method, context=args.context, **kw)
             else:
@@ -219,7 +236,11 @@ def main(argv=None) -> int:
     print(report.write_json(doc, args.output))
     if getattr(args, "csv", None):
         report.write_csv(doc, args.csv)
-    if getattr(args, "plot", None) and doc.get("rows"):
+    if getattr(args, "plot", None) and doc.get("study") == "rd-frontier":
+        from .rd_frontier import plot as rd_plot
+
+        rd_plot(doc, args.plot)
+    elif getattr(args, "plot", None) and doc.get("rows"):
         report.plot(doc, args.plot)
     return 0
 

@@ -28,6 +28,7 @@ class OperatingPoint:
     quality: int | None = None  # hevc
     quantizer: object = None
     encode: bool = True  # False: accuracy and MSE only (clip sweeps)
+    rdo_lambda: float = 0.0  # > 0: indices chosen by the rate-distortion optimised encoder
 
     def describe(self) -> dict:
         d = {"method": self.method, "levels": self.levels, "clip": list(self.clip) if self.clip else None,
@@ -36,6 +37,8 @@ class OperatingPoint:
             d["lambda"] = self.lam
         if self.quality is not None:
             d["quality"] = self.quality
+        if self.rdo_lambda:
+            d["rdo_lambda"] = self.rdo_lambda
         if self.quantizer is not None and self.method != "uniform":
             d["reconstruction"] = [float(v) for v in self.quantizer.reconstruction]
         return d
@@ -173,6 +176,11 @@ def evaluate(cache, points: list[OperatingPoint], indices=None, *, device: str =
                 xq, nbytes = zip(*(hevc_round_trip(f, p.quality) for f in feats))
                 xq = np.stack(xq)
                 acc.bits += 8 * sum(nbytes)
+            elif p.rdo_lambda:  # the reconstruction is what the encoder chose, not the plain quantizer's
+                codec = sc.FeatureCodec(p.quantizer, p.context, rdo_lambda=p.rdo_lambda)
+                coded = [codec.encode(f, return_indices=True) for f in feats]
+                acc.bits += sum(8 * len(data) for data, _ in coded)
+                xq = np.stack([p.quantizer.dequantize(idx) for _, idx in coded])
             else:
                 xq = p.quantizer(feats)
                 if p.encode:

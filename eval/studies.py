@@ -3,6 +3,8 @@ one JSON-able document with a row per operating point."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 import splitcodec as sc
@@ -75,8 +77,9 @@ def _document(study, cache, points, accs, calib_idx, eval_idx, shard, extra=None
 # --- the studies --------------------------------------------------------------------------------
 
 def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers=("uniform",), lam=None,
-                  calib=100, shard=None, exclude_calib=False, device="cpu", grid=None):
-    """Tables 1-3: the float baseline and one row per operating point."""
+                  calib=100, shard=None, exclude_calib=False, device="cpu", grid=None, rdo_lambdas=()):
+    """Tables 1-3: the float baseline and one row per operating point (and, for each ``rdo_lambdas``
+    value above 0, the same point encoded rate-distortion optimised)."""
     calib_idx, eval_idx = sample_sets(cache, calib, shard, exclude_calib)
     cache.build(calib_idx + eval_idx)
     calib_feats = cache.features(calib_idx)
@@ -89,6 +92,7 @@ def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers
             ctx = g.get("context_model", "spatial")
             points.append(uniform_point(n, c, ctx) if method == "uniform"
                           else designed_point(method, calib_feats, n, c, g.get("lambda", 0.0), ctx))
+            points[-1].rdo_lambda = float(g.get("rdo_lambda", 0.0))
     else:
         clips = parse_clips(clip, levels, calib_feats)
         for n in levels:
@@ -99,6 +103,7 @@ def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers
                     else:
                         l = lam if lam is not None else _default_lambda(calib_feats, clips[n])
                         points.append(designed_point(method, calib_feats, n, clips[n], l, ctx))
+        points += [dataclasses.replace(p, rdo_lambda=float(r)) for p in list(points) for r in rdo_lambdas if r > 0]
     accs = evaluate(cache, points, eval_idx, device=device)
     return _document("rate-accuracy", cache, points, accs, calib_idx, eval_idx, shard)
 

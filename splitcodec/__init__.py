@@ -12,6 +12,7 @@ with keyed_cache():  # the numba kernels cache under a key of their sources (spl
     from .binarization import binarize, codeword_lengths, debinarize
     from .codec import FeatureCodec, decode, decode_header, decode_indices, quantizer_from_header
     from .errors import BitstreamError, QuantizerError, SplitCodecError
+    from . import rd
     from .quantization import (
         ECQResult,
         Quantizer,
@@ -38,6 +39,7 @@ __all__ = [
     "design_ecq",
     "lloyd_max",
     "sweep_lambda",
+    "rd",
     "mse_optimal_clip",
     "binarize",
     "debinarize",

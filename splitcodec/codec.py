@@ -32,11 +32,18 @@ class FeatureCodec:
     nothing else.
     """
 
-    def __init__(self, quantizer: Quantizer, context_model: str | int = "spatial"):
+    def __init__(self, quantizer: Quantizer, context_model: str | int = "spatial", *, rdo_lambda: float = 0.0):
         if not isinstance(quantizer, Quantizer):
             raise TypeError(f"quantizer must be a splitcodec Quantizer, got {type(quantizer).__name__}")
+        try:
+            lam = float(rdo_lambda)
+        except (TypeError, ValueError):
+            raise QuantizerError(f"rdo_lambda must be a number >= 0, got {rdo_lambda!r}") from None
+        if not (lam >= 0 and np.isfinite(lam)):
+            raise QuantizerError(f"rdo_lambda must be a finite number >= 0, got {rdo_lambda!r}")
         self.quantizer = quantizer
         self.context_model = context_model_id(context_model)
+        self.rdo_lambda = lam
 
     @classmethod
     def from_file(cls, path, context_model: str | int | None = None) -> "FeatureCodec":
@@ -45,12 +52,13 @@ class FeatureCodec:
         from .calibration import load_quantizer
 
         q, doc = load_quantizer(path)
-        return cls(q, context_model or doc.get("context_model", "spatial"))
+        return cls(q, context_model or doc.get("context_model", "spatial"), rdo_lambda=doc.get("rdo_lambda", 0.0))
 
     def __repr__(self) -> str:
         from .entropy.contexts import CONTEXT_MODEL_NAMES
 
-        return f"FeatureCodec({self.quantizer!r}, context_model={CONTEXT_MODEL_NAMES[self.context_model]!r})"
+        rdo = f", rdo_lambda={self.rdo_lambda!r}" if self.rdo_lambda else ""
+        return f"FeatureCodec({self.quantizer!r}, context_model={CONTEXT_MODEL_NAMES[self.context_model]!r}{rdo})"
 
     def _header(self, shape) -> Header:
         q = self.quantizer
@@ -60,14 +68,36 @@ class FeatureCodec:
         return Header(self.context_model, bitstream.QUANTIZER_TABLE, q.levels, tuple(shape),
                       levels_table=q.reconstruction)
 
-    def encode(self, x) -> bytes:
-        """Compress a float tensor to a self-describing bitstream."""
+    @property
+    def step(self) -> float:
+        """Δ, the unit of distortion of ``rdo_lambda``: the uniform step, or a table's mean level spacing."""
+        rec = self.quantizer.reconstruction.astype(np.float64)
+        return float((rec[-1] - rec[0]) / (len(rec) - 1))
+
+    def encode(self, x, *, return_indices: bool = False):
+        """Compress a float tensor to a self-describing bitstream.
+
+        With ``rdo_lambda`` = λ > 0 each element's index is chosen (among 0 and the quantizer's index ± 1) to
+        minimise ``(x - x̂)² / Δ² + λ · bits``, the bits being exactly what the arithmetic coder spends on
+        it in its current contexts; the stream stays an ordinary one (any decoder reads it).  With
+        ``return_indices=True`` returns ``(bytes, indices)``: what ``decode`` will reconstruct is
+        ``quantizer.dequantize(indices)``.  λ = 0 is the plain quantizer, byte for byte.
+        """
         a = _as_float32(x)
         if not 1 <= a.ndim <= bitstream.MAX_NDIM:
             raise QuantizerError(f"tensor rank must be 1..{bitstream.MAX_NDIM}, got shape {a.shape}")
         if a.size == 0:
             raise QuantizerError(f"cannot encode an empty tensor (shape {a.shape})")
-        return self._encode_indices(self.quantizer.quantize(a), check=False)  # in range by construction
+        idx = self.quantizer.quantize(a)  # in range by construction
+        if self.rdo_lambda > 0:
+            q = self.quantizer
+            weight = self.rdo_lambda * self.step ** 2 / (1 << coder.COST_FRACTION_BITS)
+            payload = coder.encode_rdo(idx, a, q.reconstruction, q.c_min, q.c_max, weight, q.levels,
+                                       self.context_model)
+            data = bitstream.write_header(self._header(idx.shape), payload) + payload
+        else:
+            data = self._encode_indices(idx, check=False)
+        return (data, idx) if return_indices else data
 
     def encode_indices(self, indices: np.ndarray) -> bytes:
         """Code already-quantized indices (uint8, values < N) with this codec's header."""

@@ -160,3 +160,16 @@ def test_grid_file(capsys, cache_dir, tmp_path):
     doc = _run(capsys, "rate-accuracy", *_common(cache_dir), "--grid", str(grid))
     assert [(r["method"], r["levels"], r.get("context_model")) for r in doc["rows"][1:]] == [
         ("uniform", 4, "paper"), ("ecq-modified", 3, "spatial"), ("lloyd-max", 4, "spatial")]
+
+
+def test_rd_frontier_study_and_rdo_rows(capsys, cache_dir, tmp_path):
+    doc = _run(capsys, "rd-frontier", *_common(cache_dir), "--levels", "2,4,8", "--lambdas", "0,0.3",
+               "--target-mse", "0.05", "--plot", str(tmp_path / "rd.png"))
+    assert doc["study"] == "rd-frontier" and len(doc["points"]) >= 2 * 3 * 2
+    assert doc["frontier_rdo"] and all(s["ratio"] <= 1.0 for s in doc["savings_at_equal_mse"])
+    assert doc["best"] is None or doc["best"]["mse"] <= 0.05
+    assert (tmp_path / "rd.png").stat().st_size > 0
+    ra = _run(capsys, "rate-accuracy", *_common(cache_dir), "--levels", "8", "--rdo-lambda", "0.5")
+    plain, rdo = ra["rows"][1], ra["rows"][2]
+    assert rdo["rdo_lambda"] == 0.5 and "rdo_lambda" not in plain
+    assert rdo["bits_per_element"] < plain["bits_per_element"] and rdo["mse"] > plain["mse"]

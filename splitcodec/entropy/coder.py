@@ -13,6 +13,13 @@ from .contexts import context_model_id, n_contexts
 _NO_TRACE_BINS = np.zeros(0, dtype=np.uint8)
 _NO_TRACE_P0 = np.zeros(0, dtype=np.int32)
 _NO_TABLE = np.zeros(0, dtype=np.float32)
+_NO_VALUES = np.zeros(0, dtype=np.float32)
+_NO_LEVELS = np.zeros(0, dtype=np.float64)
+# -log2(p / 2^15) in units of 2^-15 bit for every 15-bit probability (index 0 unused): the exact cost of a bin
+COST_FRACTION_BITS = 15
+COST_TABLE = np.concatenate((
+    [0], np.rint(-np.log2(np.arange(1, 32769, dtype=np.float64) / 32768.0) * (1 << COST_FRACTION_BITS)),
+)).astype(np.int64)
 
 
 def plane_geometry(shape) -> tuple[int, int, int]:
@@ -45,19 +52,40 @@ def _initial_capacity(elements: int, levels: int) -> int:
     return elements * bits // 8 + 2 * levels + 64
 
 
-def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p0, check: bool = True) -> bytes:
+def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p0, check: bool = True,
+                 rdo=None) -> bytes:
+    """Encode; ``rdo`` = (values, reconstruction, c_min, c_max, weight) chooses the indices by rate-distortion
+    (``idx`` must then be a writable contiguous uint8 array: the chosen indices are written into it)."""
     model = context_model_id(model)
     planes, height, width = plane_geometry(shape)
-    flat = _contiguous_indices(idx, levels, check)
+    flat = idx.reshape(-1) if rdo is not None else _contiguous_indices(idx, levels, check)
+    x, rec, lo, hi, weight = rdo if rdo is not None else (_NO_VALUES, _NO_LEVELS, 0.0, 0.0, 0.0)
     cap = _initial_capacity(flat.size, levels)
     while True:
         out = np.empty(cap, dtype=np.uint8)
         fast, slow = engine.new_state(n_contexts(model, levels))
-        n = kernels.encode(flat, planes, height, width, levels, model,
-                           fast, slow, out, trace_bins, trace_p0)
+        n = kernels.encode(flat, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0,
+                           x, rec, float(lo), float(hi), float(weight), COST_TABLE)
         if n >= 0:
             return out[:n].tobytes()
         cap *= 2
+
+
+def encode_rdo(idx: np.ndarray, values: np.ndarray, reconstruction: np.ndarray, c_min: float, c_max: float,
+               weight: float, levels: int, model="spatial") -> bytes:
+    """Entropy-code ``values`` choosing each index by rate-distortion: ``idx`` (uint8, contiguous,
+    the plain quantizer's indices of ``values``) is overwritten with the chosen indices.  The cost of
+    index k is ``(clip(x) - reconstruction[k])² + weight · bits(k)`` with bits in units of 2^-15 bit."""
+    if not (idx.dtype == np.uint8 and idx.flags.c_contiguous and idx.flags.writeable):
+        raise ValueError("idx must be a writable contiguous uint8 array")
+    x = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
+    if x.size != idx.size:
+        raise ValueError("values and indices differ in size")
+    rec = np.ascontiguousarray(reconstruction, dtype=np.float64)
+    if rec.size != levels:
+        raise ValueError(f"need {levels} reconstruction levels")
+    return _run_encoder(idx, np.shape(idx), levels, model, _NO_TRACE_BINS, _NO_TRACE_P0,
+                        rdo=(x, rec, c_min, c_max, weight))
 
 
 def encode_indices(idx: np.ndarray, levels: int, model="spatial", *, check: bool = True) -> bytes:

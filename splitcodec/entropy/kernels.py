@@ -34,11 +34,20 @@ ERR_CAPACITY = -1  # the output buffer may be too small: retry with a larger one
 
 
 @numba.njit(cache=True, nogil=True)
-def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0):
+def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0,
+           x, rec, c_min, c_max, weight, cost_table):
     """Encode indices ``idx`` (uint8) into ``out``; returns the byte count or ERR_CAPACITY.
 
     With a non-empty ``trace_bins`` every bin and the P(0) it was coded with
     are recorded there (rate analysis).
+
+    Rate-distortion optimised choice (``weight > 0``): ``idx`` holds the plain
+    quantizer's indices of the float32 values ``x``; each element's index is
+    re-chosen among 0 and the plain index ± 1 to minimise
+    ``(clip(x) - rec[k])² + weight · bits(k)``, where ``bits(k)`` is the exact cost
+    of coding k with the current contexts and probabilities (``cost_table[p]`` =
+    -log2(p / 2^15) in units of 2^-15 bit), and written back into ``idx``.  The
+    decoder needs nothing of this: the stream is an ordinary one.
     """
     low = np.int64(0)
     rng = np.int64(RANGE_INIT)
@@ -48,23 +57,50 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
     limit = out.size - 2 * top - 8  # at most two bytes per bin, plus the flush
     tracing = trace_bins.size > 0
     spatial = model == SPATIAL
+    rdo = weight > 0.0
     stride = width + 2
     pad = np.zeros((height + 1) * stride, dtype=np.uint8)  # zero border: row 0, columns 0 and W+1
     for p in range(planes):
         base = p * height * width
-        if spatial:
-            for y in range(height):
-                for x in range(width):
-                    pad[(y + 1) * stride + x + 1] = idx[base + y * width + x]
         for y in range(height):
             # neighbours slide along the row in registers: one new load per element
             up = y * stride  # row above, in the padded plane
             left, above_left, above = 0, 0, pad[up + 1]
-            for x in range(width):
+            for xx in range(width):
                 if pos > limit:
                     return ERR_CAPACITY
-                s = idx[base + y * width + x]
-                above_right = pad[up + x + 2]
+                i = base + y * width + xx
+                s = idx[i]
+                above_right = pad[up + xx + 2]
+                if rdo:
+                    # walk the bins of indices 0 .. plain + 1, pricing each candidate as it is reached
+                    v = min(max(np.float64(x[i]), c_min), c_max)
+                    q = np.int64(s)
+                    kmax = min(q + 1, top)
+                    best = q
+                    best_cost = np.inf
+                    ones = np.int64(0)  # cost of the 1-bins before bin k
+                    for k in range(kmax + 1):
+                        p0 = 0
+                        bits = ones  # index N-1 is N-1 ones, with no terminating bin
+                        if k < top:
+                            if spatial:
+                                ctx = spatial_context(k, left, above, above_left, above_right)
+                            else:
+                                ctx = k
+                            p0 = p_zero(fast, slow, ctx)
+                            bits += cost_table[p0]
+                        if k == 0 or k >= q - 1:
+                            d = v - rec[k]
+                            cost = d * d + weight * np.float64(bits)
+                            if cost < best_cost:
+                                best_cost = cost
+                                best = k
+                        if k < top:
+                            ones += cost_table[32768 - p0]
+                    s = np.uint8(best)
+                    idx[i] = s
+                pad[up + stride + xx + 1] = s
                 for k in range(top):
                     bit = 1 if s > k else 0
                     if spatial:
