@@ -77,8 +77,10 @@ darknet-fidelity: install
 decode-cost: install
 	$(PY) -m eval.bench_decode_cost --output docs/decode_cost.json --update-doc docs/bitstream.md
 
+# NNCODEC_PYTHON=/tmp/nnc/bin/python make bench  adds the side-by-side with NNCodec (its own venv)
 bench: install
-	$(PY) -m eval.bench_codec --output docs/bench_codec.json --update-readme README.md
+	$(PY) -m eval.bench_codec --output docs/bench_codec.json --update-readme README.md \
+	    $(if $(NNCODEC_PYTHON),--nncodec-python $(NNCODEC_PYTHON))
 
 bench-system: install
 	$(PY) -m eval.bench_system --output docs/bench_system.json --update-readme README.md

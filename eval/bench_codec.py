@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the JSON here")
     p.add_argument("--update-readme", metavar="PATH", help="rewrite the benchmark section of this README")
     p.add_argument("--no-real", action="store_true", help="skip the EfficientNet-Lite0 activations")
+    p.add_argument("--nncodec-python", metavar="PATH",
+                   help="an interpreter with PyPI nncodec installed (its own venv): adds the side-by-side with "
+                        "NNCodec on real activations (eval/peer_nncodec.py); without it those rows say 'not measured'")
     return p
 
 
@@ -157,13 +160,20 @@ def measure_speed(x, levels: int, repeats: int) -> dict:
             for m, (e, d) in best.items()} | {"repeats": repeats, "clip": [0.0, q.c_max]}
 
 
-def nncodec_status() -> dict:
-    try:
-        import nncodec  # noqa: F401
-    except ImportError:
-        return {"available": False, "reason": "PyPI nncodec is not installed (it is not a dependency; "
-                                              "install it to add its tensor pipeline at matching MSE)"}
-    return {"available": True, "note": "installed, but this benchmark does not drive it yet"}
+PEER_SPLITS = ("blocks.2", "blocks.3.expand", "blocks.5.expand", "blocks.11.expand")
+
+
+def nncodec_side_by_side(python: str | None, quick: bool) -> dict:
+    """The NNCodec comparison (eval/peer_nncodec.py), or why it was not measured."""
+    if not python:
+        return {"status": "not measured", "reason": "run with --nncodec-python PATH (NNCodec in its own venv)"}
+    from . import peer_nncodec
+
+    acts = real_activations(PEER_SPLITS[:1] if quick else PEER_SPLITS, quick)
+    groups = {f"efficientnet_lite0 {k}": v for k, v in acts.items()}
+    rows = peer_nncodec.side_by_side(python, groups, levels=(2, 4) if quick else (2, 4, 8, 16))
+    return {"status": "measured", "rows": rows, "summary": peer_nncodec.summary(rows),
+            "configs": peer_nncodec.CONFIGS}
 
 
 def summarize(cells) -> dict:
@@ -225,6 +235,17 @@ def markdown(doc: dict) -> str:
         worst = max(c["spatial"]["bits_per_element"] / c["spatial"]["constriction_bits_per_element"] for c in cs)
         lines.append(f"- constriction's range coder on the same bins and probabilities: ours is at most "
                      f"{100 * (worst - 1):+.2f} % larger (header included on our side).")
+    peer = doc.get("nncodec", {})
+    if peer.get("status") == "measured" and peer.get("summary"):
+        from .peer_nncodec import markdown as peer_markdown
+
+        lines += ["", "**Side by side with NNCodec** (`--nncodec-python`, eval/peer_nncodec.py): EfficientNet-Lite0 "
+                  "activations of 2 shipped photos per row; bits per element at no more MSE than our plain quantizer "
+                  "(uniform N, MSE-optimal clip) reaches; ours best = N, clip and RDO λ searched; NNCodec best = "
+                  "plain/dependent quantization × lambda_scale ∈ {0, 0.5, 1, 2}, qp searched.", "",
+                  peer_markdown(peer["rows"], peer["summary"])]
+    else:
+        lines.append("- NNCodec side by side: not measured in this run (`--nncodec-python PATH`).")
     return "\n".join(lines)
 
 
@@ -273,7 +294,7 @@ def main(argv=None) -> int:
         "repeats": repeats,
         "photos": photos,
         "cold_start_s": cold_start_seconds(),
-        "nncodec": nncodec_status(),
+        "nncodec": nncodec_side_by_side(args.nncodec_python, args.quick),
         "speed_target_case": {"group": SPEED_CASE[0], "shape": list(speed_tensor.shape), "levels": SPEED_CASE[1],
                               **speed},
         "cells": cells,
