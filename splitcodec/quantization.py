@@ -87,7 +87,7 @@ def _quantize_uniform_kernel(x, c_min, c_max, scale, top, out):
     up, i.e. away from zero since ``t >= 0`` (``t - floor(t)`` is exact, unlike
     ``t + 0.5``).  Only IEEE single-precision operations without fused
     multiply-add, so every platform computes the same indices; the loop
-    vectorises (~4 G elements/s on one x86 core).
+    vectorises.
     """
     nans = 0
     for i in range(x.size):

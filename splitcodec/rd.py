@@ -27,22 +27,32 @@ DEFAULT_LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 CLIP_SCALES = (0.8, 1.0, 1.25)
 
 
+SIGNED_LOW_QUANTILES = (1e-3, 1e-2, 5e-2, 0.2)
+
+
 def _clips(samples: np.ndarray, levels: int) -> list[tuple[float, float]]:
-    lo = 0.0 if float(samples.min()) >= 0 else float(np.float16(np.quantile(samples, 1e-3)))
-    best = mse_optimal_clip(samples, levels, lo)
+    """Clip candidates: c_min = 0 for non-negative samples, else a few low quantiles (a signed tensor's
+    best lower end depends on N); c_max the MSE-optimal value above it, and 0.8× / 1.25× its width."""
+    if float(samples.min()) >= 0:
+        lows = [0.0]
+    else:
+        lows = sorted({float(np.float16(np.quantile(samples, q))) for q in SIGNED_LOW_QUANTILES})
     out = []
-    for s in CLIP_SCALES:
-        hi = float(np.float16(lo + (best - lo) * s))
-        if hi > lo and (lo, hi) not in out:
-            out.append((lo, hi))
+    for lo in lows:
+        if not (samples > lo).any():
+            continue
+        best = mse_optimal_clip(samples, levels, lo)
+        for s in CLIP_SCALES:
+            hi = float(np.float16(lo + (best - lo) * s))
+            if hi > lo and (lo, hi) not in out:
+                out.append((lo, hi))
     return out
 
 
 def rd_points(tensors, *, levels=DEFAULT_LEVELS, lambdas=DEFAULT_LAMBDAS, clips=None,
               context_model: str = "spatial") -> list[dict]:
     """One point per (N, clip, λ): ``{levels, clip, rdo_lambda, bits_per_element, mse}`` over all
-    ``tensors``.  ``clips`` maps N to a list of (c_min, c_max); by default the MSE-optimal clip and
-    0.8× / 1.25× of its width."""
+    ``tensors``.  ``clips`` maps N to a list of (c_min, c_max); by default ``_clips``."""
     xs = [_as_float32(t) for t in tensors]
     if not xs:
         raise QuantizerError("no tensors")

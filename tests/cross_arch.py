@@ -41,6 +41,9 @@ def corpus():
             yield f"uniform_n{n}_{model}", sc.FeatureCodec(sc.UniformQuantizer(0.0, 7.0, n), model), x, None
         yield f"uniform_n{n}_negclip", sc.FeatureCodec(sc.UniformQuantizer(-3.25, 4.5, n)), signed, None
         yield f"uniform_n{n}_ties", sc.FeatureCodec(sc.UniformQuantizer(0.0, 0.5 * (n - 1), n)), ties, None
+        for model in ("paper", "spatial"):  # rate-distortion optimised choices: float64 costs, integer bit table
+            yield (f"rdo_n{n}_{model}", sc.FeatureCodec(sc.UniformQuantizer(-3.25, 4.5, n), model, rdo_lambda=0.3),
+                   signed, None)
         if n <= 64:
             for method in ("modified", "conventional"):
                 q = sc.design_ecq(x, n, lam=0.02, c_min=0.0, c_max=7.0, method=method)
@@ -60,11 +63,11 @@ def write(out: Path) -> dict:
     import numba
     doc["numba"] = numba.__version__
     for name, codec, x, levels in corpus():
-        data = codec.encode(x)
+        data, indices = codec.encode(x, return_indices=True)
         (out / "streams" / f"{name}.bin").write_bytes(data)
         doc["cases"][name] = {
             "stream": _sha(np.frombuffer(data, np.uint8)),
-            "indices": _sha(codec.quantizer.quantize(x)),
+            "indices": _sha(indices),
             "levels": None if levels is None else _sha(np.asarray(levels, "<f4")),
             "decoded": _sha(np.asarray(sc.decode(data), "<f4")),
         }
@@ -103,6 +106,7 @@ def markdown(res: dict) -> str:
     verdict = "identical" if res["identical"] else f"**{len(res['differences'])} differences**"
     return (f"**Cross-architecture check** (`make test-aarch64`, generated from docs/aarch64.json): "
             f"{res['cases']} streams (every N from 2 to 256 in steps, both context models, negative c_min, ties, "
+            f"rate-distortion optimised encoding, "
             f"{res['ecq_designs']} ECQ/Lloyd-Max designs) encoded on {res['machines'][0]} and on "
             f"{res['machines'][1]} (qemu user-mode emulation, Debian arm64 root; numpy {res['numpy'][1]}, "
             f"numba {res['numba'][1]}): stream bytes, quantization indices, designed levels and decoded values "

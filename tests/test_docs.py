@@ -18,7 +18,7 @@ def test_readme_python_example():
         exec(compile(block, "README.md", "exec"), {})
 
 
-@pytest.mark.parametrize("module", ["splitcodec.quantization", "splitcodec.codec", "splitcodec.models"])
+@pytest.mark.parametrize("module", ["splitcodec.quantization", "splitcodec.codec", "splitcodec.rd", "splitcodec.models"])
 def test_docstring_examples(module):
     if module == "splitcodec.models":
         pytest.importorskip("torch")
