@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import hmac
 import json
 import logging
@@ -175,15 +176,11 @@ class TailBatcher:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     def _push(self, job: _Job) -> None:
-        import heapq
-
         self._seq += 1
         heapq.heappush(self._heap, (job.priority, self._seq, job))
         self._ready.set()
 
     def _pop(self) -> _Job:
-        import heapq
-
         job = heapq.heappop(self._heap)[2]
         if not self._heap:
             self._ready.clear()
@@ -363,8 +360,6 @@ class DecodeScheduler:
         return queued + busy
 
     async def run(self, peer: str, fn, *args):
-        import heapq
-
         est = self.expected(peer)
         ahead = self._wait_ahead(est)
         if ahead > self.max_queue_ms:
@@ -401,8 +396,6 @@ class DecodeScheduler:
         self.cost[peer] = (1 - self.ALPHA) * old + self.ALPHA * ms
 
     def _release(self) -> None:
-        import heapq
-
         while self.queue:
             _, _, fut = heapq.heappop(self.queue)
             if not fut.done():

@@ -370,8 +370,8 @@ def replica_kill(tmp, frames, expected, quick) -> dict:
 
 def markdown(doc: dict) -> str:
     i, h, s, r = doc["idle"], doc["heavy"], doc["sigterm"], doc["replicas"]
-    lines = [f"Measured by `python -m eval.bench_reliability` on this 2-core machine (server processes and client "
-             f"threads share it; loopback only).", "",
+    lines = ["Measured by `python -m eval.bench_reliability` on this 2-core machine (server processes and client "
+             "threads share it; loopback only).", "",
              "| scenario | target | measured |", "|---|---|---|",
              f"| 64 idle streams + 8 active clients ({i['requests']} requests) | health p99 < 100 ms; active p95 ≤ 2× "
              f"without idle streams; 0 errors | health p99 {i['health_p99_ms']:.1f} ms; active p95 "

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numba
-import pytest
 
 from splitcodec import _jit
 from splitcodec.entropy import kernels

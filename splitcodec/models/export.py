@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported by the export functions only: the description is torch-free
+    import torch
+
     from .split import SplitModel
 
 __all__ = ["HEAD_FILE_VERSION", "head_description", "export_head_onnx", "onnx_head_max_abs_error"]
