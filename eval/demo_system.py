@@ -45,12 +45,14 @@ def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
     (and whose KL is no larger). Cached by operating point and package version."""
     import hashlib
     import json
+    import math
 
     import numpy as np
 
     import splitcodec as sc
+
     split_name, levels, clip, _ = demo_operating_point()
-    key = hashlib.sha256(json.dumps([sc.__version__, split_name, levels, clip, JPEG_QUALITIES]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([2, sc.__version__, split_name, levels, clip, JPEG_QUALITIES]).encode()).hexdigest()[:12]
     path = Path(cache_dir) / f"demo-cloud-only-{key}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -58,10 +60,9 @@ def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
 
     from splitcodec import models
     from splitcodec.datasets import shipped_photos
-    from splitcodec.preprocessing import from_unit_range, model_input_rgb
 
-    from .evaluate import fidelity_counts
-    from .explore import _code_image
+    from .evaluate import FIXED, fidelity_counts
+    from .explore import input_baselines
 
     split = models.split_model("efficientnet_lite0", split_name, weights="DEFAULT")
     photos = [img for _, img in shipped_photos()]
@@ -72,18 +73,14 @@ def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
         streams = [codec.encode(f) for f in feats]
         dec = np.stack([sc.decode(s) for s in streams])
         mine = fidelity_counts(split.tail(torch.from_numpy(dec)).numpy(), ref)
-        rgb = [model_input_rgb(im, split.preprocess_spec) for im in photos]
-        jpeg = []
-        for q in JPEG_QUALITIES:
-            decoded, nbytes, _ = zip(*(_code_image(im, "jpeg", q) for im in rgb))
-            x = np.stack([from_unit_range(d.transpose(2, 0, 1).astype(np.float32) / 255, split.preprocess_spec)
-                          for d in decoded])
-            c = fidelity_counts(split.tail(split.head(torch.from_numpy(x))).numpy(), ref)
-            jpeg.append({"quality": q, "bytes": float(np.mean(nbytes)), "agree": c["agree1"], "kl": c["kl"]})
-    match = next((j for j in jpeg if j["agree"] >= mine["agree1"] and j["kl"] <= mine["kl"]), None)
-    doc = {"photos": len(photos), "split": split.split, "levels": levels, "clip": list(clip), "codec_bytes": float(np.mean([len(s) for s in streams])),
-           "codec_agree": mine["agree1"], "codec_kl": mine["kl"], "float32_bytes": 4 * int(feats[0].size),
-           "jpeg": jpeg, "jpeg_match": match}
+    n = len(photos)
+    jpeg = [{"quality": r["quality"], "bytes": r["bytes_per_frame"], "agree": round(r["agreement"] * n), "kl": r["kl"]}
+            for r in input_baselines(split, [(im, -1) for im in photos], ref, {"jpeg": JPEG_QUALITIES})]
+    codec_kl = math.ldexp(mine["kl"], -FIXED) / n
+    match = next((j for j in jpeg if j["agree"] >= mine["agree1"] and j["kl"] <= codec_kl), None)
+    doc = {"photos": n, "split": split.split, "levels": levels, "clip": list(clip),
+           "codec_bytes": float(np.mean([len(s) for s in streams])), "codec_agree": mine["agree1"], "codec_kl": codec_kl,
+           "float32_bytes": 4 * int(feats[0].size), "jpeg": jpeg, "jpeg_match": match}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc))
     return doc
