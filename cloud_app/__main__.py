@@ -68,19 +68,19 @@ async def serve(args, log) -> int:
         log.warning("a bearer token without TLS travels in clear text: use --tls-cert/--tls-key, or TLS at the "
                     "load balancer")
     tails = load_tails(specs, args.device)
-    limits = Limits(max_message_bytes=args.max_message_bytes, max_levels=args.max_levels,
+    limits = Limits(max_message_bytes=args.max_message_bytes,
+                    max_levels=args.max_levels or default_max_levels(tails, specs),
                     max_inflight=args.max_inflight, max_queue_ms=args.max_queue_ms,
                     decode_workers=args.decode_workers, stream_idle_s=args.stream_idle_s,
                     max_stream_frames=args.max_stream_frames)
     server, port, service = await start_async(
         f"{args.host}:{args.port}", tails, token=token, limits=limits, batching=not args.no_batching,
         max_batch=args.max_batch, batch_window_ms=args.batch_window_ms, tls=tls, reflection_on=not args.no_reflection,
-        request_log=RequestLog(as_json=args.log_json), max_levels=args.max_levels or default_max_levels(tails, specs))
-    env = service.envelopes[next(iter(service.envelopes))]
+        request_log=RequestLog(as_json=args.log_json))
     log.info("serving %s on %s:%d (batching %s, auth %s, tls %s, reflection %s, N <= %d)",
              ", ".join(f"{m}:{s}" for m, s in service.batchers), args.host, port,
              "off" if args.no_batching else "on", "on" if token else "off", "on" if tls else "off",
-             "off" if args.no_reflection else "on", env.max_levels)
+             "off" if args.no_reflection else "on", limits.max_levels)
     if args.port_file:
         Path(args.port_file).write_text(f"{port}\n")
     stop = asyncio.Event()

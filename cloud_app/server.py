@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import hmac
 import json
@@ -430,14 +431,14 @@ def check_token(metadata, token: str | None) -> None:
 
 class SplitInferenceService(rpc.SplitInferenceServicer):
     def __init__(self, batchers: dict, *, token: str | None = None, limits: Limits | None = None,
-                 request_log: RequestLog | None = None, max_levels: int | None = None):
+                 request_log: RequestLog | None = None):
         self.batchers = batchers  # {(model, split): TailBatcher}
         self.defaults = {}  # model -> its split
         for (name, split) in batchers:
             self.defaults.setdefault(name, split)
         self.token = token
         self.limits = limits or Limits()
-        levels = max_levels or self.limits.max_levels or default_max_levels(batchers)
+        levels = self.limits.max_levels or default_max_levels(batchers)
         self.envelopes = {k: Envelope(b.tail, levels) for k, b in batchers.items()}
         self.log = request_log or RequestLog()
         self.inflight = 0
@@ -587,16 +588,14 @@ def load_tails(specs, device: str = "cpu") -> dict:
 # --- the server -----------------------------------------------------------------------------------
 
 async def start_async(address: str, tails: dict, *, token=None, limits: Limits | None = None, batching=True,
-                      max_batch=8, batch_window_ms=2.0, tls=None, reflection_on=True, request_log=None,
-                      max_levels=None):
+                      max_batch=8, batch_window_ms=2.0, tls=None, reflection_on=True, request_log=None):
     """Build and start a ``grpc.aio`` server on the running loop; returns ``(server, port, service)``."""
     limits = limits or Limits()
     if not tails:
         raise ValueError("no models to serve")
     batchers = {k: TailBatcher(t, batching=batching, max_batch=max_batch, window_ms=batch_window_ms)
                 for k, t in tails.items()}
-    service = SplitInferenceService(batchers, token=token, limits=limits, request_log=request_log,
-                                    max_levels=max_levels)
+    service = SplitInferenceService(batchers, token=token, limits=limits, request_log=request_log)
     opts = [("grpc.max_receive_message_length", limits.max_message_bytes),
             ("grpc.max_send_message_length", limits.max_message_bytes)]
     server = grpc.aio.server(options=opts)
@@ -658,8 +657,8 @@ def create_server(address: str = "127.0.0.1:0", tails: dict | None = None, *, sp
     tails = dict(tails or {})
     tails.update(load_tails(specs, device) if specs else {})
     limits = limits or Limits(max_message_bytes=max_message_bytes)
-    if "max_levels" not in kw:
-        kw["max_levels"] = limits.max_levels or default_max_levels(tails, specs)
+    if limits.max_levels is None:  # calibration files may widen the envelope
+        limits = dataclasses.replace(limits, max_levels=default_max_levels(tails, specs))
     h = ServerHandle(address, tails, token=token, limits=limits, batching=batching, max_batch=max_batch,
                      batch_window_ms=batch_window_ms, tls=tls, **kw)
     return h, h.port, h.service

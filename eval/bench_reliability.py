@@ -193,8 +193,9 @@ def heavy_streams(tmp, frames, shape, quick) -> dict:
     srv = Server(tmp, "heavy")
     per_normal = 15 if quick else 40
     try:
-        levels = int(next(l for l in srv.log_file.read_text().splitlines() if "N <=" in l).rsplit("N <= ", 1)[1]
-                     .strip(")"))
+        from cloud_app.server import default_max_levels
+
+        levels = default_max_levels({(MODEL, "paper"): None})  # the server's envelope (no --max-levels given)
         # the most decoding work a valid stream of the served shape can cause: every index at N - 1
         heavy = sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, levels)).encode(np.ones(shape, np.float32))
         infer = lambda stub, i, t: stub.Infer(_req(frames[i % len(frames)]), timeout=t)  # noqa: E731

@@ -87,6 +87,8 @@ def side_by_side(nncodec_python: str, groups: dict, levels=(2, 4, 8, 16), lambda
 
     import splitcodec as sc
 
+    from .explore import calibrated_clip
+
     rows, jobs = [], []
     with tempfile.TemporaryDirectory() as d:
         for name, tensors in groups.items():
@@ -94,9 +96,7 @@ def side_by_side(nncodec_python: str, groups: dict, levels=(2, 4, 8, 16), lambda
             elements = sum(x.size for x in xs)
             points = sc.rd.rd_points(xs, levels=tuple(range(2, 17)), lambdas=lambdas)
             for n in levels:
-                lo = 0.0 if min(float(x.min()) for x in xs) >= 0 else \
-                    float(np.float16(np.quantile(np.concatenate([x.ravel() for x in xs]), 1e-3)))
-                q = sc.UniformQuantizer(lo, sc.mse_optimal_clip(np.concatenate([x.ravel() for x in xs]), n, lo), n)
+                q = sc.UniformQuantizer(*calibrated_clip(np.concatenate([x.ravel() for x in xs]), n), n)
                 codec = sc.FeatureCodec(q)
                 t = time.perf_counter()
                 streams = [codec.encode(x) for x in xs]

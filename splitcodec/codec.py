@@ -93,8 +93,8 @@ class FeatureCodec:
             q = self.quantizer
             weight = self.rdo_lambda * self.step ** 2 / (1 << coder.COST_FRACTION_BITS)
             payload = coder.encode_rdo(idx, a, q.reconstruction, q.c_min, q.c_max, weight, q.levels,
-                                       self.context_model)
-            data = bitstream.write_header(self._header(idx.shape), payload) + payload
+                                       self.context_model)  # rewrites idx with the indices it chose
+            data = self._stream(idx.shape, payload)
         else:
             data = self._encode_indices(idx, check=False)
         return (data, idx) if return_indices else data
@@ -105,7 +105,10 @@ class FeatureCodec:
 
     def _encode_indices(self, idx: np.ndarray, check: bool) -> bytes:
         payload = coder.encode_indices(idx, self.quantizer.levels, self.context_model, check=check)
-        return bitstream.write_header(self._header(idx.shape), payload) + payload
+        return self._stream(idx.shape, payload)
+
+    def _stream(self, shape, payload: bytes) -> bytes:
+        return bitstream.write_header(self._header(shape), payload) + payload
 
     def bits_per_element(self, x) -> float:
         """Size of ``encode(x)`` in bits per tensor element (header included)."""

@@ -13,7 +13,6 @@ from .contexts import context_model_id, n_contexts
 _NO_TRACE_BINS = np.zeros(0, dtype=np.uint8)
 _NO_TRACE_P0 = np.zeros(0, dtype=np.int32)
 _NO_TABLE = np.zeros(0, dtype=np.float32)
-_NO_VALUES = np.zeros(0, dtype=np.float32)
 _NO_LEVELS = np.zeros(0, dtype=np.float64)
 # -log2(p / 2^15) in units of 2^-15 bit for every 15-bit probability (index 0 unused): the exact cost of a bin
 COST_FRACTION_BITS = 15
@@ -59,7 +58,7 @@ def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p
     model = context_model_id(model)
     planes, height, width = plane_geometry(shape)
     flat = idx.reshape(-1) if rdo is not None else _contiguous_indices(idx, levels, check)
-    x, rec, lo, hi, weight = rdo if rdo is not None else (_NO_VALUES, _NO_LEVELS, 0.0, 0.0, 0.0)
+    x, rec, lo, hi, weight = rdo if rdo is not None else (_NO_TABLE, _NO_LEVELS, 0.0, 0.0, 0.0)
     cap = _initial_capacity(flat.size, levels)
     while True:
         out = np.empty(cap, dtype=np.uint8)
