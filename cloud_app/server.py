@@ -445,10 +445,6 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         self.decoder = DecodeScheduler(self.limits.decode_workers, self.limits.max_queue_ms)
         self.health = None
 
-    @property
-    def max_message_bytes(self) -> int:
-        return self.limits.max_message_bytes
-
     def start(self) -> None:
         for b in self.batchers.values():
             b.start()
