@@ -15,6 +15,9 @@ Admission control, before any decoding:
   * a cancelled call or one past its deadline is not decoded or run if it has not started yet;
   * a stream is closed after ``stream_idle_s`` without a frame, or after ``max_stream_frames``.
 
+The admission checks and the status each refusal gets live in ``cloud_app.admission``; batching in
+``cloud_app.batcher``.
+
 ``create_server(address, ...) -> (handle, port, service)`` starts a server on an event loop of its own
 in a background thread (for tests and embedding); ``shutdown(handle, service, grace)`` stops it.
 ``python -m cloud_app`` runs one in the main thread until SIGTERM/SIGINT (``serve``).
@@ -26,7 +29,6 @@ import asyncio
 import contextlib
 import dataclasses
 import heapq
-import hmac
 import json
 import logging
 import os
@@ -42,16 +44,18 @@ from grpc_reflection.v1alpha import reflection
 import splitcodec
 from splitcodec import models
 from splitcodec.bitstream import FORMAT_VERSION
-from splitcodec.errors import BitstreamError, TensorTooLargeError
-from splitcodec.inference import CloudTail, FeatureShapeError, Prediction, default_operating_point
+from splitcodec.errors import BitstreamError
+from splitcodec.inference import CloudTail, FeatureShapeError, Prediction
 from splitcodec.wire import pb
 
 from splitcodec.wire import rpc
 
+from .admission import (DEFAULT_MAX_MESSAGE_BYTES, Abort, Envelope, Limits, check_inflight, check_size, check_token,
+                        default_max_levels, status_for)
+from .batcher import TailBatcher
+
 log = logging.getLogger("splitcodec.cloud")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SplitInference"].full_name
-DEFAULT_MAX_MESSAGE_BYTES = 16 << 20
-DEFAULT_MAX_LEVELS_FLOOR = 16  # the envelope admits at least this N, and any N a loaded calibration uses
 
 
 @dataclass(frozen=True)
@@ -80,176 +84,6 @@ class ModelSpec:
         name, _, split = head.partition(":")
         default = "DEFAULT" if name == "efficientnet_lite0" else None
         return cls(name.strip(), split.strip() or "paper", weights.strip() or default)
-
-
-# --- limits ---------------------------------------------------------------------------------------
-
-@dataclass
-class Limits:
-    """Admission limits (see the module docstring); every one has a command-line flag."""
-
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    max_levels: int | None = None  # None: the largest N the served models' calibrations use, at least 16
-    max_inflight: int = 64
-    max_queue_ms: float = 150.0  # expected decoding wait ahead of a request, beyond which it is refused
-    decode_workers: int = 2
-    stream_idle_s: float = 60.0
-    max_stream_frames: int = 1_000_000
-
-
-class _Abort(Exception):
-    """A status for the caller.  ``tarpit``: answer only after ``retry_after_ms`` (at most 1 s), so a
-    costly client that ignores the hint cannot spend the server's CPU on a flood of refusals."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int | None = None, tarpit: bool = False):
-        super().__init__(message)
-        self.code, self.message, self.retry_after_ms, self.tarpit = code, message, retry_after_ms, tarpit
-
-
-class Envelope:
-    """What one served split accepts, checked on the header before decoding."""
-
-    def __init__(self, tail: CloudTail, max_levels: int):
-        self.tail, self.max_levels = tail, max_levels
-
-    def admit(self, data: bytes):
-        """The header, or ``_Abort``."""
-        try:
-            h = self.tail.check_header(data)
-        except TensorTooLargeError as e:
-            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)) from None
-        except (BitstreamError, FeatureShapeError) as e:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{type(e).__name__}: {e}") from None
-        if h.levels > self.max_levels:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"N={h.levels} levels is outside this server's envelope for {self.tail.split.name} "
-                         f"{self.tail.split.split} (at most {self.max_levels}; see cloud_app --max-levels)")
-        return h
-
-
-def default_max_levels(tails: dict, specs=()) -> int:
-    """The largest N the served models' known operating points and calibration files use (at least 16)."""
-    n = DEFAULT_MAX_LEVELS_FLOOR
-    for name, _ in tails:
-        op = default_operating_point(name)
-        n = max(n, op[0] if op else 0)
-    for s in specs:
-        n = max(n, s.levels or 0)
-    return n
-
-
-# --- batching -------------------------------------------------------------------------------------
-
-class _Job:
-    __slots__ = ("features", "size", "top_k", "future", "t_submit", "priority")
-
-    def __init__(self, features, size, top_k, future, priority=0.0):
-        self.features, self.size, self.top_k, self.future = features, size, top_k, future
-        self.t_submit, self.priority = time.perf_counter(), priority
-
-
-class TailBatcher:
-    """Runs one model's ``CloudTail`` for concurrent requests, on a thread of its own.
-
-    With batching on, a task gathers queued requests into one forward pass of at most ``max_batch``;
-    it waits (up to ``window_ms`` after the first) only while other requests are still being decoded
-    and about to join, so a lone client pays no batching delay.  With batching off, requests take
-    turns.  Queued requests join batches cheapest connection first (``priority``: the expected decode
-    time of their connection).  Requests whose caller went away (cancelled, past the deadline) are
-    dropped unrun.
-    """
-
-    def __init__(self, tail: CloudTail, *, batching: bool = True, max_batch: int = 8, window_ms: float = 2.0):
-        self.tail, self.batching = tail, batching
-        self.max_batch, self.window = max(1, max_batch), window_ms / 1e3
-        self.arriving = 0  # requests being decoded that will be submitted here
-        self._executor = futures.ThreadPoolExecutor(1, thread_name_prefix=f"tail-{tail.split.name}")
-        self._heap: list = []  # (priority, seq, job)
-        self._seq = 0
-        self._ready: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-        self._closed = False
-
-    def start(self) -> None:
-        """Start the batching task (on the running event loop)."""
-        if self.batching and self._task is None:
-            self._ready = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    def _push(self, job: _Job) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (job.priority, self._seq, job))
-        self._ready.set()
-
-    def _pop(self) -> _Job:
-        job = heapq.heappop(self._heap)[2]
-        if not self._heap:
-            self._ready.clear()
-        return job
-
-    @contextlib.contextmanager
-    def announce(self):
-        """Wrap the decoding of a request: while it runs, the batcher may wait for it to join."""
-        self.arriving += 1
-        try:
-            yield
-        finally:
-            self.arriving -= 1
-
-    async def submit(self, features, size, top_k, priority: float = 0.0) -> tuple[Prediction, float]:
-        """Prediction for one request, and the ms it waited for its batch."""
-        if self._closed:
-            raise _Abort(grpc.StatusCode.UNAVAILABLE, "server shutting down")
-        loop = asyncio.get_running_loop()
-        job = _Job(features, size, top_k, loop.create_future(), priority)
-        if not self.batching:
-            preds = await loop.run_in_executor(self._executor, self.tail.run, [features], [size], top_k)
-            return preds[0], 1e3 * (time.perf_counter() - job.t_submit) - preds[0].tail_ms
-        self._push(job)
-        return await job.future
-
-    async def _loop(self):
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._ready.wait()
-            batch = [self._pop()]
-            deadline = time.perf_counter() + self.window
-            while len(batch) < self.max_batch:
-                if self._heap:
-                    batch.append(self._pop())
-                    continue
-                if self.arriving == 0 or time.perf_counter() >= deadline:
-                    break
-                await asyncio.sleep(0.0005)  # a request is still decoding: give it a moment to join
-            batch = [j for j in batch if not j.future.done()]  # callers that went away
-            if not batch:
-                continue
-            start = time.perf_counter()
-            try:
-                preds = await loop.run_in_executor(self._executor, self.tail.run, [j.features for j in batch],
-                                                   [j.size for j in batch], max(j.top_k for j in batch))
-            except Exception as e:  # surfaced to every caller of the batch
-                for j in batch:
-                    if not j.future.done():
-                        j.future.set_exception(e)
-                continue
-            for j, p in zip(batch, preds):
-                p.classes = p.classes[: j.top_k]
-                if not j.future.done():
-                    j.future.set_result((p, 1e3 * (start - j.t_submit)))
-
-    async def close(self) -> None:
-        """Fail whatever is queued (UNAVAILABLE) and stop; nothing waits forever."""
-        self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            while self._heap:
-                j = self._pop()
-                if not j.future.done():
-                    j.future.set_exception(_Abort(grpc.StatusCode.UNAVAILABLE, "server shutting down"))
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 # --- logging --------------------------------------------------------------------------------------
@@ -343,7 +177,7 @@ class DecodeScheduler:
         est = self.expected(peer)
         costly = self.is_costly(est)
         if costly and self.costly_inflight >= max(1, self.workers - 1):
-            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+            raise Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                          f"server busy: this connection's streams cost about {est:.0f} ms to decode and "
                          f"{self.costly_inflight} such requests are in flight",
                          retry_after_ms=max(100, int(4 * est)), tarpit=True)
@@ -364,7 +198,7 @@ class DecodeScheduler:
         est = self.expected(peer)
         ahead = self._wait_ahead(est)
         if ahead > self.max_queue_ms:
-            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+            raise Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                          f"server busy: about {ahead:.0f} ms of decoding queued ahead of this request "
                          f"(limit {self.max_queue_ms:g} ms)", retry_after_ms=max(5, int(ahead)))
         loop = asyncio.get_running_loop()
@@ -407,27 +241,12 @@ class DecodeScheduler:
     def close(self) -> None:
         for _, _, fut in self.queue:
             if not fut.done():
-                fut.set_exception(_Abort(grpc.StatusCode.UNAVAILABLE, "server shutting down"))
+                fut.set_exception(Abort(grpc.StatusCode.UNAVAILABLE, "server shutting down"))
         self.queue.clear()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 # --- the service ----------------------------------------------------------------------------------
-
-def check_token(metadata, token: str | None) -> None:
-    """``_Abort(UNAUTHENTICATED)`` unless the call carries exactly one ``authorization: Bearer TOKEN``
-    header (scheme case-insensitive), compared in constant time."""
-    if token is None:
-        return
-    values = [v for k, v in (metadata or ()) if k.lower() == "authorization"]
-    if len(values) != 1:
-        raise _Abort(grpc.StatusCode.UNAUTHENTICATED,
-                     "missing bearer token" if not values else "more than one authorization header")
-    scheme, _, given = str(values[0]).partition(" ")
-    ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-    if not ok:
-        raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "wrong bearer token")
-
 
 class SplitInferenceService(rpc.SplitInferenceServicer):
     def __init__(self, batchers: dict, *, token: str | None = None, limits: Limits | None = None,
@@ -460,20 +279,15 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         b = self.batchers.get((model, split))
         if b is None:
             have = ", ".join(f"{m}:{s}" for m, s in self.batchers)
-            raise _Abort(grpc.StatusCode.NOT_FOUND,
+            raise Abort(grpc.StatusCode.NOT_FOUND,
                          f"model {clean(model)!r} split {clean(split)!r} is not served here (serving: {have})")
         return b, self.envelopes[(model, split)]
 
     async def _infer(self, req, context) -> pb.InferResponse:
-        if len(req.bitstream) > self.limits.max_message_bytes:
-            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                         f"bitstream of {len(req.bitstream)} bytes exceeds {self.limits.max_message_bytes}")
+        check_size(len(req.bitstream), self.limits)
         batcher, envelope = self._batcher(req.model, req.split)
         envelope.admit(req.bitstream)
-        if self.inflight >= self.limits.max_inflight:
-            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                         f"server busy: {self.inflight} requests in flight (limit {self.limits.max_inflight})",
-                         retry_after_ms=50)
+        check_inflight(self.inflight, self.limits)
         peer = context.peer() if context is not None else ""
         self.inflight += 1
         try:
@@ -484,15 +298,13 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
                     raise asyncio.CancelledError
                 size = (req.original_size.width, req.original_size.height) if req.HasField("original_size") else None
                 pred, queue_ms = await batcher.submit(feats, size, req.top_k or 5, priority)
-        except TensorTooLargeError as e:
-            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)) from None
         except (BitstreamError, FeatureShapeError) as e:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{type(e).__name__}: {e}") from None
+            raise status_for(e) from None
         finally:
             self.inflight -= 1
         return _response(req, pred, decode_ms, queue_ms, feats.size)
 
-    async def _abort(self, context, a: _Abort):
+    async def _abort(self, context, a: Abort):
         if a.tarpit:
             await asyncio.sleep(min(a.retry_after_ms, 1000) / 1e3)
         if a.retry_after_ms is not None:
@@ -504,7 +316,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         try:
             check_token(context.invocation_metadata(), self.token)
             resp = await self._infer(request, context)
-        except _Abort as a:
+        except Abort as a:
             self.log(request, a.code.name, reason=a.message, peer=context.peer())
             await self._abort(context, a)
         except asyncio.CancelledError:
@@ -516,7 +328,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
     async def InferStream(self, request_iterator, context):
         try:
             check_token(context.invocation_metadata(), self.token)
-        except _Abort as a:
+        except Abort as a:
             self.log(pb.InferRequest(), a.code.name, reason=a.message, peer=context.peer())
             await self._abort(context, a)
         frames = 0
@@ -535,7 +347,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
             try:
                 resp = await self._infer(req, context)
                 self.log(req, "OK", resp)
-            except _Abort as a:
+            except Abort as a:
                 self.log(req, a.code.name, reason=a.message, peer=context.peer())
                 if a.tarpit:
                     await asyncio.sleep(min(a.retry_after_ms, 1000) / 1e3)
@@ -546,7 +358,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
     async def ListModels(self, request, context):
         try:
             check_token(context.invocation_metadata(), self.token)
-        except _Abort as a:
+        except Abort as a:
             await self._abort(context, a)
         out = pb.ListModelsResponse(server_version=splitcodec.__version__, bitstream_format_version=FORMAT_VERSION)
         for (name, split), b in self.batchers.items():

@@ -6,6 +6,7 @@ from hypothesis import settings
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=200, deadline=None)
+settings.register_profile("mutation", max_examples=12, deadline=None, derandomize=True)  # make mutation
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -112,6 +112,7 @@ def test_round_trip_property(x, levels, model):
     np.testing.assert_array_equal(sc.decode(sc.FeatureCodec(q, model).encode(x)), q(x))
 
 
+@pytest.mark.no_mutation
 def test_codec_imports_neither_torch_nor_grpc():
     import subprocess
     import sys

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numba
+import pytest
 
 from splitcodec import _jit
 from splitcodec.entropy import kernels
@@ -39,6 +40,7 @@ def test_kernels_cache_under_the_current_key_and_others_are_untouched():
     assert numba.config.CACHE_DIR != expected  # restored after splitcodec's kernels were decorated
 
 
+@pytest.mark.no_mutation
 def test_fuzz_corpus_under_numba_bounds_checking(tmp_path):
     # a fresh cache directory: the bounds-checked kernels are compiled, never loaded from a cache
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))

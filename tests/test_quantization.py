@@ -56,6 +56,7 @@ def test_dequantize_rejects_out_of_range_indices():
         q.dequantize(np.array([0.5]))
 
 
+@pytest.mark.no_mutation
 def test_accepts_torch_tensors():
     torch = pytest.importorskip("torch")
     q = sc.UniformQuantizer(0.0, 2.0, 3)
@@ -251,23 +252,7 @@ def test_uniform_ranges_that_overflow_single_precision_are_refused(c_min, c_max,
         UniformQuantizer(c_min, c_max, levels)
 
 
-def test_binarization_of_nothing_and_out_of_range():
-    assert sc.binarize(np.array([], dtype=np.uint8), 4).size == 0
-    assert sc.binarization.bin_count([], 4) == 0
-    for bad in ([-1], [4], [1.5]):
-        with pytest.raises(ValueError):
-            sc.binarization.bin_count(bad, 4)
-        with pytest.raises(ValueError):
-            sc.binarize(bad, 4)
-
-
 # --- tests named after the behaviour the audit's surviving mutants changed --------------------------
-
-def test_codeword_lengths_are_truncated_unary():
-    assert codeword_lengths(4).tolist() == [1, 2, 3, 3]
-    assert codeword_lengths(2).tolist() == [1, 1]
-    assert codeword_lengths(256)[-2:].tolist() == [255, 255]
-
 
 def test_algorithm2_interior_levels_are_the_centroids_of_their_cells():
     x = np.abs(np.random.default_rng(5).normal(size=20_000)).astype(np.float32)
@@ -305,3 +290,180 @@ def test_thresholds_agree_with_quantize_on_both_sides(make):
     for k, t in enumerate(q.thresholds):
         below, above = q.quantize(np.array([t - eps, t + eps], np.float32))
         assert (below, above) == (k, k + 1), (k, t)
+
+
+# --- the support region (mse_optimal_clip) ---------------------------------------------------------
+
+def _uniform_mse(x, c_min, c_max, n):
+    q = UniformQuantizer(c_min, c_max, n)
+    return float(np.mean((x.astype(np.float64) - q(x)) ** 2))
+
+
+def test_mse_optimal_clip_is_the_best_candidate_quantile():
+    x = np.abs(np.random.default_rng(3).normal(size=5000)).astype(np.float32)
+    for n in (2, 4, 8):
+        for half in (True, False):
+            c = sc.mse_optimal_clip(x, n, half_exact=half, candidates=32)
+            above = x[x > 0]
+            cands = np.unique(np.quantile(above, np.linspace(0.3, 1.0, 32)))
+            if half:
+                cands = np.float16(cands).astype(np.float64)
+                assert float(np.float16(c)) == c  # the header stays compact
+            best = min(_uniform_mse(x, 0.0, float(k), n) for k in cands if k > 0)
+            assert _uniform_mse(x, 0.0, c, n) == pytest.approx(best, rel=0, abs=0)
+            assert c in set(cands.tolist())
+            assert np.quantile(above, 0.3) * 0.999 <= c <= x.max() * 1.001
+    # a coarser quantizer clips lower (the paper's observation)
+    assert sc.mse_optimal_clip(x, 2) < sc.mse_optimal_clip(x, 16)
+
+
+def test_mse_optimal_clip_with_a_negative_floor_and_non_finite_samples():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=4000).astype(np.float32)
+    c = sc.mse_optimal_clip(np.concatenate([x, [np.inf, -np.inf, np.nan]]).astype(np.float32), 8, -1.0)
+    assert c == sc.mse_optimal_clip(x, 8, -1.0) and c > -1.0
+
+
+def test_mse_optimal_clip_subsamples_deterministically():
+    x = np.abs(np.random.default_rng(5).standard_cauchy(size=20_000)).astype(np.float32)
+    a = sc.mse_optimal_clip(x, 4, max_samples=2000, seed=1)
+    assert a == sc.mse_optimal_clip(x, 4, max_samples=2000, seed=1)
+    full = sc.mse_optimal_clip(x, 4, max_samples=1 << 20)
+    assert full == sc.mse_optimal_clip(x, 4, max_samples=x.size)  # at the limit: no subsampling
+    sub = np.random.default_rng(1).choice(x, 2000, replace=False)
+    assert a == sc.mse_optimal_clip(sub, 4, max_samples=2000)
+
+
+def test_mse_optimal_clip_refuses_samples_with_nothing_above_the_floor():
+    with pytest.raises(QuantizerError, match="no samples above"):
+        sc.mse_optimal_clip(np.zeros(10, np.float32), 4)
+    with pytest.raises(QuantizerError, match="no samples above"):
+        sc.mse_optimal_clip(np.full(10, np.nan, np.float32), 4)
+    # samples above the floor but none whose half-precision value is: no clip can be chosen
+    with pytest.raises(QuantizerError, match="could not find"):
+        sc.mse_optimal_clip(np.full(10, 1e-9, np.float32), 4)
+
+
+# --- value semantics and input handling (pinned after mutation testing) ----------------------------
+
+def test_quantizer_equality_compares_every_part_of_the_mapping():
+    base = ScalarQuantizer([0.0, 1.0, 2.0], [0.5, 1.5], 0.0, 2.0)
+    assert base == ScalarQuantizer([0.0, 1.0, 2.0], [0.5, 1.5], 0.0, 2.0)
+    assert base != ScalarQuantizer([0.0, 1.0, 2.0], [0.5, 1.25], 0.0, 2.0)  # thresholds
+    assert base != ScalarQuantizer([0.0, 1.0, 2.0], [0.5, 1.5], -0.5, 2.0)  # c_min
+    assert base != ScalarQuantizer([0.0, 1.0, 2.0], [0.5, 1.5], 0.0, 2.5)  # c_max
+    assert base != ScalarQuantizer([0.0, 0.9, 2.0], [0.5, 1.5], 0.0, 2.0)  # reconstruction
+    assert base != ScalarQuantizer([0.0, 2.0], [1.0], 0.0, 2.0)  # levels
+    u = UniformQuantizer(0.0, 2.0, 3)
+    same_mapping = ScalarQuantizer(u.reconstruction, u.thresholds, 0.0, 2.0)
+    assert u != same_mapping and same_mapping != u  # kind differs (the header differs)
+    assert u == UniformQuantizer(0.0, 2.0, 3) and u != UniformQuantizer(0.0, 2.0, 4)
+    assert u != "uniform" and base != None  # noqa: E711
+
+
+def test_mse_is_the_mean_squared_reconstruction_error_in_double():
+    x = np.array([0.1, 0.9, 1.6, 3.0, -1.0], np.float32)
+    q = UniformQuantizer(0.0, 2.0, 3)
+    rec = q(x).astype(np.float64)
+    assert q.mse(x) == pytest.approx(float(np.mean((x.astype(np.float64) - rec) ** 2)), rel=1e-15)
+    assert q.mse(x) == pytest.approx((0.1**2 + 0.1**2 + 0.4**2 + 1.0 + 1.0) / 5, rel=1e-6)
+    assert q.mse([0.0, 1.0, 2.0]) == 0.0
+
+
+class _TensorLike:
+    """What a torch tensor offers the codec: detach() and cpu() then numpy()."""
+
+    def __init__(self, a):
+        self.a, self.calls = a, []
+
+    def detach(self):
+        self.calls.append("detach")
+        return self
+
+    def cpu(self):
+        self.calls.append("cpu")
+        return self
+
+    def numpy(self):
+        return self.a
+
+
+def test_tensor_like_inputs_are_detached_and_converted_to_float32():
+    t = _TensorLike(np.array([[0.2, 1.7]], np.float64))
+    q = UniformQuantizer(0.0, 2.0, 3)
+    np.testing.assert_array_equal(q.quantize(t), [[0, 2]])
+    assert t.calls == ["detach", "cpu"]
+    a = sc.quantization._as_float32([[1.0, 2.0], [3.0, 4.0]])
+    assert a.dtype == np.float32 and a.shape == (2, 2) and a.flags.c_contiguous
+    half_only = type("HalfTensor", (), {"detach": lambda self: self})()  # has detach but no cpu: not a tensor
+    with pytest.raises((TypeError, ValueError)):
+        sc.quantization._as_float32(half_only)
+
+
+def test_scalar_quantizer_flattens_and_rounds_its_tables():
+    q = ScalarQuantizer([[0.0, 1.0], [2.0, 3.0]], [[0.5, 1.5, 2.5]], 0.0, 3.0)
+    assert q.levels == 4 and q.reconstruction.shape == (4,) and q.thresholds.shape == (3,)
+    assert q.reconstruction.dtype == np.float32 and q.thresholds.dtype == np.float64
+    q = ScalarQuantizer([0.0, 0.1, 1.0], np.array([0.05, 0.55], np.float32), 0.0, 1.0)
+    assert q.reconstruction[1] == np.float32(0.1) and q.thresholds[0] == np.float64(np.float32(0.05))
+    f = ScalarQuantizer.from_levels([[0.0, 0.1], [0.7, 1.0]])
+    assert f.levels == 4 and f.reconstruction.dtype == np.float32
+    # midpoints computed in double from the float32 levels
+    assert f.thresholds[0] == (np.float64(np.float32(0.0)) + np.float64(np.float32(0.1))) / 2
+    assert (f.c_min, f.c_max) == (0.0, 1.0)
+    g = ScalarQuantizer.from_levels([0.0, 0.5, 1.0], c_min=-1.0, c_max=2.0)
+    assert (g.c_min, g.c_max) == (-1.0, 2.0)
+
+
+def test_scalar_quantizer_refuses_nan_or_decreasing_thresholds():
+    for thr in ([0.5, np.nan], [np.nan, 1.5], [1.5, 0.5]):
+        with pytest.raises(QuantizerError, match="thresholds"):
+            ScalarQuantizer([0.0, 1.0, 2.0], thr, 0.0, 2.0)
+    ScalarQuantizer([0.0, 1.0, 2.0], [1.0, 1.0], 0.0, 2.0)  # equal thresholds: an empty cell is fine
+
+
+def test_clip_must_be_finite_at_both_ends():
+    for lo, hi in [(0.0, np.inf), (-np.inf, 1.0), (np.nan, 1.0), (0.0, np.nan)]:
+        with pytest.raises(QuantizerError):
+            UniformQuantizer(lo, hi, 4)
+
+
+def test_uniform_quantizer_top_index_is_n_minus_one():
+    q = UniformQuantizer(0.0, 1.0, 5)
+    np.testing.assert_array_equal(q.quantize(np.array([2.0, 1.0, 0.99, 1e30], np.float32)), [4, 4, 4, 4])
+
+
+def test_ecq_result_keeps_how_it_was_designed():
+    x = np.abs(np.random.default_rng(8).normal(size=3000)).astype(np.float32)
+    r = design_ecq(x, 4, 0.05, 0.0, 2.5, method="modified")
+    assert r.method == "modified" and r.lam == 0.05
+    assert r.rates.dtype == np.float64 and r.probabilities.dtype == np.float64
+    # the design's distortion is that of the clipped samples (clipping error is the support region's)
+    assert isinstance(r.distortion, float) and r.distortion == pytest.approx(r.mse(np.clip(x, 0, 2.5)), rel=1e-9)
+    assert r.cost_history[-1] == pytest.approx(r.cost, rel=1e-12)
+    assert r.cost == pytest.approx(r.distortion + 0.05 * r.rate)
+    assert r.probabilities.sum() == pytest.approx(1.0)
+
+
+@given(st.lists(st.floats(-4, 4, allow_nan=False), min_size=2, max_size=7, unique=True),
+       st.lists(st.floats(0.5, 9), min_size=7, max_size=7), st.floats(0, 3), st.integers(0, 6))
+def test_envelope_thresholds_pick_the_cheapest_level(levels, rates, lam, never):
+    lv = np.sort(np.array(levels))
+    r = np.array(rates[: lv.size])
+    if lam > 0 and never < lv.size and lv.size > 2:
+        r[never] = np.inf  # a level that is never chosen
+    thr = sc.quantization.envelope_thresholds(lv, r, lam)
+    assert thr.shape == (lv.size - 1,) and np.all(np.diff(thr) >= 0)
+    xs = np.linspace(lv[0] - 1, lv[-1] + 1, 401)
+    cost = (xs[:, None] - lv[None, :]) ** 2 + (lam * r[None, :] if lam > 0 else 0.0)
+    best = cost.min(axis=1)
+    chosen = np.searchsorted(thr, xs, side="right")
+    np.testing.assert_allclose(cost[np.arange(xs.size), chosen], best, rtol=0, atol=1e-9)
+
+
+def test_envelope_thresholds_with_equal_levels_and_rate_free_design():
+    # two equal levels: the cheaper one takes the whole cell; the other gets an empty interval
+    thr = sc.quantization.envelope_thresholds(np.array([0.0, 1.0, 1.0, 2.0]), np.array([1.0, 3.0, 1.0, 1.0]), 0.5)
+    assert thr[1] == thr[0] and thr[2] == pytest.approx(1.5)
+    thr0 = sc.quantization.envelope_thresholds(np.array([0.0, 1.0, 3.0]), np.array([9.0, 1.0, 1.0]), 0.0)
+    np.testing.assert_allclose(thr0, [0.5, 2.0])  # λ = 0: the rates do not matter
