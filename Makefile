@@ -14,7 +14,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow test-aarch64 bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study clean
+.PHONY: help install demo demo-codec proto test test-slow test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -23,6 +23,7 @@ help:
 	@echo "make test       - the default test suite (what CI runs)"
 	@echo "make test-slow  - the long cases too (1M-case fuzz run, big designs)"
 	@echo "make test-aarch64 - the codec under aarch64 emulation must match x86 bit for bit (root; ~2 min after set-up)"
+	@echo "make mutation   - mutation testing of the codec core and the server's admission/batcher -> docs/testing.md (~25 min)"
 	@echo "make decode-cost - what hostile streams cost the decoder -> docs/bitstream.md"
 	@echo "make explore    - every split point of EfficientNet-Lite0 vs coding the input -> docs/explore.md"
 	@echo "make test-reliability / bench-reliability - the server under hostile load -> docs/deploy.md"
@@ -52,6 +53,12 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# mutmut (Python code) + cosmic-ray (numba kernels): tests/mutation.py, docs/testing.md
+mutation: install
+	$(PY) -m pip install -q -e ".[mutation]"
+	rm -rf mutants
+	$(PY) -m tests.mutation run
 
 # Debian arm64 root for the cross-architecture check (built on first use, outside the repository)
 AARCH64_ROOT ?= $(HOME)/.cache/splitcodec/arm64-root

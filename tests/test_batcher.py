@@ -24,18 +24,29 @@ class FakeTail:
         self.split = SimpleNamespace(name="fake")
         self.batches, self.top_ks, self.delay, self.gate, self.fail = [], [], delay, gate, set(fail)
         self.started = threading.Event()
+        self.sizes, self.threads, self.running, self.most_running = [], set(), 0, 0
+        self._lock = threading.Lock()
 
     def run(self, features, sizes=None, top_k=5):
+        with self._lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
         self.started.set()
-        if self.gate is not None:
-            assert self.gate.wait(BOUND_S)
-        time.sleep(self.delay)
-        self.batches.append(list(features))
-        self.top_ks.append(top_k)
-        if self.fail & set(features):
-            raise RuntimeError("tail failed")
-        return [Prediction([ClassScore(i, str(i), 1.0) for i in range(top_k)], batch_size=len(features))
-                for _ in features]
+        self.threads.add(threading.current_thread().name)
+        try:
+            if self.gate is not None:
+                assert self.gate.wait(BOUND_S)
+            time.sleep(self.delay)
+            self.batches.append(list(features))
+            self.sizes.append(list(sizes))
+            self.top_ks.append(top_k)
+            if self.fail & set(features):
+                raise RuntimeError("tail failed")
+            return [Prediction([ClassScore(i, str(i), 1.0) for i in range(top_k)], batch_size=len(features),
+                               tail_ms=1e3 * self.delay) for _ in features]
+        finally:
+            with self._lock:
+                self.running -= 1
 
 
 def run(coro):
@@ -239,3 +250,106 @@ def test_without_batching_requests_take_turns_one_per_pass():
     out = run(scenario())
     assert sorted(map(tuple, tail.batches)) == [(0,), (1,), (2,), (3,)]
     assert [len(p.classes) for p, _ in out] == [1, 2, 3, 4]
+
+
+def test_the_tail_runs_on_one_thread_of_its_own_with_each_requests_size():
+    for batching in (True, False):
+        tail = FakeTail(delay=0.005)
+
+        async def scenario():
+            b = TailBatcher(tail, batching=batching, max_batch=2, window_ms=1)
+            b.start()
+            await asyncio.gather(*[b.submit(i, (10 + i, 20 + i), 1) for i in range(5)])
+            await b.close()
+
+        run(scenario())
+        assert tail.most_running == 1 and len(tail.threads) == 1
+        assert next(iter(tail.threads)).startswith("tail-fake")
+        pairs = [(f, s) for batch, sizes in zip(tail.batches, tail.sizes) for f, s in zip(batch, sizes)]
+        assert sorted(pairs) == [(i, (10 + i, 20 + i)) for i in range(5)]
+
+
+def test_reported_waits_are_the_time_before_the_pass():
+    gate = threading.Event()
+    tail = FakeTail(gate=gate, delay=0.05)
+
+    async def scenario():
+        b = TailBatcher(tail, max_batch=1, window_ms=1)
+        b.start()
+        first = asyncio.ensure_future(b.submit("busy", None, 1))
+        await _until(tail.started.is_set)
+        t0 = time.perf_counter()
+        queued = asyncio.ensure_future(b.submit("queued", None, 1))
+        await asyncio.sleep(0.1)
+        gate.set()
+        (_, waited_first), (_, waited) = await asyncio.gather(first, queued)
+        elapsed = 1e3 * (time.perf_counter() - t0)
+        await b.close()
+        return waited_first, waited, elapsed
+
+    waited_first, waited, elapsed = run(scenario())
+    assert 0 <= waited_first < waited  # the queued request waited for the busy pass (>= 100 ms + 50 ms)
+    assert 140 <= waited <= elapsed
+
+    tail = FakeTail(delay=0.1)
+
+    async def unbatched():
+        b = TailBatcher(tail, batching=False)
+        t0 = time.perf_counter()
+        _, queue_ms = await b.submit("x", None, 1)
+        total = 1e3 * (time.perf_counter() - t0)
+        await b.close()
+        return queue_ms, total
+
+    queue_ms, total = run(unbatched())
+    assert -1 <= queue_ms <= total - 100 + 1  # the time around the pass, not the pass itself
+
+
+def test_a_batch_whose_callers_all_went_away_does_not_stop_the_batcher():
+    gate = threading.Event()
+    tail = FakeTail(gate=gate)
+
+    async def scenario():
+        b = TailBatcher(tail, max_batch=8, window_ms=1)
+        b.start()
+        first = asyncio.ensure_future(b.submit("busy", None, 1))
+        await _until(tail.started.is_set)
+        gone = asyncio.ensure_future(b.submit("gone", None, 1))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await asyncio.sleep(0.01)
+        gate.set()
+        await first
+        await asyncio.sleep(0.01)
+        later = await b.submit("later", None, 1)
+        await b.close()
+        return later
+
+    later = run(scenario())
+    assert tail.batches == [["busy"], ["later"]] and len(later[0].classes) == 1
+
+
+def test_requests_without_a_priority_go_first():
+    gate = threading.Event()
+    tail = FakeTail(gate=gate)
+
+    async def scenario():
+        b = TailBatcher(tail, max_batch=1, window_ms=1)
+        b.start()
+        first = asyncio.ensure_future(b.submit("busy", None, 1))
+        await _until(tail.started.is_set)
+        rest = [asyncio.ensure_future(b.submit("half", None, 1, priority=0.5)),
+                asyncio.ensure_future(b.submit("default", None, 1))]
+        await asyncio.sleep(0.01)
+        gate.set()
+        await asyncio.gather(first, *rest)
+        await b.close()
+
+    run(scenario())
+    assert tail.batches == [["busy"], ["default"], ["half"]]
+
+
+def test_batcher_defaults():
+    b = TailBatcher(FakeTail())
+    assert (b.max_batch, b.window, b.batching, b.arriving) == (8, 0.002, True, 0)
+    assert str(Abort(grpc.StatusCode.UNAVAILABLE, "why")) == "why"

@@ -157,3 +157,44 @@ def test_decode_indices_rejects_a_bad_crc():
     data[-1] ^= 0x01
     with pytest.raises(E.ChecksumError):
         sc.decode_indices(bytes(data))
+
+
+# --- pinned after mutation testing -----------------------------------------------------------------
+
+def _uniform_header(**kw):
+    from splitcodec.bitstream import Header
+
+    base = dict(context_model=1, quantizer_kind=0, levels=4, shape=(2, 3), clip=(0.0, 1.0))
+    return Header(**{**base, **kw})
+
+
+def test_writer_refuses_n_above_256_and_accepts_the_largest_dimension():
+    from splitcodec import bitstream
+    from splitcodec.errors import InvalidHeaderError
+
+    bitstream.validate(_uniform_header(levels=256))
+    with pytest.raises(InvalidHeaderError):
+        bitstream.validate(_uniform_header(levels=257))
+    bitstream.validate(_uniform_header(shape=(bitstream.MAX_DIM,)), max_elements=bitstream.MAX_DIM)
+    with pytest.raises(InvalidHeaderError):
+        bitstream.validate(_uniform_header(shape=(bitstream.MAX_DIM + 1,)), max_elements=1 << 40)
+
+
+def test_header_fields_as_read():
+    import splitcodec as sc
+    from splitcodec import bitstream
+
+    data = sc.FeatureCodec(sc.ScalarQuantizer.from_levels([0.0, 0.5, 2.0])).encode(np.zeros((2, 3), np.float32))
+    h = sc.decode_header(data)
+    assert h.version == bitstream.FORMAT_VERSION and h.levels == 3 and h.shape == (2, 3)
+    assert h.levels_table.dtype == np.float32
+    assert h.crc32 == int.from_bytes(data[h.size - 4:h.size], "little")
+    assert bitstream._fields(h)["crc32"] == h.crc32
+
+
+def test_half_precision_is_judged_on_the_float32_value_written():
+    from splitcodec import bitstream
+
+    assert bitstream._half_exact([1.0 + 2.0 ** -30])  # float32 rounds it to 1.0, which half holds
+    assert not bitstream._half_exact([0.1])
+    assert bitstream._half_exact([0.5, -2.0, 65504.0]) and not bitstream._half_exact([1e6])

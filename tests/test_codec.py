@@ -131,3 +131,73 @@ def test_encode_indices_checks_values_before_casting(levels, bad):
         codec.encode_indices(np.array(bad))
     ok = np.array([0, levels - 1], dtype=np.int64)
     np.testing.assert_array_equal(sc.decode_indices(codec.encode_indices(ok))[0], ok)
+
+
+# --- pinned after mutation testing -----------------------------------------------------------------
+
+def test_rdo_lambda_is_dimensionless_scaling_the_tensor_and_clip_changes_nothing(rng):
+    x = relu_field(rng, (4, 12, 12), scale=1.0)
+    for lam in (0.05, 0.4, 3.0):
+        base = sc.FeatureCodec(sc.UniformQuantizer(0.0, 2.0, 8), "spatial", rdo_lambda=lam)
+        big = sc.FeatureCodec(sc.UniformQuantizer(0.0, 16.0, 8), "spatial", rdo_lambda=lam)
+        a, ia = base.encode(x, return_indices=True)
+        b, ib = big.encode(x * np.float32(8), return_indices=True)
+        np.testing.assert_array_equal(ia, ib)  # (x - x̂)²/Δ² + λ·bits does not depend on the scale
+        plain = sc.FeatureCodec(sc.UniformQuantizer(0.0, 2.0, 8), "spatial").encode(x, return_indices=True)[1]
+        assert not np.array_equal(ia, plain)  # and λ > 0 changes the choice
+
+
+def test_a_small_rdo_lambda_already_changes_the_stream_and_zero_does_not(rng):
+    x = relu_field(rng, (2, 16, 16))
+    q = sc.UniformQuantizer(0.0, 2.0, 4)
+    plain = sc.FeatureCodec(q, "spatial").encode(x)
+    assert sc.FeatureCodec(q, "spatial", rdo_lambda=0.0).encode(x) == plain
+    assert sc.FeatureCodec(q, "spatial", rdo_lambda=0.9).encode(x) != plain
+
+
+def test_codec_from_file_takes_the_files_context_model_and_lambda(tmp_path):
+    from splitcodec.calibration import save_quantizer
+
+    q = sc.UniformQuantizer(0.0, 3.0, 8)
+    bare = save_quantizer(tmp_path / "bare.json", q)
+    c = sc.FeatureCodec.from_file(bare)
+    assert c.context_model == sc.FeatureCodec(q, "spatial").context_model and c.rdo_lambda == 0.0
+    assert c.quantizer == q
+    full = save_quantizer(tmp_path / "full.json", q, context_model="paper", rdo_lambda=0.5)
+    c = sc.FeatureCodec.from_file(full)
+    assert c.context_model == sc.FeatureCodec(q, "paper").context_model and c.rdo_lambda == 0.5
+    assert sc.FeatureCodec.from_file(full, context_model="spatial").context_model == sc.FeatureCodec(q).context_model
+
+
+def test_codec_repr_names_quantizer_model_and_lambda():
+    q = sc.UniformQuantizer(0.0, 1.0, 4)
+    assert repr(sc.FeatureCodec(q, "paper")) == f"FeatureCodec({q!r}, context_model='paper')"
+    assert repr(sc.FeatureCodec(q, "spatial", rdo_lambda=0.25)) == \
+        f"FeatureCodec({q!r}, context_model='spatial', rdo_lambda=0.25)"
+
+
+def test_bits_per_element_counts_the_whole_stream(rng):
+    x = relu_field(rng, (3, 8, 8))
+    c = sc.FeatureCodec(sc.UniformQuantizer(0.0, 2.0, 4))
+    assert c.bits_per_element(x) == 8 * len(c.encode(x)) / x.size
+    assert c.bits_per_element(x.tolist()) == c.bits_per_element(x)
+
+
+def test_quantizer_from_header_rebuilds_the_encoders_quantizer():
+    for q in (sc.UniformQuantizer(-1.5, 2.5, 6),
+              sc.ScalarQuantizer.from_levels([0.0, 0.25, 1.0, 3.0])):
+        data = sc.FeatureCodec(q).encode(np.linspace(-2, 3, 30, dtype=np.float32))
+        h = sc.decode_header(data)
+        back = sc.quantizer_from_header(h)
+        assert back == q and back.kind == q.kind
+        lv = sc.codec.reconstruction_levels(h)
+        assert lv.dtype == np.float32
+        np.testing.assert_array_equal(lv, q.reconstruction)
+
+
+def test_header_and_index_decoding_honour_max_elements():
+    data = sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 4)).encode(np.zeros((4, 10, 10), np.float32))
+    for fn in (sc.decode_header, sc.decode_indices, sc.decode):
+        fn(data, max_elements=400)
+        with pytest.raises(sc.errors.TensorTooLargeError):
+            fn(data, max_elements=399)

@@ -37,6 +37,7 @@ GENERATED = [
     ("docs/bitstream.md", "cross_arch", "docs/aarch64.json", "tests.cross_arch"),
     ("docs/explore.md", "explore", "docs/results/explore.json", "eval.explore"),
     ("docs/deploy.md", "reliability", "docs/reliability.json", "eval.bench_reliability"),
+    ("docs/testing.md", "mutation", "docs/mutation.json", "tests.mutation"),
 ]
 
 

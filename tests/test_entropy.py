@@ -128,3 +128,102 @@ def test_decoding_needs_no_scratch_of_the_tensor_size():
         tracemalloc.stop()
         np.testing.assert_array_equal(values, table[idx])
         assert peak - values.nbytes <= 4 * (shape[-1] + 2) + 4096, (shape, peak)
+
+
+# --- defaults, types and sub-buffers (pinned after mutation testing) --------------------------------
+
+def _idx(shape=(3, 6, 7), levels=5, seed=0):
+    return np.random.default_rng(seed).integers(0, levels, size=shape).astype(np.uint8)
+
+
+def test_the_default_context_model_is_spatial():
+    from splitcodec.entropy import coder
+
+    idx = _idx()
+    assert encode_indices(idx, 5) == encode_indices(idx, 5, "spatial") != encode_indices(idx, 5, "paper")
+    b, p = trace_bins(idx, 5)
+    b2, p2 = trace_bins(idx, 5, "spatial")
+    np.testing.assert_array_equal(p, p2)
+    assert b.dtype == np.uint8 and p.dtype == np.int32 and b.shape == p.shape
+    x = np.random.default_rng(1).random(idx.shape).astype(np.float32) * 4
+    rec = np.arange(5, dtype=np.float64)
+    q = idx.copy()
+    a = coder.encode_rdo(q, x, rec, 0.0, 4.0, 0.5, 5)
+    q2 = idx.copy()
+    assert a == coder.encode_rdo(q2, x, rec, 0.0, 4.0, 0.5, 5, "spatial")
+
+
+def test_trace_bins_takes_any_integer_indices_of_any_shape():
+    idx = _idx((2, 4, 5), levels=4)
+    b, p = trace_bins(idx.astype(np.int64), 4, "paper")
+    b8, p8 = trace_bins(idx, 4, "paper")
+    np.testing.assert_array_equal(b, b8)
+    np.testing.assert_array_equal(p, p8)
+    b1, _ = trace_bins(idx.reshape(-1), 4, "paper")  # paper contexts ignore the layout
+    np.testing.assert_array_equal(b1, b8)
+    assert b.size == int(np.minimum(idx.astype(np.int64) + 1, 3).sum())
+    assert code_length_bits(b, p) == pytest.approx(
+        float(-np.sum(np.where(b == 0, np.log2(p / 2**15), np.log2(1 - p / 2**15)))), rel=1e-12)
+
+
+def test_encoding_checks_indices_unless_told_not_to():
+    idx = _idx(levels=5)
+    bad = idx.copy()
+    bad[0, 0, 0] = 5
+    with pytest.raises(ValueError, match=r"\[0, 4\]"):
+        encode_indices(bad, 5)
+    with pytest.raises(ValueError, match="integers"):
+        encode_indices(idx.astype(np.float32), 5)
+    assert encode_indices(idx.astype(np.int32), 5) == encode_indices(idx, 5)  # any integer type
+
+
+def test_decoding_a_payload_inside_a_larger_buffer():
+    idx = _idx()
+    payload = encode_indices(idx, 5, "spatial")
+    buf = b"\xAA" * 7 + payload + b"\x55" * 5
+    out = decode_indices(buf, idx.shape, 5, "spatial", start=7, end=7 + len(payload))
+    np.testing.assert_array_equal(out, idx)
+    assert out.dtype == np.uint8 and out.shape == idx.shape
+    table = np.linspace(-1, 1, 5)
+    i2, v2 = decode_indices(buf, idx.shape, 5, "spatial", start=7, end=7 + len(payload), table=table)
+    np.testing.assert_array_equal(i2, idx)
+    assert v2.dtype == np.float32 and v2.shape == idx.shape
+    np.testing.assert_array_equal(v2, np.float32(table)[idx])
+    v3 = decode_indices(payload, idx.shape, 5, "spatial", table=table, indices=False)
+    np.testing.assert_array_equal(v3, v2)
+    with pytest.raises(ValueError, match="bounds"):
+        decode_indices(buf, idx.shape, 5, "spatial", start=7, end=len(buf) + 1)
+    with pytest.raises(ValueError, match="table must have 5"):
+        decode_indices(payload, idx.shape, 5, "spatial", table=np.zeros(4))
+    with pytest.raises(ValueError, match="nothing to return"):
+        decode_indices(payload, idx.shape, 5, "spatial", indices=False)
+    # the capacity check counts only the payload's own bytes, not the buffer's
+    with pytest.raises(TruncatedPayloadError):
+        decode_indices(b"\0" * 64 + payload[:4], (1, 1, 20_000), 5, "spatial", start=64, end=68)
+
+
+def test_the_capacity_bound_is_exclusive_of_the_bin_count():
+    assert engine.max_bins(3) == 0 and engine.max_bins(0) == 0 and engine.max_bins(2) == 0
+    assert engine.max_bins(4) == engine.MAX_BINS_PER_BYTE and engine.max_bins(10) == 7 * engine.MAX_BINS_PER_BYTE
+
+
+def test_the_encoder_grows_its_buffer_until_the_stream_fits():
+    from splitcodec.entropy import coder
+
+    rng = np.random.default_rng(2)
+    idx = rng.integers(0, 256, size=(1, 40, 40)).astype(np.uint8)  # incompressible: beyond the first guess
+    assert coder._initial_capacity(idx.size, 256) < len(encode_indices(idx, 256, "paper")) * 2
+    out = decode_indices(encode_indices(idx, 256, "paper"), idx.shape, 256, "paper")
+    np.testing.assert_array_equal(out, idx)
+    empty = np.zeros((0,), np.uint8)
+    assert decode_indices(encode_indices(empty, 4, "paper"), (0,), 4, "paper").size == 0
+
+
+def test_context_counts_and_state():
+    from splitcodec.entropy import contexts
+
+    assert contexts.n_contexts(contexts.context_model_id("paper"), 5) == 4
+    assert contexts.n_contexts(contexts.context_model_id("spatial"), 5) == contexts.SPATIAL_CLASSES * 4
+    fast, slow = engine.new_state(6)
+    assert fast.dtype == slow.dtype == np.int32 and fast.shape == (6,)
+    assert np.all(fast == engine.PROB_INIT) and np.all(slow == engine.PROB_INIT)

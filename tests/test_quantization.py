@@ -467,3 +467,95 @@ def test_envelope_thresholds_with_equal_levels_and_rate_free_design():
     assert thr[1] == thr[0] and thr[2] == pytest.approx(1.5)
     thr0 = sc.quantization.envelope_thresholds(np.array([0.0, 1.0, 3.0]), np.array([9.0, 1.0, 1.0]), 0.0)
     np.testing.assert_allclose(thr0, [0.5, 2.0])  # λ = 0: the rates do not matter
+
+
+# --- design inputs, λ grids and empty cells (pinned after mutation testing) -------------------------
+
+def test_design_inputs_are_checked():
+    x = np.abs(np.random.default_rng(9).normal(size=500)).astype(np.float32)
+    with pytest.raises(QuantizerError, match="method"):
+        design_ecq(x, 4, 0.1, 0.0, 2.0, method="other")
+    for lam in (-0.1, np.inf, np.nan):
+        with pytest.raises(QuantizerError, match="lam"):
+            design_ecq(x, 4, lam, 0.0, 2.0)
+    design_ecq(x, 4, 0.0, 0.0, 2.0)  # λ = 0 is allowed
+    with pytest.raises(QuantizerError, match="no samples"):
+        design_ecq(np.zeros(0, np.float32), 4, 0.1, 0.0, 2.0)
+    with pytest.raises(QuantizerError, match="NaN"):
+        design_ecq(np.array([0.1, np.nan], np.float32), 4, 0.1, 0.0, 2.0)
+    with pytest.raises(QuantizerError, match="c_min and c_max"):
+        design_ecq(x, 4, 0.1, None, 2.0, method="modified")
+    with pytest.raises(QuantizerError, match="c_min and c_max"):
+        design_ecq(x, 4, 0.1, 0.0, None, method="modified")
+
+
+def test_conventional_design_takes_the_clip_range_from_the_finite_samples():
+    x = np.array([0.5, 1.0, 3.0, np.inf, -np.inf, 2.0], np.float32)
+    q = design_ecq(x, 3, 0.0, method="conventional")
+    assert (q.c_min, q.c_max) == (0.5, 3.0)
+    q = design_ecq(np.array([np.inf, -np.inf], np.float32), 2, 0.0, method="conventional")
+    assert (q.c_min, q.c_max) == (0.0, 1.0)  # no finite sample: the unit range
+    q = design_ecq(np.full(4, 2.0, np.float32), 2, 0.0, method="conventional")
+    assert (q.c_min, q.c_max) == (2.0, 3.0)  # one value: a unit-wide range above it
+    q = design_ecq(np.array([0.0, 1.0, 5.0], np.float32), 2, 0.0, None, 2.0, method="conventional")
+    assert (q.c_min, q.c_max) == (0.0, 2.0)  # an explicit end is kept; samples are clipped to it
+
+
+def test_initial_levels_are_sorted_checked_and_pinned_by_the_modified_design():
+    x = np.abs(np.random.default_rng(10).normal(size=2000)).astype(np.float32)
+    with pytest.raises(QuantizerError, match="4 values"):
+        design_ecq(x, 4, 0.01, 0.0, 3.0, init_levels=[0.1, 0.2, 0.3])
+    a = design_ecq(x, 4, 0.01, 0.0, 3.0, method="conventional", init_levels=[[2.0, 0.5], [1.0, 0.1]], max_iter=1)
+    b = design_ecq(x, 4, 0.01, 0.0, 3.0, method="conventional", init_levels=[0.1, 0.5, 1.0, 2.0], max_iter=1)
+    assert a == b  # any shape, any order
+    m = design_ecq(x, 4, 0.01, 0.0, 3.0, method="modified", init_levels=[0.3, 0.5, 1.0, 2.0], max_iter=1)
+    assert m.reconstruction[0] == 0.0 and m.reconstruction[-1] == 3.0
+    np.testing.assert_array_equal(m.rates, codeword_lengths(4))
+    np.testing.assert_allclose(design_ecq(x, 4, 0.0, 0.0, 3.0, method="conventional", max_iter=0).reconstruction,
+                               np.float32(np.linspace(0.0, 3.0, 4)))
+
+
+def test_default_lambdas_are_a_geometric_grid_scaled_to_the_clipped_variance():
+    x = np.array([0.0, 1.0, 2.0, 10.0], np.float32)
+    lams = sc.quantization.default_lambdas(x, 0.0, 2.0)
+    var = np.var(np.clip(x.astype(np.float64), 0.0, 2.0))
+    assert lams.shape == (8,)
+    np.testing.assert_allclose(lams, var * np.geomspace(1e-3, 1.0, 8), rtol=1e-12)
+    np.testing.assert_allclose(sc.quantization.default_lambdas(x, 0.0, 2.0, count=3), var * np.array([1e-3, 10 ** -1.5, 1]))
+    const = sc.quantization.default_lambdas(np.ones(5, np.float32), 0.0, 3.0, count=2)
+    np.testing.assert_allclose(const, 9 / 12 * np.array([1e-3, 1.0]))  # zero variance: a uniform's over the range
+
+
+def test_sweep_lambda_designs_one_quantizer_per_lambda_sorted_by_rate():
+    x = np.abs(np.random.default_rng(11).normal(size=3000)).astype(np.float32)
+    lams = [0.5, 0.0, 0.05]
+    fam = sc.sweep_lambda(x, 4, 0.0, 2.5, lams, method="conventional")
+    assert [q.method for q in fam] == ["conventional"] * 3
+    assert sorted(q.lam for q in fam) == sorted(lams)
+    assert [q.rate for q in fam] == sorted(q.rate for q in fam) and fam[0].lam == 0.5 and fam[-1].lam == 0.0
+    for q in fam:
+        assert q == design_ecq(x, 4, q.lam, 0.0, 2.5, method="conventional")
+    default = sc.sweep_lambda(x, 4, 0.0, 2.5, max_iter=5)
+    assert sorted(q.lam for q in default) == pytest.approx(sorted(sc.quantization.default_lambdas(x, 0.0, 2.5)))
+    assert all(q.method == "modified" for q in default)
+
+
+def test_empty_cells_get_a_level_between_their_neighbours():
+    fill = sc.quantization._fill_empty
+    lv = np.array([0.0, 5.0, 2.0, 3.0])
+    placed = np.array([True, False, True, True])
+    out = fill(lv, placed, np.array([1.0, 1.5, 2.5]), 0.0, 4.0)
+    assert out[1] == 1.0 and np.all(np.diff(out) >= 0)  # its collapsed interval's point, 1.0
+    out = fill(lv, placed, np.array([-np.inf, 1.5, 2.5]), 0.0, 4.0)
+    assert out[1] == 0.0  # an interval at -inf: the left neighbour
+    out = fill(np.array([9.0, 1.0, 2.0]), np.array([False, True, True]), np.array([np.inf, 1.5]), -1.0, 4.0)
+    assert out[0] == 1.0  # the first cell at +inf: the next placed level
+    out = fill(np.array([0.0, 1.0, 7.0]), np.array([True, True, False]), np.array([0.5, 9.0]), 0.0, 4.0)
+    assert out[2] == 4.0  # clamped to the clip end
+    out = fill(np.array([0.0, 1.0, 7.0]), np.array([True, True, False]), np.array([0.5, np.inf]), 0.0, 4.0)
+    assert out[2] == 4.0  # an interval at +inf: the right end
+    out = fill(np.array([0.0, 9.0, 9.0, 3.0]), np.array([True, False, False, True]), np.array([0.5, 2.0, 2.5]), 0.0, 4.0)
+    np.testing.assert_array_equal(out, [0.0, 0.5, 2.0, 3.0])  # the next placed level bounds both
+    np.testing.assert_array_equal(lv, [0.0, 5.0, 2.0, 3.0])  # the input is not modified
+    out = fill(np.array([7.0]), np.array([False]), np.zeros(0), 0.5, 4.0)
+    assert out[0] == 0.5  # one level, no thresholds: the low end
