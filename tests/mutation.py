@@ -146,6 +146,11 @@ def _kernel_session(rel: str, work: Path) -> list[dict]:
         '[cosmic-ray.distributor]\nname = "local"\n')
     session = work / "cr.sqlite"
     env = {**os.environ, **ENV, "NUMBA_CACHE_DIR": str(work / ".numba")}
+    # baseline: the unmutated copy must pass (else every mutant would count as killed)
+    base = subprocess.run([PY, "-m", "pytest", *PYTEST_ARGS, *KERNEL_TESTS[rel]], cwd=work, env=env,
+                          capture_output=True, text=True)
+    if base.returncode != 0:
+        raise SystemExit(f"the tests of {rel} fail on the unmutated copy:\n{base.stdout[-3000:]}")
     subprocess.run([PY, "-m", "cosmic_ray.cli", "init", str(cfg), str(session)], cwd=work, env=env, check=True,
                    capture_output=True)
     with use_db(str(session), WorkDB.Mode.open) as db:

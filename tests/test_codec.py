@@ -201,3 +201,22 @@ def test_header_and_index_decoding_honour_max_elements():
         fn(data, max_elements=400)
         with pytest.raises(sc.errors.TensorTooLargeError):
             fn(data, max_elements=399)
+
+
+def test_rdo_weight_is_lambda_times_step_squared_in_cost_units(rng):
+    from splitcodec.entropy import coder
+
+    x = relu_field(rng, (2, 10, 10))
+    q = sc.UniformQuantizer(0.0, 2.0, 6)
+    lam = 0.2
+    data, idx = sc.FeatureCodec(q, "spatial", rdo_lambda=lam).encode(x, return_indices=True)
+    mine = q.quantize(x).astype(np.uint8)
+    payload = coder.encode_rdo(mine, x, q.reconstruction.astype(np.float64), 0.0, 2.0,
+                               lam * q.step ** 2 / (1 << coder.COST_FRACTION_BITS), 6, "spatial")
+    assert data.endswith(payload) and np.array_equal(mine, idx)
+
+
+def test_a_scalar_travels_as_a_one_element_vector():
+    c = sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 4))
+    out = sc.decode(c.encode(np.float32(0.7)))  # the stream's rank is at least 1 (docs/bitstream.md)
+    assert out.shape == (1,) and out[0] == np.float32(c.quantizer.reconstruction[2])

@@ -227,3 +227,41 @@ def test_context_counts_and_state():
     fast, slow = engine.new_state(6)
     assert fast.dtype == slow.dtype == np.int32 and fast.shape == (6,)
     assert np.all(fast == engine.PROB_INIT) and np.all(slow == engine.PROB_INIT)
+
+
+def test_plane_geometry_stacks_leading_axes():
+    from splitcodec.entropy.coder import plane_geometry
+
+    assert plane_geometry(()) == (1, 1, 1)
+    assert plane_geometry((5,)) == (1, 1, 5)
+    assert plane_geometry((2, 3)) == (1, 2, 3)
+    assert plane_geometry((4, 2, 3)) == (4, 2, 3)
+    assert plane_geometry((2, 2, 2, 3)) == (4, 2, 3)
+
+
+def test_trace_bins_checks_the_indices():
+    with pytest.raises(ValueError):
+        trace_bins(np.array([[5]]), 4)
+
+
+def test_rdo_entry_point_checks_its_buffers():
+    from splitcodec.entropy import coder
+
+    idx = np.zeros((2, 3), np.uint8)
+    x, rec = np.zeros((2, 3), np.float32), np.arange(4.0)
+    coder.encode_rdo(idx.copy(), x, rec, 0.0, 3.0, 0.1, 4)
+    ro = idx.copy()
+    ro.flags.writeable = False
+    for bad in (idx.astype(np.int64), np.zeros((3, 2), np.uint8).T, ro):
+        with pytest.raises(ValueError, match="writable contiguous uint8"):
+            coder.encode_rdo(bad, x, rec, 0.0, 3.0, 0.1, 4)
+    with pytest.raises(ValueError, match="differ in size"):
+        coder.encode_rdo(idx.copy(), np.zeros(5, np.float32), rec, 0.0, 3.0, 0.1, 4)
+    with pytest.raises(ValueError, match="need 4"):
+        coder.encode_rdo(idx.copy(), x, np.arange(3.0), 0.0, 3.0, 0.1, 4)
+
+
+def test_a_short_payload_is_refused_before_decoding_by_the_capacity_bound():
+    payload = encode_indices(np.zeros((1, 1, 8), np.uint8), 4, "paper")
+    with pytest.raises(TruncatedPayloadError, match="can code at most"):
+        decode_indices(b"\0" * 64 + payload, (1, 100, 100), 4, "paper", start=64, end=64 + len(payload))

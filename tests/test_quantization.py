@@ -559,3 +559,17 @@ def test_empty_cells_get_a_level_between_their_neighbours():
     np.testing.assert_array_equal(lv, [0.0, 5.0, 2.0, 3.0])  # the input is not modified
     out = fill(np.array([7.0]), np.array([False]), np.zeros(0), 0.5, 4.0)
     assert out[0] == 0.5  # one level, no thresholds: the low end
+
+
+def test_coinciding_levels_are_moved_apart_by_the_fewest_float32_steps():
+    f = sc.quantization._strictly_increasing
+    up = np.nextafter(np.float32(0), np.float32(1))
+    np.testing.assert_array_equal(f(np.float32([0, 0, 0, 1])), np.float32([0, up, np.nextafter(up, np.float32(1)), 1]))
+    one_down = np.nextafter(np.float32(1), np.float32(0))
+    np.testing.assert_array_equal(f(np.float32([0, 1, 1, 1])), np.float32([0, np.nextafter(one_down, np.float32(0)),
+                                                                           one_down, 1]))
+    np.testing.assert_array_equal(f(np.float32([0, 0.5, 0.5, 0.7, 0.7, 1])),
+                                  np.float32([0, 0.5, np.nextafter(np.float32(0.5), np.float32(1)), 0.7,
+                                              np.nextafter(np.float32(0.7), np.float32(1)), 1]))
+    keep = np.float32([0, 0.25, 0.5, 1])
+    np.testing.assert_array_equal(f(keep), keep)
