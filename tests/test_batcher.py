@@ -232,6 +232,7 @@ def test_close_fails_what_is_queued_and_refuses_new_requests():
     queued_err, late = run(scenario())
     assert isinstance(queued_err, Abort) and queued_err.code == grpc.StatusCode.UNAVAILABLE
     assert late.code == grpc.StatusCode.UNAVAILABLE
+    assert queued_err.message == late.message == "server shutting down"
     assert ["queued"] not in tail.batches
 
 

@@ -423,9 +423,11 @@ def test_scalar_quantizer_refuses_nan_or_decreasing_thresholds():
 
 
 def test_clip_must_be_finite_at_both_ends():
-    for lo, hi in [(0.0, np.inf), (-np.inf, 1.0), (np.nan, 1.0), (0.0, np.nan)]:
-        with pytest.raises(QuantizerError):
+    for lo, hi in [(0.0, np.inf), (-np.inf, 1.0), (np.nan, 1.0), (0.0, np.nan), (1e39, 2e39)]:
+        with pytest.raises(QuantizerError, match="finite"):
             UniformQuantizer(lo, hi, 4)
+        with pytest.raises(QuantizerError, match="finite"):
+            ScalarQuantizer([0.0, 1.0], [0.5], lo, hi)
 
 
 def test_uniform_quantizer_top_index_is_n_minus_one():
@@ -573,3 +575,44 @@ def test_coinciding_levels_are_moved_apart_by_the_fewest_float32_steps():
                                               np.nextafter(np.float32(0.7), np.float32(1)), 1]))
     keep = np.float32([0, 0.25, 0.5, 1])
     np.testing.assert_array_equal(f(keep), keep)
+
+
+def test_scalar_quantizer_repr_shows_its_table():
+    q = ScalarQuantizer([0.0, 0.123456, 1.0], [0.05, 0.5], 0.0, 1.0)
+    assert repr(q) == "ScalarQuantizer(levels=3, c_min=0.0, c_max=1.0, reconstruction=[0.     0.1235 1.    ])"
+    r = design_ecq(np.linspace(0, 1, 50, dtype=np.float32), 2, 0.0, 0.0, 1.0)
+    assert repr(r).startswith("ECQResult(levels=2, c_min=0.0, c_max=1.0, reconstruction=[0. 1.])")
+
+
+def test_lloyd_max_is_ecq_without_rate_on_the_given_clip():
+    x = np.abs(np.random.default_rng(12).normal(size=3000)).astype(np.float32)
+    q = sc.lloyd_max(x, 4, 0.25, 2.0)
+    assert (q.c_min, q.c_max) == (0.25, 2.0) and q.lam == 0.0 and q.method == "conventional"
+    assert q == design_ecq(x, 4, 0.0, 0.25, 2.0, method="conventional")
+    coarse = sc.lloyd_max(x, 4, 0.25, 2.0, tol=0.5)
+    assert coarse == design_ecq(x, 4, 0.0, 0.25, 2.0, method="conventional", tol=0.5)
+    assert len(coarse.cost_history) < len(q.cost_history)  # the tolerance reaches the design
+    short = sc.lloyd_max(x, 4, 0.25, 2.0, max_iter=1)
+    assert len(short.cost_history) <= 2 and short != q
+
+
+def test_default_lambdas_clip_at_both_ends():
+    x = np.array([0.0, 1.0, 2.0, 10.0], np.float32)
+    var = np.var(np.clip(x.astype(np.float64), 1.0, 2.0))
+    np.testing.assert_allclose(sc.quantization.default_lambdas(x, 1.0, 2.0, count=2), var * np.array([1e-3, 1.0]))
+    const = sc.quantization.default_lambdas(np.ones(5, np.float32), 1.0, 3.0, count=2)  # all at c_min: zero variance
+    np.testing.assert_allclose(const, 4 / 12 * np.array([1e-3, 1.0]))
+
+
+def test_sweep_lambda_passes_design_options_and_its_clip_on():
+    x = np.abs(np.random.default_rng(13).normal(size=2000)).astype(np.float32) + 1.0
+    fam = sc.sweep_lambda(x, 3, 1.5, 3.0, max_iter=1)
+    lams = sc.quantization.default_lambdas(x, 1.5, 3.0)
+    assert sorted(q.lam for q in fam) == pytest.approx(sorted(lams))
+    for q in fam:
+        assert q == design_ecq(x, 3, q.lam, 1.5, 3.0, max_iter=1)
+
+
+def test_mse_optimal_clip_defaults():
+    x = np.random.default_rng(14).exponential(size=300_000).astype(np.float32)
+    assert sc.mse_optimal_clip(x, 4) == sc.mse_optimal_clip(x, 4, candidates=64, max_samples=1 << 18, seed=0)
