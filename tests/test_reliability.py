@@ -336,9 +336,20 @@ def test_stream_answers_that_match_no_frame_are_a_protocol_error(fake, mode):
 def test_frames_left_unanswered_are_returned_when_retries_run_out(fake):
     addr, svc = fake("end_early")
     svc.mode = "end_early"
+    pulled = []
+
+    def frames():
+        for rid, req in _frames(4):
+            pulled.append(rid)
+            yield rid, req
+
     with EdgeClient(addr, timeout=5) as c:
-        left = StreamSession(c, retries=0, timeout=10).run(_frames(4), lambda rid, r: None)
-    assert left == ["f1", "f2", "f3"]
+        session = StreamSession(c, retries=0, timeout=10)
+        left = session.run(frames(), lambda rid, r: None)
+    # every frame read but not answered is returned; how far the input was read when the server ended the stream
+    # depends on timing, and the session says whether it was read to the end
+    assert pulled[0] == "f0" and left == pulled[1:] and left[:1] == ["f1"]
+    assert len(pulled) == 4 or not session.input_exhausted
 
 
 @pytest.mark.parametrize("mode,code", [("garbage", 6), ("end_early", 0), ("fail_midway", 0), ("end_always", 5)])
