@@ -104,7 +104,6 @@ def mutmut_results() -> list[dict]:
     raw = subprocess.run([PY, "-c", _MUTMUT_DUMP], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     out = []
     for r in json.loads(raw):
-        module = r["name"].split(".x")[0] if ".x" in r["name"] else r["name"]
         module, _, func = r["name"].partition("__mutmut")[0].rpartition(".x")
         func = func.replace("ǁ", ".").strip(".").lstrip("_") if func.startswith("ǁ") else func.lstrip("_")
         status = {"timeout": "killed", "suspicious": "killed", "segfault": "killed"}.get(r["status"], r["status"])
