@@ -58,6 +58,15 @@ async def _until(cond):
         await asyncio.sleep(0.001)
 
 
+async def _busy(tail: FakeTail, **kw):
+    """A started batcher whose tail is busy with a first request, "busy" (held there by ``tail.gate``)."""
+    b = TailBatcher(tail, **kw)
+    b.start()
+    first = asyncio.ensure_future(b.submit("busy", None, 1))
+    await _until(tail.started.is_set)
+    return b, first
+
+
 def test_batches_hold_at_most_max_batch_and_each_request_gets_its_own_top_k():
     tail = FakeTail(delay=0.02)
 
@@ -154,10 +163,7 @@ def test_queued_requests_join_cheapest_connection_first():
     tail = FakeTail(gate=gate)
 
     async def scenario():
-        b = TailBatcher(tail, max_batch=1, window_ms=1)
-        b.start()
-        first = asyncio.ensure_future(b.submit("busy", None, 1))
-        await _until(tail.started.is_set)  # the tail is busy with "busy"
+        b, first = await _busy(tail, max_batch=1, window_ms=1)
         rest = [asyncio.ensure_future(b.submit(name, None, 1, priority=p))
                 for name, p in [("slow", 30.0), ("fast", 1.0), ("mid", 5.0), ("fast2", 1.0)]]
         await asyncio.sleep(0.01)
@@ -174,10 +180,7 @@ def test_callers_that_went_away_are_not_run():
     tail = FakeTail(gate=gate)
 
     async def scenario():
-        b = TailBatcher(tail, max_batch=8, window_ms=1)
-        b.start()
-        first = asyncio.ensure_future(b.submit("busy", None, 1))
-        await _until(tail.started.is_set)
+        b, first = await _busy(tail, max_batch=8, window_ms=1)
         gone = asyncio.ensure_future(b.submit("gone", None, 1))
         kept = asyncio.ensure_future(b.submit("kept", None, 1))
         await asyncio.sleep(0.01)
@@ -215,10 +218,7 @@ def test_close_fails_what_is_queued_and_refuses_new_requests():
     tail = FakeTail(gate=gate)
 
     async def scenario():
-        b = TailBatcher(tail, max_batch=1, window_ms=1)
-        b.start()
-        first = asyncio.ensure_future(b.submit("busy", None, 1))
-        await _until(tail.started.is_set)
+        b, first = await _busy(tail, max_batch=1, window_ms=1)
         queued = asyncio.ensure_future(b.submit("queued", None, 1))
         await asyncio.sleep(0.01)
         await b.close()
@@ -275,10 +275,7 @@ def test_reported_waits_are_the_time_before_the_pass():
     tail = FakeTail(gate=gate, delay=0.05)
 
     async def scenario():
-        b = TailBatcher(tail, max_batch=1, window_ms=1)
-        b.start()
-        first = asyncio.ensure_future(b.submit("busy", None, 1))
-        await _until(tail.started.is_set)
+        b, first = await _busy(tail, max_batch=1, window_ms=1)
         t0 = time.perf_counter()
         queued = asyncio.ensure_future(b.submit("queued", None, 1))
         await asyncio.sleep(0.1)
@@ -311,10 +308,7 @@ def test_a_batch_whose_callers_all_went_away_does_not_stop_the_batcher():
     tail = FakeTail(gate=gate)
 
     async def scenario():
-        b = TailBatcher(tail, max_batch=8, window_ms=1)
-        b.start()
-        first = asyncio.ensure_future(b.submit("busy", None, 1))
-        await _until(tail.started.is_set)
+        b, first = await _busy(tail, max_batch=8, window_ms=1)
         gone = asyncio.ensure_future(b.submit("gone", None, 1))
         await asyncio.sleep(0.01)
         gone.cancel()
@@ -335,10 +329,7 @@ def test_requests_without_a_priority_go_first():
     tail = FakeTail(gate=gate)
 
     async def scenario():
-        b = TailBatcher(tail, max_batch=1, window_ms=1)
-        b.start()
-        first = asyncio.ensure_future(b.submit("busy", None, 1))
-        await _until(tail.started.is_set)
+        b, first = await _busy(tail, max_batch=1, window_ms=1)
         rest = [asyncio.ensure_future(b.submit("half", None, 1, priority=0.5)),
                 asyncio.ensure_future(b.submit("default", None, 1))]
         await asyncio.sleep(0.01)
