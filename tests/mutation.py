@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import os
 import shutil
@@ -229,22 +230,21 @@ def _is_text(node) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "str"
 
 
-def _raise_lines(module: str, cache: dict = {}) -> dict[str, bool]:  # noqa: B006 (a per-run cache)
+@functools.lru_cache(maxsize=None)
+def _raise_lines(module: str) -> dict[str, bool]:
     """Stripped source line -> True if every occurrence of it lies in the message text of a ``raise``
     (and in nothing else of that statement: not the status, not a retry hint)."""
-    if module not in cache:
-        src = _module_file(module).read_text().splitlines()
-        text, other = set(), set()
-        for node in ast.walk(ast.parse("\n".join(src))):
-            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
-                for a in node.exc.args + [k.value for k in node.exc.keywords]:
-                    (text if _is_text(a) else other).update(range(a.lineno, a.end_lineno + 1))
-        lines: dict[str, bool] = {}
-        for i, line in enumerate(src, 1):
-            key = line.strip()
-            lines[key] = lines.get(key, True) and i in text and i not in other
-        cache[module] = lines
-    return cache[module]
+    src = _module_file(module).read_text().splitlines()
+    text, other = set(), set()
+    for node in ast.walk(ast.parse("\n".join(src))):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            for a in node.exc.args + [k.value for k in node.exc.keywords]:
+                (text if _is_text(a) else other).update(range(a.lineno, a.end_lineno + 1))
+    lines: dict[str, bool] = {}
+    for i, line in enumerate(src, 1):
+        key = line.strip()
+        lines[key] = lines.get(key, True) and i in text and i not in other
+    return lines
 
 
 def rule_for(m: dict) -> str | None:
