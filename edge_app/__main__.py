@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--rdo-lambda", type=float, default=None,
                    help="rate-distortion optimised encoding (λ >= 0, dimensionless; default: the --quantizer "
                         "file's, else 0 = plain quantization); any decoder reads the streams")
+    q.add_argument("--error-feedback", type=float, default=None,
+                   help="diffuse each element's quantization error into the next one, 0..1 (default: the "
+                        "--quantizer file's, else 0); keeps channel means, which the network behind the split "
+                        "notices more than element-wise error. A --quantizer file's channel_weights (task-aware "
+                        "RDO) apply whenever λ > 0")
     p.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help="how to run the head")
     p.add_argument("--onnx", help="exported head for --runtime onnx; with its .json beside it (edge_app.export_head) "
                                   "torch is not needed at all. Exported on the fly if omitted")
@@ -146,7 +151,7 @@ def load_head(args):
 
 
 def _quantizer_file_field(args, key: str):
-    """A field (model, split) of the --quantizer file, if there is one."""
+    """A field (model, split, rdo_lambda, ...) of the --quantizer file, if there is one."""
     if not args.quantizer:
         return None
     from splitcodec.calibration import load_quantizer
@@ -198,7 +203,11 @@ class FrameLoop:
         args = self.args
         q = self.make_quantizer(self.runner.features(image)[0])
         lam = args.rdo_lambda if args.rdo_lambda is not None else (_quantizer_file_field(args, "rdo_lambda") or 0.0)
-        self.encoder = EdgeEncoder(self.runner.head, sc.FeatureCodec(q, args.context_model, rdo_lambda=lam))
+        fb = (args.error_feedback if args.error_feedback is not None
+              else (_quantizer_file_field(args, "error_feedback") or 0.0))
+        weights = _quantizer_file_field(args, "channel_weights") if lam > 0 else None
+        codec = sc.FeatureCodec(q, args.context_model, rdo_lambda=lam, channel_weights=weights, error_feedback=fb)
+        self.encoder = EdgeEncoder(self.runner.head, codec)
         self.encoder.warmup()
         if not args.json:
             print(f"# {self.model} split {self.split_name} {tuple(self.runner.head.feature_shape)}; quantizer {q!r}; "

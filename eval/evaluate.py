@@ -29,6 +29,9 @@ class OperatingPoint:
     quantizer: object = None
     encode: bool = True  # False: accuracy and MSE only (clip sweeps)
     rdo_lambda: float = 0.0  # > 0: indices chosen by the rate-distortion optimised encoder
+    channel_weights: object = None  # with rdo_lambda: per-channel distortion weights (splitcodec.sensitivity)
+    weights_power: float | None = None  # how the weights were made (for the record)
+    error_feedback: float = 0.0  # > 0: the encoder diffuses each element's error into the next one
 
     def describe(self) -> dict:
         d = {"method": self.method, "levels": self.levels, "clip": list(self.clip) if self.clip else None,
@@ -39,6 +42,10 @@ class OperatingPoint:
             d["quality"] = self.quality
         if self.rdo_lambda:
             d["rdo_lambda"] = self.rdo_lambda
+        if self.error_feedback:
+            d["error_feedback"] = self.error_feedback
+        if self.channel_weights is not None:
+            d["channel_weights"] = "sensitivity" if self.weights_power is None else f"sensitivity^{self.weights_power:g}"
         if self.quantizer is not None and self.method != "uniform":
             d["reconstruction"] = [float(v) for v in self.quantizer.reconstruction]
         return d
@@ -176,8 +183,9 @@ def evaluate(cache, points: list[OperatingPoint], indices=None, *, device: str =
                 xq, nbytes = zip(*(hevc_round_trip(f, p.quality) for f in feats))
                 xq = np.stack(xq)
                 acc.bits += 8 * sum(nbytes)
-            elif p.rdo_lambda:  # the reconstruction is what the encoder chose, not the plain quantizer's
-                codec = sc.FeatureCodec(p.quantizer, p.context, rdo_lambda=p.rdo_lambda)
+            elif p.rdo_lambda or p.error_feedback:  # the reconstruction is what the encoder chose
+                codec = sc.FeatureCodec(p.quantizer, p.context, rdo_lambda=p.rdo_lambda,
+                                        channel_weights=p.channel_weights, error_feedback=p.error_feedback)
                 coded = [codec.encode(f, return_indices=True) for f in feats]
                 acc.bits += sum(8 * len(data) for data, _ in coded)
                 xq = np.stack([p.quantizer.dequantize(idx) for _, idx in coded])

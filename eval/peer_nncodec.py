@@ -6,7 +6,7 @@ as a subprocess on ``.npy`` files, with this file's ``driver`` part (numpy + nnc
 
 Per row (split, N) on the same activations: our bits with the plain quantizer (uniform N, MSE-optimal
 clip) and its MSE against the unclipped tensors; our best configuration at no more MSE (N, clip and the
-RDO λ searched, ``splitcodec.rd``); NNCodec coding *our indices* losslessly; NNCodec's best real stream at
+RDO λ searched, uniform levels and levels refined with the encoder in the loop, ``splitcodec.rd``); NNCodec coding *our indices* losslessly; NNCodec's best real stream at
 no more MSE over plain/dependent quantization × lambda_scale ∈ {0, 0.5, 1, 2}, its qp searched; and the
 encode/decode speeds.
 """
@@ -119,7 +119,8 @@ def side_by_side(nncodec_python: str, groups: dict, levels=(2, 4, 8, 16), lambda
                 jobs.append({"id": rid, "tensors": paths, "indices": idx_paths, "target_mse": mse})
                 rows.append({"row": rid, "group": name, "levels": n, "shape": list(xs[0].shape), "photos": len(xs),
                              "ours_plain_bits": bits, "ours_plain_mse": mse, "ours_best_bits": best["bits_per_element"],
-                             "ours_best_config": {k: best[k] for k in ("levels", "clip", "rdo_lambda")},
+                             "ours_best_config": {k: best[k] for k in ("kind", "levels", "clip", "rdo_lambda", "reconstruction")
+                                                      if k in best},
                              "ours_encode_mel_s": enc, "ours_decode_mel_s": dec})
         r = subprocess.run([nncodec_python, str(Path(__file__).resolve()), "--driver"], input=json.dumps({"rows": jobs}),
                            capture_output=True, text=True, timeout=7200)
@@ -151,13 +152,14 @@ def summary(rows) -> dict:
 
 
 def markdown(rows, s) -> str:
-    lines = ["| tensor | N | ours plain b/e | ours best b/e (N, λ) | NNCodec lossless on our indices | NNCodec best b/e "
+    lines = ["| tensor | N | ours plain b/e | ours best b/e (kind N, λ) | NNCodec lossless on our indices | NNCodec best b/e "
              "(dq, λ-scale) | ours best / NNCodec | enc M/s ours, NNCodec | dec M/s ours, NNCodec |",
              "|---|---|---|---|---|---|---|---|---|"]
     for x in rows:
         c, pc = x["ours_best_config"], x.get("nncodec_best_config") or {}
         lines.append(
-            f"| {x['group']} | {x['levels']} | {x['ours_plain_bits']:.3f} | {x['ours_best_bits']:.3f} ({c['levels']}, "
+            f"| {x['group']} | {x['levels']} | {x['ours_plain_bits']:.3f} | {x['ours_best_bits']:.3f} "
+            f"({c.get('kind', 'uniform')} {c['levels']}, "
             f"{c['rdo_lambda']:g}) | {x['nncodec_lossless_on_our_indices_bits']:.3f} | "
             f"{x['nncodec_best_bits']:.3f} ({'DQ' if pc.get('use_dq') else 'plain'}, {pc.get('lambda_scale', 0):g}) | "
             f"{x['ours_best_over_nncodec']:.3f} | {x['ours_encode_mel_s']:.0f}, {x['nncodec_encode_mel_s']:.1f} | "

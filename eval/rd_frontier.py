@@ -1,6 +1,6 @@
 """The ``rd-frontier`` study: the codec's operational rate-distortion curve on a split's activations,
-with and without rate-distortion optimised encoding (``splitcodec.rd``), and the best operating point
-for a target MSE or bit budget."""
+with and without rate-distortion optimised encoding and refined levels (``splitcodec.rd``), and the best
+operating point for a target MSE or bit budget."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def rd_frontier_study(cache, *, levels, lambdas, samples: int = 16, context="spa
     cache.build(idx)
     feats = cache.features(idx)
     points = sc.rd.rd_points(list(feats), levels=levels, lambdas=lambdas, context_model=context)
-    plain = sc.rd.rd_frontier([p for p in points if p["rdo_lambda"] == 0])
+    plain = sc.rd.rd_frontier([p for p in points if p["rdo_lambda"] == 0 and p["kind"] == "uniform"])
     full = sc.rd.rd_frontier(points)
     doc = {"study": "rd-frontier", "model": cache.split.name, "split": cache.split.split,
            "dataset": cache.dataset.identity(), "samples": len(idx), "context_model": context,
@@ -46,8 +46,8 @@ def plot(doc: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     pts = doc["points"]
     ax.scatter([p["bits_per_element"] for p in pts], [p["mse"] for p in pts], s=8, c="0.7", label="all points")
-    for key, style, label in (("frontier_plain", "o-", "plain quantization (λ = 0)"),
-                              ("frontier_rdo", "s-", "with RDO encoding")):
+    for key, style, label in (("frontier_plain", "o-", "plain uniform quantization (λ = 0)"),
+                              ("frontier_rdo", "s-", "RDO encoding and refined levels")):
         f = doc[key]
         ax.plot([p["bits_per_element"] for p in f], [p["mse"] for p in f], style, ms=4, label=label)
     ax.set_yscale("log")

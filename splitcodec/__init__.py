@@ -12,7 +12,7 @@ with keyed_cache():  # the numba kernels cache under a key of their sources (spl
     from .binarization import binarize, codeword_lengths, debinarize
     from .codec import FeatureCodec, decode, decode_header, decode_indices, quantizer_from_header
     from .errors import BitstreamError, QuantizerError, SplitCodecError
-    from . import rd
+    from . import rd, sensitivity
     from .quantization import (
         ECQResult,
         Quantizer,
@@ -40,6 +40,7 @@ __all__ = [
     "lloyd_max",
     "sweep_lambda",
     "rd",
+    "sensitivity",
     "mse_optimal_clip",
     "binarize",
     "debinarize",

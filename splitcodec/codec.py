@@ -32,7 +32,8 @@ class FeatureCodec:
     nothing else.
     """
 
-    def __init__(self, quantizer: Quantizer, context_model: str | int = "spatial", *, rdo_lambda: float = 0.0):
+    def __init__(self, quantizer: Quantizer, context_model: str | int = "spatial", *, rdo_lambda: float = 0.0,
+                 channel_weights=None, error_feedback: float = 0.0):
         if not isinstance(quantizer, Quantizer):
             raise TypeError(f"quantizer must be a splitcodec Quantizer, got {type(quantizer).__name__}")
         try:
@@ -44,6 +45,14 @@ class FeatureCodec:
         self.quantizer = quantizer
         self.context_model = context_model_id(context_model)
         self.rdo_lambda = lam
+        self.channel_weights = None if channel_weights is None else _channel_weights(channel_weights, lam)
+        try:
+            fb = float(error_feedback)
+        except (TypeError, ValueError):
+            raise QuantizerError(f"error_feedback must be a number in [0, 1], got {error_feedback!r}") from None
+        if not 0.0 <= fb <= 1.0:
+            raise QuantizerError(f"error_feedback must be a number in [0, 1], got {error_feedback!r}")
+        self.error_feedback = fb
 
     @classmethod
     def from_file(cls, path, context_model: str | int | None = None) -> "FeatureCodec":
@@ -52,12 +61,17 @@ class FeatureCodec:
         from .calibration import load_quantizer
 
         q, doc = load_quantizer(path)
-        return cls(q, context_model or doc.get("context_model", "spatial"), rdo_lambda=doc.get("rdo_lambda", 0.0))
+        return cls(q, context_model or doc.get("context_model", "spatial"), rdo_lambda=doc.get("rdo_lambda", 0.0),
+                   channel_weights=doc.get("channel_weights"), error_feedback=doc.get("error_feedback", 0.0))
 
     def __repr__(self) -> str:
         from .entropy.contexts import CONTEXT_MODEL_NAMES
 
         rdo = f", rdo_lambda={self.rdo_lambda!r}" if self.rdo_lambda else ""
+        if self.channel_weights is not None:
+            rdo += f", channel_weights=<{self.channel_weights.size} values>"
+        if self.error_feedback:
+            rdo += f", error_feedback={self.error_feedback!r}"
         return f"FeatureCodec({self.quantizer!r}, context_model={CONTEXT_MODEL_NAMES[self.context_model]!r}{rdo})"
 
     def _header(self, shape) -> Header:
@@ -82,6 +96,11 @@ class FeatureCodec:
         it in its current contexts; the stream stays an ordinary one (any decoder reads it).  With
         ``return_indices=True`` returns ``(bytes, indices)``: what ``decode`` will reconstruct is
         ``quantizer.dequantize(indices)``.  λ = 0 is the plain quantizer, byte for byte.
+
+        With ``channel_weights`` w (one positive number per channel, the axis before the last two) the
+        distortion of an element of channel c counts w[c] times: the encoder minimises
+        ``w[c] · (x - x̂)² / Δ² + λ · bits``, spending its bits where they matter to the task
+        (``splitcodec.sensitivity`` estimates w from the network behind the split).
         """
         a = _as_float32(x)
         if not 1 <= a.ndim <= bitstream.MAX_NDIM:
@@ -89,15 +108,25 @@ class FeatureCodec:
         if a.size == 0:
             raise QuantizerError(f"cannot encode an empty tensor (shape {a.shape})")
         idx = self.quantizer.quantize(a)  # in range by construction
-        if self.rdo_lambda > 0:
+        if self.rdo_lambda > 0 or self.error_feedback > 0:
             q = self.quantizer
             weight = self.rdo_lambda * self.step ** 2 / (1 << coder.COST_FRACTION_BITS)
+            if self.channel_weights is not None:
+                weight = weight / self._plane_weights(a.shape)
             payload = coder.encode_rdo(idx, a, q.reconstruction, q.c_min, q.c_max, weight, q.levels,
-                                       self.context_model)  # rewrites idx with the indices it chose
+                                       self.context_model, self.error_feedback)  # rewrites idx with its choices
             data = self._stream(idx.shape, payload)
         else:
             data = self._encode_indices(idx, check=False)
         return (data, idx) if return_indices else data
+
+    def _plane_weights(self, shape) -> np.ndarray:
+        """The channel weights repeated over the leading axes: one per coded plane."""
+        w = self.channel_weights
+        if len(shape) < 3 or shape[-3] != w.size:
+            raise QuantizerError(f"channel_weights has {w.size} values but the tensor of shape {tuple(shape)} has "
+                                 f"{shape[-3] if len(shape) >= 3 else 'no'} channels (the axis before the plane)")
+        return np.tile(w, int(np.prod(shape[:-3], dtype=np.int64)))
 
     def encode_indices(self, indices: np.ndarray) -> bytes:
         """Code already-quantized indices (uint8, values < N) with this codec's header."""
@@ -114,6 +143,19 @@ class FeatureCodec:
         """Size of ``encode(x)`` in bits per tensor element (header included)."""
         a = _as_float32(x)
         return 8 * len(self.encode(a)) / a.size
+
+
+def _channel_weights(weights, lam: float) -> np.ndarray:
+    try:
+        w = np.array(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise QuantizerError("channel_weights must be a 1-D sequence of positive numbers") from None
+    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w) & (w > 0)):
+        raise QuantizerError(f"channel_weights must be a non-empty 1-D sequence of finite numbers > 0, got {weights!r:.80}")
+    if lam == 0:
+        raise QuantizerError("channel_weights weigh the distortion of rate-distortion optimised encoding: "
+                             "they need rdo_lambda > 0")
+    return w
 
 
 def decode_header(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Header:

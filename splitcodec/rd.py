@@ -10,6 +10,12 @@ True
 Every point is a real encoding (header included) of every tensor: (N, clip, λ) → bits per element and
 the mean squared error against the *unclipped* tensor (clipping costs distortion too).  λ is the codec's
 ``rdo_lambda``: 0 is the plain quantizer, larger values trade distortion for rate element by element.
+
+Two quantizer kinds are searched.  ``uniform`` is eq. 1 on [c_min, c_max].  ``refined`` starts from it and
+moves every reconstruction level to the mean of the elements the RDO encoder assigned to it, then encodes
+again with the same rate weight (:func:`refine_levels`): entropy-constrained design with the real coder
+in the loop, where the paper's ECQ uses a static rate per index.  A refined point is a table quantizer, so
+its streams are ordinary ones; :func:`point_codec` rebuilds the codec of any point.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ import numpy as np
 
 from .codec import FeatureCodec, decode
 from .errors import QuantizerError
-from .quantization import UniformQuantizer, _as_float32, mse_optimal_clip
+from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32, mse_optimal_clip
 
-__all__ = ["rd_points", "rd_frontier", "best_point"]
+__all__ = ["rd_points", "rd_frontier", "best_point", "refine_levels", "point_codec"]
 
 DEFAULT_LEVELS = (2, 3, 4, 6, 8, 12, 16)
 DEFAULT_LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+DEFAULT_REFINE = 3
 CLIP_SCALES = (0.8, 1.0, 1.25)
 
 
@@ -49,10 +56,63 @@ def _clips(samples: np.ndarray, levels: int) -> list[tuple[float, float]]:
     return out
 
 
+def _spacing(q: Quantizer) -> float:
+    rec = q.reconstruction.astype(np.float64)
+    return float((rec[-1] - rec[0]) / (len(rec) - 1))
+
+
+def _measure(codec: FeatureCodec, xs) -> tuple[int, float, list[np.ndarray]]:
+    """Encode every tensor: total bits, total squared error of the decoded stream against the unclipped
+    tensor, and the indices the encoder chose."""
+    bits, sq, chosen = 0, 0.0, []
+    for x in xs:
+        data, idx = codec.encode(x, return_indices=True)
+        bits += 8 * len(data)
+        sq += float(((decode(data).astype(np.float64) - x) ** 2).sum())
+        chosen.append(idx)
+    return bits, sq, chosen
+
+
+def refine_levels(quantizer: Quantizer, tensors, rdo_lambda: float = 0.0, *, iterations: int = DEFAULT_REFINE,
+                  context_model: str = "spatial") -> list[dict]:
+    """Lloyd iterations with the real encoder in the loop.
+
+    Each iteration encodes ``tensors`` with the current levels and RDO weight, then moves every level to
+    the mean of the (unclipped) elements the encoder assigned to it.  The weight of a bit in squared
+    error, ``rdo_lambda · Δ²``, stays that of the starting quantizer, so the λ recorded for a refined table
+    (whose mean spacing Δ moves) is the one that reproduces it.  Returns one entry per refined quantizer:
+    ``{quantizer, rdo_lambda, bits_per_element, mse}``; it stops early when a level is never chosen or the
+    levels would stop being strictly increasing in float32.
+    """
+    xs = [_as_float32(t) for t in tensors]
+    if not xs:
+        raise QuantizerError("no tensors")
+    flat = np.concatenate([x.reshape(-1) for x in xs]).astype(np.float64)
+    elements = flat.size
+    weight = float(rdo_lambda) * _spacing(quantizer) ** 2
+    q, out = quantizer, []
+    _, _, chosen = _measure(FeatureCodec(q, context_model, rdo_lambda=rdo_lambda), xs)
+    for _ in range(iterations):
+        assigned = np.concatenate([c.reshape(-1) for c in chosen])
+        count = np.bincount(assigned, minlength=q.levels)
+        if (count == 0).any():
+            break
+        rec = (np.bincount(assigned, weights=flat, minlength=q.levels) / count).astype(np.float32)
+        if not (np.all(np.isfinite(rec)) and np.all(rec[1:] > rec[:-1])):
+            break
+        q = ScalarQuantizer.from_levels(rec)
+        lam = weight / _spacing(q) ** 2
+        bits, sq, chosen = _measure(FeatureCodec(q, context_model, rdo_lambda=lam), xs)
+        out.append({"quantizer": q, "rdo_lambda": lam, "bits_per_element": bits / elements, "mse": sq / elements})
+    return out
+
+
 def rd_points(tensors, *, levels=DEFAULT_LEVELS, lambdas=DEFAULT_LAMBDAS, clips=None,
-              context_model: str = "spatial") -> list[dict]:
-    """One point per (N, clip, λ): ``{levels, clip, rdo_lambda, bits_per_element, mse}`` over all
-    ``tensors``.  ``clips`` maps N to a list of (c_min, c_max); by default ``_clips``."""
+              context_model: str = "spatial", refine: int = DEFAULT_REFINE) -> list[dict]:
+    """One point per (N, clip, λ) and, with ``refine`` > 0, one per refinement iteration of each:
+    ``{kind, levels, clip, rdo_lambda, bits_per_element, mse}`` over all ``tensors`` (a ``refined``
+    point adds ``reconstruction``, its table, and ``iteration``).  ``clips`` maps N to a list of
+    (c_min, c_max); by default ``_clips``."""
     xs = [_as_float32(t) for t in tensors]
     if not xs:
         raise QuantizerError("no tensors")
@@ -63,15 +123,26 @@ def rd_points(tensors, *, levels=DEFAULT_LEVELS, lambdas=DEFAULT_LAMBDAS, clips=
         for clip in (clips or {}).get(n) or _clips(sample, n):
             q = UniformQuantizer(clip[0], clip[1], n)
             for lam in lambdas:
-                codec = FeatureCodec(q, context_model, rdo_lambda=lam)
-                bits, sq = 0, 0.0
-                for x in xs:
-                    data = codec.encode(x)
-                    bits += 8 * len(data)
-                    sq += float(((decode(data).astype(np.float64) - x) ** 2).sum())
-                points.append({"levels": n, "clip": [q.c_min, q.c_max], "rdo_lambda": float(lam),
+                bits, sq, _ = _measure(FeatureCodec(q, context_model, rdo_lambda=lam), xs)
+                points.append({"kind": "uniform", "levels": n, "clip": [q.c_min, q.c_max], "rdo_lambda": float(lam),
                                "bits_per_element": bits / elements, "mse": sq / elements})
+                for it, r in enumerate(refine_levels(q, xs, lam, iterations=refine, context_model=context_model)
+                                       if refine > 0 else [], 1):
+                    t = r["quantizer"]
+                    points.append({"kind": "refined", "levels": n, "clip": [t.c_min, t.c_max],
+                                   "rdo_lambda": r["rdo_lambda"], "bits_per_element": r["bits_per_element"],
+                                   "mse": r["mse"], "reconstruction": [float(v) for v in t.reconstruction],
+                                   "iteration": it, "start": {"clip": [q.c_min, q.c_max], "rdo_lambda": float(lam)}})
     return points
+
+
+def point_codec(point: dict, context_model: str = "spatial") -> FeatureCodec:
+    """The codec that encodes like ``point`` (an entry of :func:`rd_points`)."""
+    if point.get("kind", "uniform") == "uniform":
+        q = UniformQuantizer(point["clip"][0], point["clip"][1], point["levels"])
+    else:
+        q = ScalarQuantizer.from_levels(point["reconstruction"])
+    return FeatureCodec(q, context_model, rdo_lambda=point["rdo_lambda"])
 
 
 def rd_frontier(points) -> list[dict]:

@@ -68,8 +68,10 @@ def test_rdo_lambda_travels_in_calibration_files(tmp_path):
 
 def test_rd_frontier_and_operating_point_search(rng):
     x = relu_field(rng, (8, 16, 16), scale=2.0)
-    pts = sc.rd.rd_points([x], levels=(2, 4, 8), lambdas=(0.0, 0.3))
-    assert len(pts) >= 2 * 3 * 2 and {p["rdo_lambda"] for p in pts} == {0.0, 0.3}
+    pts = sc.rd.rd_points([x], levels=(2, 4, 8), lambdas=(0.0, 0.3), refine=1)
+    uniform = [p for p in pts if p["kind"] == "uniform"]
+    assert len(uniform) >= 2 * 3 * 2 and {p["rdo_lambda"] for p in uniform} == {0.0, 0.3}
+    assert {p["kind"] for p in pts} == {"uniform", "refined"}
     front = sc.rd.rd_frontier(pts)
     for p in pts:  # nothing off the front beats a front point on both axes
         assert any(f["bits_per_element"] <= p["bits_per_element"] and f["mse"] <= p["mse"] for f in front)
@@ -82,3 +84,155 @@ def test_rd_frontier_and_operating_point_search(rng):
     assert sc.rd.best_point(pts, target_mse=0.0) is None or sc.rd.best_point(pts, target_mse=0.0)["mse"] == 0.0
     with pytest.raises(ValueError):
         sc.rd.best_point(pts)
+
+
+def _signed_field(rng, shape=(6, 20, 20)):
+    """Signed, heavy-tailed, spatially correlated: like a linear bottleneck's output."""
+    x = rng.laplace(size=shape).astype(np.float32) * 3
+    return (x + np.roll(x, 1, axis=-1) + np.roll(x, 1, axis=-2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.2, 0.8])
+def test_every_rd_point_is_reproduced_by_its_codec(rng, lam):
+    xs = [_signed_field(rng), relu_field(rng, (4, 12, 12), scale=2.0)]
+    pts = sc.rd.rd_points(xs, levels=(3, 6), lambdas=(lam,), refine=2)
+    assert any(p["kind"] == "refined" for p in pts)
+    for p in pts:
+        codec = sc.rd.point_codec(p)
+        streams = [codec.encode(x) for x in xs]
+        n = sum(x.size for x in xs)
+        assert 8 * sum(map(len, streams)) / n == p["bits_per_element"]
+        sq = sum(float(((sc.decode(s).astype(np.float64) - x) ** 2).sum()) for s, x in zip(streams, xs))
+        assert sq / n == pytest.approx(p["mse"], rel=1e-12)
+        if p["kind"] == "refined":
+            header = sc.decode_header(streams[0])
+            np.testing.assert_array_equal(header.levels_table, np.float32(p["reconstruction"]))
+
+
+def test_refinement_without_rdo_is_lloyd_its_error_never_grows(rng):
+    x = _signed_field(rng)
+    q = sc.UniformQuantizer(float(x.min()) / 2, float(x.max()) / 2, 5)
+    steps = sc.rd.refine_levels(q, [x], 0.0, iterations=4)
+    assert len(steps) == 4
+    mse0 = float(((q.dequantize(q.quantize(x)) - x.astype(np.float64)) ** 2).mean())
+    errors = [mse0] + [s["mse"] for s in steps]
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(errors, errors[1:])) and errors[-1] < 0.9 * mse0
+    prev = q
+    for s in steps:  # each step's levels are the means of the elements the previous levels quantized to them
+        idx = prev.quantize(x).ravel()
+        means = np.bincount(idx, weights=x.ravel().astype(np.float64)) / np.bincount(idx)
+        np.testing.assert_array_equal(s["quantizer"].reconstruction, means.astype(np.float32))
+        assert s["rdo_lambda"] == 0.0
+        prev = s["quantizer"]
+
+
+def test_refinement_keeps_the_weight_of_a_bit_fixed(rng):
+    x = relu_field(rng, (6, 16, 16), scale=2.0)
+    q = sc.UniformQuantizer(0.0, 3.0, 6)
+    for s in sc.rd.refine_levels(q, [x], 0.4, iterations=2):
+        rec = s["quantizer"].reconstruction.astype(np.float64)
+        spacing = (rec[-1] - rec[0]) / (len(rec) - 1)
+        assert s["rdo_lambda"] * spacing ** 2 == pytest.approx(0.4 * (3.0 / 5) ** 2, rel=1e-9)
+
+
+def test_refinement_stops_when_a_level_goes_unused(rng):
+    x = relu_field(rng, (4, 10, 10), scale=0.2)  # nothing reaches the upper levels of [0, 50]
+    assert sc.rd.refine_levels(sc.UniformQuantizer(0.0, 50.0, 8), [x], 0.1) == []
+    with pytest.raises(sc.QuantizerError, match="no tensors"):
+        sc.rd.refine_levels(sc.UniformQuantizer(0.0, 1.0, 4), [])
+
+
+def test_refined_levels_beat_the_uniform_frontier_on_signed_data(rng):
+    """The reason refinement exists: on a signed heavy-tailed tensor its frontier is below the uniform one."""
+    xs = [_signed_field(rng, (8, 24, 24))]
+    pts = sc.rd.rd_points(xs, levels=(2, 3, 4, 6), lambdas=(0.0, 0.2, 0.8), refine=2)
+    uniform = sc.rd.rd_frontier([p for p in pts if p["kind"] == "uniform"])
+    both = sc.rd.rd_frontier(pts)
+    ratios = [sc.rd.best_point(both, target_mse=u["mse"])["bits_per_element"] / u["bits_per_element"]
+              for u in uniform[: len(uniform) // 2]]  # the low-rate half
+    assert min(ratios) < 0.9 and max(ratios) <= 1.0
+
+
+# --- task-aware encoding: channel weights and error feedback -------------------------------------------
+
+def _per_channel_error(q, idx, x):
+    return ((q.dequantize(idx).astype(np.float64) - np.clip(x, q.c_min, q.c_max)) ** 2).mean(axis=(-2, -1))
+
+
+def test_unit_channel_weights_are_plain_rdo_byte_for_byte(rng):
+    x = relu_field(rng, (5, 12, 12), scale=2.0)
+    q = sc.UniformQuantizer(0.0, 3.0, 8)
+    assert (sc.FeatureCodec(q, rdo_lambda=0.3, channel_weights=np.ones(5)).encode(x)
+            == sc.FeatureCodec(q, rdo_lambda=0.3).encode(x))
+
+
+def test_channel_weights_move_the_error_between_channels(rng):
+    x = np.concatenate([relu_field(rng, (1, 2, 16, 16), scale=2.0)] * 2)  # (2, 2, H, W): a batch of two
+    q = sc.UniformQuantizer(0.0, 3.0, 8)
+    _, even = sc.FeatureCodec(q, rdo_lambda=0.4).encode(x, return_indices=True)
+    data, skew = sc.FeatureCodec(q, rdo_lambda=0.4, channel_weights=[20.0, 0.05]).encode(x, return_indices=True)
+    e_even, e_skew = _per_channel_error(q, even, x), _per_channel_error(q, skew, x)
+    for b in range(2):  # the weights apply to channel c of every batch item
+        assert e_skew[b, 0] < e_even[b, 0] and e_skew[b, 1] > 2 * e_even[b, 1]
+    np.testing.assert_array_equal(sc.decode(data), q.dequantize(skew))
+
+
+@pytest.mark.parametrize("bad", [[1.0, 0.0], [1.0, -1.0], [1.0, float("nan")], [[1.0, 1.0]], [], "ab", [1.0, float("inf")]])
+def test_channel_weights_must_be_positive_finite_and_one_dimensional(bad):
+    with pytest.raises(sc.QuantizerError, match="channel_weights"):
+        sc.FeatureCodec(sc.UniformQuantizer(0, 1, 4), rdo_lambda=0.1, channel_weights=bad)
+
+
+def test_channel_weights_need_rdo_and_matching_channels(rng):
+    q = sc.UniformQuantizer(0, 1, 4)
+    with pytest.raises(sc.QuantizerError, match="rdo_lambda > 0"):
+        sc.FeatureCodec(q, channel_weights=[1.0, 2.0])
+    codec = sc.FeatureCodec(q, rdo_lambda=0.1, channel_weights=[1.0, 2.0])
+    for shape in [(3, 4, 4), (2, 3, 4, 4), (4, 4), (8,)]:
+        with pytest.raises(sc.QuantizerError, match="channel_weights has 2 values"):
+            codec.encode(np.zeros(shape, np.float32))
+    assert "channel_weights=<2 values>" in repr(codec)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.01, float("nan"), "x", None])
+def test_error_feedback_is_a_number_in_0_1(bad):
+    with pytest.raises(sc.QuantizerError, match="error_feedback"):
+        sc.FeatureCodec(sc.UniformQuantizer(0, 1, 4), error_feedback=bad)
+
+
+@given(
+    x=arrays(np.float32, array_shapes(min_dims=1, max_dims=4, max_side=9),
+             elements=st.floats(-2, 6, width=32, allow_nan=False)),
+    levels=st.integers(2, 20),
+    lam=st.sampled_from([0.0, 0.05, 0.5]),
+    feedback=st.floats(0.05, 1.0),
+    model=st.sampled_from(["paper", "spatial"]),
+)
+def test_error_feedback_round_trip_is_exactly_the_chosen_indices(x, levels, lam, feedback, model):
+    q = sc.UniformQuantizer(-1.0, 4.0, levels)
+    data, idx = sc.FeatureCodec(q, model, rdo_lambda=lam, error_feedback=feedback).encode(x, return_indices=True)
+    np.testing.assert_array_equal(sc.decode(data), q.dequantize(idx))
+
+
+def test_full_error_feedback_keeps_each_planes_summed_error_within_a_step(rng):
+    q = sc.UniformQuantizer(0.0, 4.0, 5)  # step 1
+    x = rng.uniform(0.05, 0.45, size=(3, 10, 10)).astype(np.float32)  # all rounds to 0: a biased plain quantizer
+    x[1] += 2.0
+    plain = q.dequantize(q.quantize(x)) - x
+    _, idx = sc.FeatureCodec(q, error_feedback=1.0).encode(x, return_indices=True)
+    shaped = q.dequantize(idx).astype(np.float64) - x
+    assert np.all(np.abs(plain.sum(axis=(1, 2))) > 10)
+    assert np.all(np.abs(shaped.sum(axis=(1, 2))) <= 1.0 + 1e-5)
+    _, half = sc.FeatureCodec(q, error_feedback=0.5).encode(x, return_indices=True)
+    assert 1.0 < np.abs((q.dequantize(half) - x).sum(axis=(1, 2))).max() < np.abs(plain.sum(axis=(1, 2))).min()
+
+
+def test_task_aware_settings_travel_in_calibration_files(tmp_path):
+    from splitcodec.calibration import save_quantizer
+
+    q = sc.UniformQuantizer(0.0, 2.0, 6)
+    path = save_quantizer(tmp_path / "q.json", q, rdo_lambda=0.25, channel_weights=[0.5, 1.5], error_feedback=0.5)
+    codec = sc.FeatureCodec.from_file(path)
+    assert codec.error_feedback == 0.5 and codec.channel_weights.tolist() == [0.5, 1.5]
+    plain = sc.FeatureCodec.from_file(save_quantizer(tmp_path / "p.json", q))
+    assert plain.error_feedback == 0.0 and plain.channel_weights is None

@@ -14,6 +14,7 @@ _NO_TRACE_BINS = np.zeros(0, dtype=np.uint8)
 _NO_TRACE_P0 = np.zeros(0, dtype=np.int32)
 _NO_TABLE = np.zeros(0, dtype=np.float32)
 _NO_LEVELS = np.zeros(0, dtype=np.float64)
+_NO_WEIGHTS = _NO_LEVELS
 # -log2(p / 2^15) in units of 2^-15 bit for every 15-bit probability (index 0 unused): the exact cost of a bin
 COST_FRACTION_BITS = 15
 COST_TABLE = np.concatenate((
@@ -53,28 +54,33 @@ def _initial_capacity(elements: int, levels: int) -> int:
 
 def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p0, check: bool = True,
                  rdo=None) -> bytes:
-    """Encode; ``rdo`` = (values, reconstruction, c_min, c_max, weight) chooses the indices by rate-distortion
-    (``idx`` must then be a writable contiguous uint8 array: the chosen indices are written into it)."""
+    """Encode; ``rdo`` = (values, reconstruction, c_min, c_max, weights, feedback) chooses the indices by
+    rate-distortion, ``weights`` one float64 rate weight per plane, ``feedback`` the error-diffusion gain (``idx`` must then be a writable contiguous uint8 array: the
+    chosen indices are written into it)."""
     model = context_model_id(model)
     planes, height, width = plane_geometry(shape)
     flat = idx.reshape(-1) if rdo is not None else _contiguous_indices(idx, levels, check)
-    x, rec, lo, hi, weight = rdo if rdo is not None else (_NO_TABLE, _NO_LEVELS, 0.0, 0.0, 0.0)
+    x, rec, lo, hi, weights, feedback = rdo if rdo is not None else (_NO_TABLE, _NO_LEVELS, 0.0, 0.0, _NO_WEIGHTS, 0.0)
     cap = _initial_capacity(flat.size, levels)
     while True:
         out = np.empty(cap, dtype=np.uint8)
         fast, slow = engine.new_state(n_contexts(model, levels))
         n = kernels.encode(flat, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0,
-                           x, rec, float(lo), float(hi), float(weight), COST_TABLE)
+                           x, rec, float(lo), float(hi), weights, COST_TABLE, float(feedback))
         if n >= 0:
             return out[:n].tobytes()
+        if n == kernels.ERR_WEIGHTS:
+            raise ValueError(f"need one RDO weight per plane ({planes}), got {weights.size}")
         cap *= 2
 
 
 def encode_rdo(idx: np.ndarray, values: np.ndarray, reconstruction: np.ndarray, c_min: float, c_max: float,
-               weight: float, levels: int, model="spatial") -> bytes:
+               weight, levels: int, model="spatial", feedback: float = 0.0) -> bytes:
     """Entropy-code ``values`` choosing each index by rate-distortion: ``idx`` (uint8, contiguous,
     the plain quantizer's indices of ``values``) is overwritten with the chosen indices.  The cost of
-    index k is ``(clip(x) - reconstruction[k])² + weight · bits(k)`` with bits in units of 2^-15 bit."""
+    index k is ``(clip(x) - reconstruction[k])² + weight · bits(k)`` with bits in units of 2^-15 bit;
+    ``weight`` is one number, or one per plane (``plane_geometry``) of finite non-negative numbers.
+    ``feedback`` in [0, 1] diffuses each element's error into the next element's target (same plane)."""
     if not (idx.dtype == np.uint8 and idx.flags.c_contiguous and idx.flags.writeable):
         raise ValueError("idx must be a writable contiguous uint8 array")
     x = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
@@ -83,8 +89,16 @@ def encode_rdo(idx: np.ndarray, values: np.ndarray, reconstruction: np.ndarray, 
     rec = np.ascontiguousarray(reconstruction, dtype=np.float64)
     if rec.size != levels:
         raise ValueError(f"need {levels} reconstruction levels")
+    planes = plane_geometry(np.shape(idx))[0]
+    w = np.ascontiguousarray(weight, dtype=np.float64).reshape(-1)
+    if w.size == 1:
+        w = np.full(planes, w[0])
+    if not np.all(np.isfinite(w) & (w >= 0)):
+        raise ValueError("RDO weights must be finite and >= 0")
+    if not 0.0 <= feedback <= 1.0:
+        raise ValueError("feedback must be in [0, 1]")
     return _run_encoder(idx, np.shape(idx), levels, model, _NO_TRACE_BINS, _NO_TRACE_P0,
-                        rdo=(x, rec, c_min, c_max, weight))
+                        rdo=(x, rec, c_min, c_max, w, feedback))
 
 
 def encode_indices(idx: np.ndarray, levels: int, model="spatial", *, check: bool = True) -> bytes:

@@ -31,23 +31,28 @@ from .engine import (
 )
 
 ERR_CAPACITY = -1  # the output buffer may be too small: retry with a larger one
+ERR_WEIGHTS = -2  # RDO weights given, but not one per plane
 
 
 @numba.njit(cache=True, nogil=True)
 def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0,
-           x, rec, c_min, c_max, weight, cost_table):
-    """Encode indices ``idx`` (uint8) into ``out``; returns the byte count or ERR_CAPACITY.
+           x, rec, c_min, c_max, weights, cost_table, feedback):
+    """Encode indices ``idx`` (uint8) into ``out``; returns the byte count, ERR_CAPACITY or ERR_WEIGHTS.
 
     With a non-empty ``trace_bins`` every bin and the P(0) it was coded with
     are recorded there (rate analysis).
 
-    Rate-distortion optimised choice (``weight > 0``): ``idx`` holds the plain
-    quantizer's indices of the float32 values ``x``; each element's index is
-    re-chosen among 0 and the plain index ± 1 to minimise
-    ``(clip(x) - rec[k])² + weight · bits(k)``, where ``bits(k)`` is the exact cost
+    Rate-distortion optimised choice (``weights`` not empty: one weight per
+    plane): ``idx`` holds the plain quantizer's indices of the float32 values
+    ``x``; each element's index is re-chosen among 0 and the plain index ± 1 to
+    minimise ``(v - rec[k])² + weights[plane] · bits(k)`` with ``v = clip(x) + carry``, where ``bits(k)`` is the exact cost
     of coding k with the current contexts and probabilities (``cost_table[p]`` =
     -log2(p / 2^15) in units of 2^-15 bit), and written back into ``idx``.  The
-    decoder needs nothing of this: the stream is an ordinary one.
+    decoder needs nothing of this: the stream is an ordinary one.  ``carry`` is
+    ``feedback`` times the previous element's error ``v - rec[k]`` in the same
+    plane (error diffusion along the raster; 0 at each plane's start): with
+    ``feedback`` = 1 the plane's summed error against ``clip(x)`` is the last
+    carry, so it stays bounded however long the plane.
     """
     low = np.int64(0)
     rng = np.int64(RANGE_INIT)
@@ -57,11 +62,17 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
     limit = out.size - 2 * top - 8  # at most two bytes per bin, plus the flush
     tracing = trace_bins.size > 0
     spatial = model == SPATIAL
-    rdo = weight > 0.0
+    rdo = weights.size > 0
+    if rdo and weights.size != planes:
+        return ERR_WEIGHTS
     stride = width + 2
     pad = np.zeros((height + 1) * stride, dtype=np.uint8)  # zero border: row 0, columns 0 and W+1
+    weight = 0.0
     for p in range(planes):
         base = p * height * width
+        carry = 0.0
+        if rdo:
+            weight = weights[p]
         for y in range(height):
             # neighbours slide along the row in registers: one new load per element
             up = y * stride  # row above, in the padded plane
@@ -74,7 +85,7 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                 above_right = pad[up + xx + 2]
                 if rdo:
                     # walk the bins of indices 0 .. plain + 1, pricing each candidate as it is reached
-                    v = min(max(np.float64(x[i]), c_min), c_max)
+                    v = min(max(np.float64(x[i]), c_min), c_max) + carry
                     q = np.int64(s)
                     kmax = min(q + 1, top)
                     best = q
@@ -100,6 +111,7 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                             ones += cost_table[32768 - p0]
                     s = np.uint8(best)
                     idx[i] = s
+                    carry = feedback * (v - rec[best])
                 pad[up + stride + xx + 1] = s
                 for k in range(top):
                     bit = 1 if s > k else 0
