@@ -119,7 +119,8 @@ def side_by_side(nncodec_python: str, groups: dict, levels=(2, 4, 8, 16), lambda
                 jobs.append({"id": rid, "tensors": paths, "indices": idx_paths, "target_mse": mse})
                 rows.append({"row": rid, "group": name, "levels": n, "shape": list(xs[0].shape), "photos": len(xs),
                              "ours_plain_bits": bits, "ours_plain_mse": mse, "ours_best_bits": best["bits_per_element"],
-                             "ours_best_config": {k: best[k] for k in ("kind", "levels", "clip", "rdo_lambda", "reconstruction")
+                             "ours_best_config": {k: best[k] for k in ("kind", "levels", "clip", "rdo_lambda", "rdo_lookahead",
+                                                                           "reconstruction")
                                                       if k in best},
                              "ours_encode_mel_s": enc, "ours_decode_mel_s": dec})
         r = subprocess.run([nncodec_python, str(Path(__file__).resolve()), "--driver"], input=json.dumps({"rows": jobs}),

@@ -33,7 +33,7 @@ class FeatureCodec:
     """
 
     def __init__(self, quantizer: Quantizer, context_model: str | int = "spatial", *, rdo_lambda: float = 0.0,
-                 channel_weights=None, error_feedback: float = 0.0):
+                 channel_weights=None, error_feedback: float = 0.0, rdo_lookahead: bool = False):
         if not isinstance(quantizer, Quantizer):
             raise TypeError(f"quantizer must be a splitcodec Quantizer, got {type(quantizer).__name__}")
         try:
@@ -53,6 +53,11 @@ class FeatureCodec:
         if not 0.0 <= fb <= 1.0:
             raise QuantizerError(f"error_feedback must be a number in [0, 1], got {error_feedback!r}")
         self.error_feedback = fb
+        if not isinstance(rdo_lookahead, (bool, np.bool_)):
+            raise QuantizerError(f"rdo_lookahead must be True or False, got {rdo_lookahead!r}")
+        if rdo_lookahead and lam == 0:
+            raise QuantizerError("rdo_lookahead refines rate-distortion optimised encoding: it needs rdo_lambda > 0")
+        self.rdo_lookahead = bool(rdo_lookahead)
 
     @classmethod
     def from_file(cls, path, context_model: str | int | None = None) -> "FeatureCodec":
@@ -62,7 +67,8 @@ class FeatureCodec:
 
         q, doc = load_quantizer(path)
         return cls(q, context_model or doc.get("context_model", "spatial"), rdo_lambda=doc.get("rdo_lambda", 0.0),
-                   channel_weights=doc.get("channel_weights"), error_feedback=doc.get("error_feedback", 0.0))
+                   channel_weights=doc.get("channel_weights"), error_feedback=doc.get("error_feedback", 0.0),
+                   rdo_lookahead=doc.get("rdo_lookahead", False))
 
     def __repr__(self) -> str:
         from .entropy.contexts import CONTEXT_MODEL_NAMES
@@ -72,6 +78,8 @@ class FeatureCodec:
             rdo += f", channel_weights=<{self.channel_weights.size} values>"
         if self.error_feedback:
             rdo += f", error_feedback={self.error_feedback!r}"
+        if self.rdo_lookahead:
+            rdo += ", rdo_lookahead=True"
         return f"FeatureCodec({self.quantizer!r}, context_model={CONTEXT_MODEL_NAMES[self.context_model]!r}{rdo})"
 
     def _header(self, shape) -> Header:
@@ -100,7 +108,10 @@ class FeatureCodec:
         With ``channel_weights`` w (one positive number per channel, the axis before the last two) the
         distortion of an element of channel c counts w[c] times: the encoder minimises
         ``w[c] · (x - x̂)² / Δ² + λ · bits``, spending its bits where they matter to the task
-        (``splitcodec.sensitivity`` estimates w from the network behind the split).
+        (``splitcodec.sensitivity`` estimates w from the network behind the split).  ``error_feedback`` f adds
+        f times each element's error to the next element's target (same plane), keeping channel means;
+        ``rdo_lookahead`` prices each candidate together with the right neighbour's best answer to it
+        (fewer bits at low rates, slower encoding; docs/codec.md).
         """
         a = _as_float32(x)
         if not 1 <= a.ndim <= bitstream.MAX_NDIM:
@@ -114,7 +125,8 @@ class FeatureCodec:
             if self.channel_weights is not None:
                 weight = weight / self._plane_weights(a.shape)
             payload = coder.encode_rdo(idx, a, q.reconstruction, q.c_min, q.c_max, weight, q.levels,
-                                       self.context_model, self.error_feedback)  # rewrites idx with its choices
+                                       self.context_model, self.error_feedback,
+                                       self.rdo_lookahead)  # rewrites idx with its choices
             data = self._stream(idx.shape, payload)
         else:
             data = self._encode_indices(idx, check=False)

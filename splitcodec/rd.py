@@ -74,7 +74,7 @@ def _measure(codec: FeatureCodec, xs) -> tuple[int, float, list[np.ndarray]]:
 
 
 def refine_levels(quantizer: Quantizer, tensors, rdo_lambda: float = 0.0, *, iterations: int = DEFAULT_REFINE,
-                  context_model: str = "spatial") -> list[dict]:
+                  context_model: str = "spatial", lookahead: bool = False) -> list[dict]:
     """Lloyd iterations with the real encoder in the loop.
 
     Each iteration encodes ``tensors`` with the current levels and RDO weight, then moves every level to
@@ -82,7 +82,8 @@ def refine_levels(quantizer: Quantizer, tensors, rdo_lambda: float = 0.0, *, ite
     error, ``rdo_lambda · Δ²``, stays that of the starting quantizer, so the λ recorded for a refined table
     (whose mean spacing Δ moves) is the one that reproduces it.  Returns one entry per refined quantizer:
     ``{quantizer, rdo_lambda, bits_per_element, mse}``; it stops early when a level is never chosen or the
-    levels would stop being strictly increasing in float32.
+    levels would stop being strictly increasing in float32.  ``lookahead`` is the codec's ``rdo_lookahead``
+    (used when ``rdo_lambda`` > 0).
     """
     xs = [_as_float32(t) for t in tensors]
     if not xs:
@@ -91,7 +92,8 @@ def refine_levels(quantizer: Quantizer, tensors, rdo_lambda: float = 0.0, *, ite
     elements = flat.size
     weight = float(rdo_lambda) * _spacing(quantizer) ** 2
     q, out = quantizer, []
-    _, _, chosen = _measure(FeatureCodec(q, context_model, rdo_lambda=rdo_lambda), xs)
+    ahead = bool(lookahead and rdo_lambda > 0)
+    _, _, chosen = _measure(FeatureCodec(q, context_model, rdo_lambda=rdo_lambda, rdo_lookahead=ahead), xs)
     for _ in range(iterations):
         assigned = np.concatenate([c.reshape(-1) for c in chosen])
         count = np.bincount(assigned, minlength=q.levels)
@@ -102,17 +104,18 @@ def refine_levels(quantizer: Quantizer, tensors, rdo_lambda: float = 0.0, *, ite
             break
         q = ScalarQuantizer.from_levels(rec)
         lam = weight / _spacing(q) ** 2
-        bits, sq, chosen = _measure(FeatureCodec(q, context_model, rdo_lambda=lam), xs)
+        bits, sq, chosen = _measure(FeatureCodec(q, context_model, rdo_lambda=lam, rdo_lookahead=ahead), xs)
         out.append({"quantizer": q, "rdo_lambda": lam, "bits_per_element": bits / elements, "mse": sq / elements})
     return out
 
 
 def rd_points(tensors, *, levels=DEFAULT_LEVELS, lambdas=DEFAULT_LAMBDAS, clips=None,
-              context_model: str = "spatial", refine: int = DEFAULT_REFINE) -> list[dict]:
+              context_model: str = "spatial", refine: int = DEFAULT_REFINE, lookahead: bool = True) -> list[dict]:
     """One point per (N, clip, λ) and, with ``refine`` > 0, one per refinement iteration of each:
-    ``{kind, levels, clip, rdo_lambda, bits_per_element, mse}`` over all ``tensors`` (a ``refined``
-    point adds ``reconstruction``, its table, and ``iteration``).  ``clips`` maps N to a list of
-    (c_min, c_max); by default ``_clips``."""
+    ``{kind, levels, clip, rdo_lambda, rdo_lookahead, bits_per_element, mse}`` over all ``tensors`` (a
+    ``refined`` point adds ``reconstruction``, its table, and ``iteration``).  ``clips`` maps N to a list
+    of (c_min, c_max); by default ``_clips``.  ``lookahead``: the RDO points (λ > 0) look one element
+    ahead (docs/codec.md: it saves bits below about 1 bit/element and costs encoder time)."""
     xs = [_as_float32(t) for t in tensors]
     if not xs:
         raise QuantizerError("no tensors")
@@ -123,14 +126,16 @@ def rd_points(tensors, *, levels=DEFAULT_LEVELS, lambdas=DEFAULT_LAMBDAS, clips=
         for clip in (clips or {}).get(n) or _clips(sample, n):
             q = UniformQuantizer(clip[0], clip[1], n)
             for lam in lambdas:
-                bits, sq, _ = _measure(FeatureCodec(q, context_model, rdo_lambda=lam), xs)
+                ahead = bool(lookahead and lam > 0)
+                bits, sq, _ = _measure(FeatureCodec(q, context_model, rdo_lambda=lam, rdo_lookahead=ahead), xs)
                 points.append({"kind": "uniform", "levels": n, "clip": [q.c_min, q.c_max], "rdo_lambda": float(lam),
-                               "bits_per_element": bits / elements, "mse": sq / elements})
-                for it, r in enumerate(refine_levels(q, xs, lam, iterations=refine, context_model=context_model)
-                                       if refine > 0 else [], 1):
+                               "rdo_lookahead": ahead, "bits_per_element": bits / elements, "mse": sq / elements})
+                for it, r in enumerate(refine_levels(q, xs, lam, iterations=refine, context_model=context_model,
+                                                     lookahead=ahead) if refine > 0 else [], 1):
                     t = r["quantizer"]
                     points.append({"kind": "refined", "levels": n, "clip": [t.c_min, t.c_max],
-                                   "rdo_lambda": r["rdo_lambda"], "bits_per_element": r["bits_per_element"],
+                                   "rdo_lambda": r["rdo_lambda"], "rdo_lookahead": ahead,
+                                   "bits_per_element": r["bits_per_element"],
                                    "mse": r["mse"], "reconstruction": [float(v) for v in t.reconstruction],
                                    "iteration": it, "start": {"clip": [q.c_min, q.c_max], "rdo_lambda": float(lam)}})
     return points
@@ -142,7 +147,8 @@ def point_codec(point: dict, context_model: str = "spatial") -> FeatureCodec:
         q = UniformQuantizer(point["clip"][0], point["clip"][1], point["levels"])
     else:
         q = ScalarQuantizer.from_levels(point["reconstruction"])
-    return FeatureCodec(q, context_model, rdo_lambda=point["rdo_lambda"])
+    return FeatureCodec(q, context_model, rdo_lambda=point["rdo_lambda"],
+                        rdo_lookahead=bool(point.get("rdo_lookahead", False)))
 
 
 def rd_frontier(points) -> list[dict]:

@@ -46,14 +46,16 @@ def test_fuzz_corpus_under_numba_bounds_checking(tmp_path):
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))
     code = ("from tests.test_fuzz import run_fuzz, _check; import splitcodec.entropy.kernels as k, numba;"
             "assert numba.config.BOUNDSCHECK; o = run_fuzz(3000, seed=11); _check(o, 3000); print(dict(o));"
-            # the rate-distortion encoder too, on every N boundary, both context models, ranks 1-4
+            # the rate-distortion encoder too (look-ahead, feedback, channel weights), every N boundary, both models, ranks 1-4
             "import numpy as np, splitcodec as sc; r = np.random.default_rng(1)\n"
             "for n in (2, 3, 16, 255, 256):\n"
             " for m in ('paper', 'spatial'):\n"
             "  for shape in ((7,), (3, 5), (2, 4, 6), (2, 1, 3, 3)):\n"
             "   x = r.normal(size=shape).astype(np.float32); q = sc.UniformQuantizer(-1, 2, n)\n"
-            "   d, i = sc.FeatureCodec(q, m, rdo_lambda=0.7).encode(x, return_indices=True)\n"
-            "   assert (sc.decode(d) == q.dequantize(i)).all()\n")
+            "   for kw in ({}, {'rdo_lookahead': True, 'error_feedback': 0.5}):\n"
+            "    w = {'channel_weights': r.uniform(0.1, 3, shape[-3])} if len(shape) > 2 else {}\n"
+            "    d, i = sc.FeatureCodec(q, m, rdo_lambda=0.7, **kw, **w).encode(x, return_indices=True)\n"
+            "    assert (sc.decode(d) == q.dequantize(i)).all()\n")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
                        cwd=os.path.dirname(os.path.dirname(__file__)))
     assert r.returncode == 0, r.stderr[-3000:]

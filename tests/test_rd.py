@@ -194,6 +194,22 @@ def test_channel_weights_need_rdo_and_matching_channels(rng):
     assert "channel_weights=<2 values>" in repr(codec)
 
 
+def test_lookahead_changes_choices_and_needs_rdo(rng):
+    x = relu_field(rng, (6, 20, 20), scale=2.0)
+    q = sc.UniformQuantizer(0.0, 3.0, 6)
+    greedy = sc.FeatureCodec(q, rdo_lambda=0.5).encode(x, return_indices=True)[1]
+    codec = sc.FeatureCodec(q, rdo_lambda=0.5, rdo_lookahead=True)
+    ahead = codec.encode(x, return_indices=True)[1]
+    assert (greedy != ahead).any() and "rdo_lookahead=True" in repr(codec)
+    one_column = x[:, :, :1]  # no right neighbour anywhere: nothing to look ahead at
+    np.testing.assert_array_equal(sc.FeatureCodec(q, rdo_lambda=0.5).encode(one_column, return_indices=True)[1],
+                                  codec.encode(one_column, return_indices=True)[1])
+    with pytest.raises(sc.QuantizerError, match="rdo_lambda > 0"):
+        sc.FeatureCodec(q, rdo_lookahead=True)
+    with pytest.raises(sc.QuantizerError, match="True or False"):
+        sc.FeatureCodec(q, rdo_lambda=0.5, rdo_lookahead="yes")
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.01, float("nan"), "x", None])
 def test_error_feedback_is_a_number_in_0_1(bad):
     with pytest.raises(sc.QuantizerError, match="error_feedback"):
@@ -205,13 +221,18 @@ def test_error_feedback_is_a_number_in_0_1(bad):
              elements=st.floats(-2, 6, width=32, allow_nan=False)),
     levels=st.integers(2, 20),
     lam=st.sampled_from([0.0, 0.05, 0.5]),
-    feedback=st.floats(0.05, 1.0),
+    feedback=st.sampled_from([0.0, 0.3, 1.0]),
+    lookahead=st.booleans(),
     model=st.sampled_from(["paper", "spatial"]),
 )
-def test_error_feedback_round_trip_is_exactly_the_chosen_indices(x, levels, lam, feedback, model):
+def test_encoder_options_round_trip_is_exactly_the_chosen_indices(x, levels, lam, feedback, lookahead, model):
     q = sc.UniformQuantizer(-1.0, 4.0, levels)
-    data, idx = sc.FeatureCodec(q, model, rdo_lambda=lam, error_feedback=feedback).encode(x, return_indices=True)
+    codec = sc.FeatureCodec(q, model, rdo_lambda=lam, error_feedback=feedback, rdo_lookahead=lookahead and lam > 0)
+    data, idx = codec.encode(x, return_indices=True)
     np.testing.assert_array_equal(sc.decode(data), q.dequantize(idx))
+    plain = q.quantize(x).astype(np.int64)
+    chosen = idx.astype(np.int64)
+    assert np.all((chosen == 0) | (np.abs(chosen - plain) <= 1))
 
 
 def test_full_error_feedback_keeps_each_planes_summed_error_within_a_step(rng):
@@ -231,8 +252,9 @@ def test_task_aware_settings_travel_in_calibration_files(tmp_path):
     from splitcodec.calibration import save_quantizer
 
     q = sc.UniformQuantizer(0.0, 2.0, 6)
-    path = save_quantizer(tmp_path / "q.json", q, rdo_lambda=0.25, channel_weights=[0.5, 1.5], error_feedback=0.5)
+    path = save_quantizer(tmp_path / "q.json", q, rdo_lambda=0.25, channel_weights=[0.5, 1.5], error_feedback=0.5,
+                          rdo_lookahead=True)
     codec = sc.FeatureCodec.from_file(path)
-    assert codec.error_feedback == 0.5 and codec.channel_weights.tolist() == [0.5, 1.5]
+    assert codec.error_feedback == 0.5 and codec.channel_weights.tolist() == [0.5, 1.5] and codec.rdo_lookahead
     plain = sc.FeatureCodec.from_file(save_quantizer(tmp_path / "p.json", q))
-    assert plain.error_feedback == 0.0 and plain.channel_weights is None
+    assert plain.error_feedback == 0.0 and plain.channel_weights is None and not plain.rdo_lookahead

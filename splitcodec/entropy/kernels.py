@@ -36,7 +36,7 @@ ERR_WEIGHTS = -2  # RDO weights given, but not one per plane
 
 @numba.njit(cache=True, nogil=True)
 def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0,
-           x, rec, c_min, c_max, weights, cost_table, feedback):
+           x, rec, c_min, c_max, weights, cost_table, feedback, lookahead):
     """Encode indices ``idx`` (uint8) into ``out``; returns the byte count, ERR_CAPACITY or ERR_WEIGHTS.
 
     With a non-empty ``trace_bins`` every bin and the P(0) it was coded with
@@ -52,7 +52,10 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
     ``feedback`` times the previous element's error ``v - rec[k]`` in the same
     plane (error diffusion along the raster; 0 at each plane's start): with
     ``feedback`` = 1 the plane's summed error against ``clip(x)`` is the last
-    carry, so it stays bounded however long the plane.
+    carry, so it stays bounded however long the plane.  With ``lookahead`` each
+    candidate's cost also includes the cheapest cost of the right neighbour
+    given that candidate as its left context (and carry), priced with the
+    current probabilities: the effect of the choice on the next element.
     """
     low = np.int64(0)
     rng = np.int64(RANGE_INIT)
@@ -104,6 +107,30 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                         if k == 0 or k >= q - 1:
                             d = v - rec[k]
                             cost = d * d + weight * np.float64(bits)
+                            if lookahead and xx + 1 < width:
+                                # the right neighbour (same row, so x[i + 1] is in the plane) sees k on its left;
+                                # its row-above neighbours are pad[up + xx + 2], above and pad[up + xx + 3]
+                                # (xx + 3 <= width + 1: inside the padded row)
+                                v2 = min(max(np.float64(x[i + 1]), c_min), c_max) + feedback * d
+                                q2 = np.int64(idx[i + 1])
+                                best2 = np.inf
+                                ones2 = np.int64(0)
+                                for k2 in range(min(q2 + 1, top) + 1):
+                                    p2 = 0
+                                    bits2 = ones2
+                                    if k2 < top:
+                                        if spatial:
+                                            ctx2 = spatial_context(k2, k, above_right, above, pad[up + xx + 3])
+                                        else:
+                                            ctx2 = k2
+                                        p2 = p_zero(fast, slow, ctx2)
+                                        bits2 += cost_table[p2]
+                                    if k2 == 0 or k2 >= q2 - 1:
+                                        d2 = v2 - rec[k2]
+                                        best2 = min(best2, d2 * d2 + weight * np.float64(bits2))
+                                    if k2 < top:
+                                        ones2 += cost_table[32768 - p2]
+                                cost += best2
                             if cost < best_cost:
                                 best_cost = cost
                                 best = k
