@@ -98,8 +98,9 @@ results: install
 	mkdir -p $(RESULTS) docs/figures
 	$(PY) -m eval rate-accuracy $(EVALARGS) --levels 16,8,4,3,2 --quantizer uniform,ecq-modified --context spatial,paper \
 	    --output $(RESULTS)/rate_accuracy.json --csv $(RESULTS)/rate_accuracy.csv --plot docs/figures/rate_accuracy.png > /dev/null
-	$(PY) -m eval rate-accuracy --dataset photos:48 --calib 16 --levels 32,24,16,12,8,6,4,3,2 --quantizer uniform \
-	    --context spatial --rdo-lambda 0.01,0.03,0.1,0.3 --output $(RESULTS)/rate_accuracy_rdo.json \
+	$(PY) -m eval rate-accuracy --dataset photos:48 --calib 16 --levels 32,24,16,12,10,8,6,5,4,3,2 --quantizer uniform \
+	    --context spatial --rdo-lambda 0.03,0.1,0.3 --error-feedback 0.25,0.5,0.75,1 --task-weights 0.5 \
+	    --output $(RESULTS)/rate_accuracy_rdo.json \
 	    --csv $(RESULTS)/rate_accuracy_rdo.csv --plot docs/figures/rate_accuracy_rdo.png > /dev/null
 	$(PY) -m eval hevc $(EVALARGS) --qualities 5,15,30,50,70 --output $(RESULTS)/hevc.json --csv $(RESULTS)/hevc.csv > /dev/null
 	$(PY) -m eval calibrate $(EVALARGS) --levels 8 --method accuracy --save $(RESULTS)/quantizer-efficientnet_lite0-n8.json \
@@ -109,7 +110,8 @@ results: install
 	$(PY) -m eval ecq $(EVALARGS) --levels 2,3,4 --hevc 5,15,30 --output $(RESULTS)/ecq.json --csv $(RESULTS)/ecq.csv \
 	    --plot docs/figures/ecq.png > /dev/null
 	$(PY) -m eval results --rate-accuracy $(RESULTS)/rate_accuracy.json --hevc $(RESULTS)/hevc.json \
-	    --calibrate $(RESULTS)/calibrate.json --clip-sweep $(RESULTS)/clip_sweep.json --ecq $(RESULTS)/ecq.json --output docs/results.md
+	    --calibrate $(RESULTS)/calibrate.json --clip-sweep $(RESULTS)/clip_sweep.json --ecq $(RESULTS)/ecq.json \
+	    --rate-accuracy-rdo $(RESULTS)/rate_accuracy_rdo.json --output docs/results.md
 
 context-study: install
 	$(PY) -m eval.context_study --output docs/context_study.json --update-doc docs/codec.md

@@ -68,9 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quantizer", default="uniform", help="uniform,ecq-modified,ecq-conventional,lloyd-max")
     s.add_argument("--lam", type=float, help="λ for ECQ quantizers (default: scaled to the data)")
     s.add_argument("--grid", help="JSON file: a list of operating points {method, levels, clip, context_model, lambda, "
-                                  "rdo_lambda}")
+                                  "rdo_lambda, error_feedback}")
     s.add_argument("--rdo-lambda", type=_floats, default=[],
                    help="also each point encoded rate-distortion optimised with these λ (comma-separated)")
+    s.add_argument("--error-feedback", type=_floats, default=[],
+                   help="also each point encoded with these error-feedback gains in [0, 1] (with every --rdo-lambda)")
+    s.add_argument("--task-weights", type=float, default=None, metavar="POWER",
+                   help="also the RDO points with channel weights = (sensitivity of the network behind the split, "
+                        "fitted on the calibration samples) ** POWER")
 
     s = sub.add_parser("clip-sweep", help="Fig. 2: accuracy and MSQE against c_max")
     common(s)
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calibrate")
     s.add_argument("--clip-sweep")
     s.add_argument("--ecq")
+    s.add_argument("--rate-accuracy-rdo", help="a rate-accuracy run with --rdo-lambda/--error-feedback/--task-weights")
     s.add_argument("--output", default="docs/results.md")
     return p
 
@@ -202,6 +208,7 @@ def main(argv=None) -> int:
                 doc = studies.rate_accuracy(cache, levels=args.levels, clip=args.clip, contexts=args.context.split(","),
                                             quantizers=args.quantizer.split(","), lam=args.lam, shard=args.shard,
                                             exclude_calib=args.exclude_calib, grid=grid, rdo_lambdas=args.rdo_lambda,
+                                            error_feedbacks=args.error_feedback, task_weights=args.task_weights,
                                             **kw)
             elif args.study == "clip-sweep":
                 doc = studies.clip_sweep(cache, levels=args.levels, cmax=args.cmax, points_per_level=args.points,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .evaluate import accuracy_key
 
-SCALARS = ("method", "levels", "clip", "context_model", "lambda", "rdo_lambda", "quality", "bits_per_element", "mse", "top1", "top5",
+SCALARS = ("method", "levels", "clip", "context_model", "lambda", "rdo_lambda", "error_feedback", "channel_weights", "quality", "bits_per_element", "mse", "top1", "top5",
            "fidelity_top1", "fidelity_top5", "kl", "fidelity_top1_confident", "confident_samples", "mAP50", "mAP",
            "samples")
 
@@ -53,6 +53,9 @@ def plot(doc: dict, path: str) -> None:
     base = accuracy_key(rows[0])
     ylab = accuracy_label(doc)
     title = f"{doc['model']} {doc['split']} — {doc['study']}"
+    if doc.get("encoder_savings"):
+        _plot_encoder_frontiers(doc, path, title)
+        return
     if doc["study"] == "clip-sweep":
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
         for n in sorted({r["levels"] for r in rows[1:]}):
@@ -91,6 +94,43 @@ def plot(doc: dict, path: str) -> None:
         ax.set(xlabel="bits per element (header included)", ylabel=ylab, title=title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def frontier(rows, key, higher: bool) -> list[dict]:
+    """The rows no cheaper row matches: by increasing bits, each strictly better on ``key`` than all before."""
+    out, best = [], None
+    for r in sorted(rows, key=lambda r: (r["bits_per_element"], -r[key] if higher else r[key])):
+        if best is None or (r[key] > best if higher else r[key] < best):
+            out.append(r)
+            best = r[key]
+    return out
+
+
+def _plot_encoder_frontiers(doc: dict, path: str, title: str) -> None:
+    """Rate-accuracy with encoder families: fidelity and KL divergence against bits, one frontier per family."""
+    import matplotlib.pyplot as plt
+
+    from .studies import ENCODER_FAMILIES, _family_rows
+
+    rows = [r for r in doc["rows"][1:] if r.get("bits_per_element")]
+    panels = [("kl", False, "KL(float ‖ decoded) of the softmax, nats (lower is better)")] if "kl" in rows[0] else []
+    panels.insert(0, ("mAP50" if "mAP50" in rows[0] else "fidelity_top1", True, accuracy_label(doc)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, (key, higher, label) in zip(axes[0], panels):
+        ax.scatter([r["bits_per_element"] for r in rows], [r[key] for r in rows], s=6, c="0.75", label="all points")
+        for fam, style in zip(ENCODER_FAMILIES, ("o-", "s-", "^-", "d-")):
+            f = frontier(_family_rows(rows, fam), key, higher)
+            ax.plot([r["bits_per_element"] for r in f], [r[key] for r in f], style, ms=4,
+                    label="plain quantizer" if fam == "plain" else f"+ {fam}")
+        ax.set(xlabel="bits per element (header included)", ylabel=label)
+        if not higher:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title}: frontiers with and without rate-distortion optimised encoding")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

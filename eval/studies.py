@@ -77,9 +77,13 @@ def _document(study, cache, points, accs, calib_idx, eval_idx, shard, extra=None
 # --- the studies --------------------------------------------------------------------------------
 
 def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers=("uniform",), lam=None,
-                  calib=100, shard=None, exclude_calib=False, device="cpu", grid=None, rdo_lambdas=()):
-    """Tables 1-3: the float baseline and one row per operating point (and, for each ``rdo_lambdas``
-    value above 0, the same point encoded rate-distortion optimised)."""
+                  calib=100, shard=None, exclude_calib=False, device="cpu", grid=None, rdo_lambdas=(),
+                  error_feedbacks=(), task_weights=None):
+    """Tables 1-3: the float baseline and one row per operating point; with ``rdo_lambdas`` /
+    ``error_feedbacks`` also every point encoded with each combination of those encoder settings (and,
+    with ``task_weights`` = p, the RDO ones again with channel weights ``sensitivity ** p`` fitted on the
+    calibration samples), plus ``encoder_savings``: the bits each encoder family needs to reach each
+    plain point's fidelity."""
     calib_idx, eval_idx = sample_sets(cache, calib, shard, exclude_calib)
     cache.build(calib_idx + eval_idx)
     calib_feats = cache.features(calib_idx)
@@ -93,6 +97,7 @@ def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers
             points.append(uniform_point(n, c, ctx) if method == "uniform"
                           else designed_point(method, calib_feats, n, c, g.get("lambda", 0.0), ctx))
             points[-1].rdo_lambda = float(g.get("rdo_lambda", 0.0))
+            points[-1].error_feedback = float(g.get("error_feedback", 0.0))
     else:
         clips = parse_clips(clip, levels, calib_feats)
         for n in levels:
@@ -103,9 +108,74 @@ def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers
                     else:
                         l = lam if lam is not None else _default_lambda(calib_feats, clips[n])
                         points.append(designed_point(method, calib_feats, n, clips[n], l, ctx))
-        points += [dataclasses.replace(p, rdo_lambda=float(r)) for p in list(points) for r in rdo_lambdas if r > 0]
+        weights = None
+        if task_weights is not None and any(r > 0 for r in rdo_lambdas):
+            weights = sc.sensitivity.channel_sensitivity(cache.split.tail, calib_feats, power=task_weights,
+                                                         task="classification" if cache.task != "detection" else "output")
+        points += encoder_variants(points, rdo_lambdas, error_feedbacks, weights, task_weights)
     accs = evaluate(cache, points, eval_idx, device=device)
-    return _document("rate-accuracy", cache, points, accs, calib_idx, eval_idx, shard)
+    doc = _document("rate-accuracy", cache, points, accs, calib_idx, eval_idx, shard)
+    if len(doc["rows"]) > 1 and any(encoder_family(r) != "plain" for r in doc["rows"][1:]):
+        doc["encoder_savings"] = encoder_savings(doc["rows"][1:], cache.task)
+    return doc
+
+
+def encoder_variants(points, rdo_lambdas=(), error_feedbacks=(), weights=None, power=None) -> list[OperatingPoint]:
+    """Each point again with every combination of RDO λ and error feedback (0 included, the plain
+    point itself excluded), and the RDO ones once more with channel ``weights``."""
+    out = []
+    for p in points:
+        for r in sorted({0.0, *map(float, rdo_lambdas)}):
+            for f in sorted({0.0, *map(float, error_feedbacks)}):
+                if r == 0 and f == 0:
+                    continue
+                out.append(dataclasses.replace(p, rdo_lambda=r, error_feedback=f))
+                if r > 0 and weights is not None:
+                    out.append(dataclasses.replace(out[-1], channel_weights=weights, weights_power=power))
+    return out
+
+
+ENCODER_FAMILIES = ("plain", "rdo", "rdo+feedback", "rdo+feedback+weights")
+
+
+def encoder_family(row) -> str:
+    """The encoder family of a row: the most general setting it uses."""
+    if row.get("channel_weights"):
+        return "rdo+feedback+weights"
+    if row.get("error_feedback"):
+        return "rdo+feedback"
+    return "rdo" if row.get("rdo_lambda") else "plain"
+
+
+def _family_rows(rows, family):
+    """Rows a family may use: its own and those of every family before it (a family includes its settings = 0)."""
+    allowed = ENCODER_FAMILIES[: ENCODER_FAMILIES.index(family) + 1]
+    return [r for r in rows if encoder_family(r) in allowed and r.get("bits_per_element")]
+
+
+def encoder_savings(rows, task="classification") -> list[dict]:
+    """For every plain point: the fewest bits each encoder family needs for at least its fidelity (at most its KL
+    divergence for classification), as a ratio to the plain point's bits."""
+    metrics = [("mAP50", True)] if task == "detection" else [("kl", False), ("fidelity_top1", True), ("fidelity_top5", True)]
+    out = []
+    for p in rows:
+        if encoder_family(p) != "plain" or not p.get("bits_per_element"):
+            continue
+        entry = {"method": p["method"], "levels": p["levels"], "clip": p.get("clip"), "bits_per_element": p["bits_per_element"]}
+        for key, higher in metrics:
+            if p.get(key) is None:
+                continue
+            m = {"plain_value": p[key]}
+            for fam in ENCODER_FAMILIES[1:]:
+                ok = [r for r in _family_rows(rows, fam) if r.get(key) is not None
+                      and (r[key] >= p[key] if higher else r[key] <= p[key])]
+                best = min(ok, key=lambda r: r["bits_per_element"])
+                m[fam] = {"bits_per_element": best["bits_per_element"],
+                          "ratio": best["bits_per_element"] / p["bits_per_element"],
+                          "point": {k: best.get(k) for k in ("levels", "rdo_lambda", "error_feedback", "channel_weights")}}
+            entry[key] = m
+        out.append(entry)
+    return out
 
 
 def _default_lambda(samples, clip):
@@ -260,4 +330,6 @@ def merge_documents(docs: list[dict], coco=None) -> dict:
     out["accumulators"] = [a.to_json() for a in accs]
     if first["study"] == "clip-sweep":
         out["optima"] = clip_optima(out["rows"][1:])
+    if "encoder_savings" in first:
+        out["encoder_savings"] = encoder_savings(out["rows"][1:], task)
     return out

@@ -52,3 +52,16 @@ def test_generated_section_matches_its_json(doc, name, source, module):
     data = json.loads((ROOT / source).read_text())
     assert section == importlib.import_module(module).markdown(data), (
         f"{doc}'s {name} section is not what {module} renders from {source}: regenerate it")
+
+
+def test_results_doc_is_what_make_results_renders():
+    """docs/results.md is generated whole by `python -m eval results` from the committed study files."""
+    import argparse
+
+    from eval.results_doc import render
+
+    r = ROOT / "docs" / "results"
+    args = argparse.Namespace(rate_accuracy=r / "rate_accuracy.json", hevc=r / "hevc.json", calibrate=r / "calibrate.json",
+                              clip_sweep=r / "clip_sweep.json", ecq=r / "ecq.json",
+                              rate_accuracy_rdo=r / "rate_accuracy_rdo.json")
+    assert (ROOT / "docs" / "results.md").read_text() == render(args), "regenerate docs/results.md (make results)"

@@ -173,3 +173,41 @@ def test_rd_frontier_study_and_rdo_rows(capsys, cache_dir, tmp_path):
     plain, rdo = ra["rows"][1], ra["rows"][2]
     assert rdo["rdo_lambda"] == 0.5 and "rdo_lambda" not in plain
     assert rdo["bits_per_element"] < plain["bits_per_element"] and rdo["mse"] > plain["mse"]
+
+
+def test_rate_accuracy_encoder_families_and_savings(capsys, cache_dir, tmp_path):
+    doc = _run(capsys, "rate-accuracy", *_common(cache_dir), "--levels", "8,4", "--rdo-lambda", "0.3",
+               "--error-feedback", "0.5", "--task-weights", "0.5", "--plot", str(tmp_path / "ra.png"),
+               "--csv", str(tmp_path / "ra.csv"))
+    rows = doc["rows"][1:]
+    # per N: plain, RDO, feedback alone, RDO + feedback, and the two RDO ones with channel weights
+    assert len(rows) == 2 * 6
+    settings = sorted((r["levels"], r.get("rdo_lambda", 0), r.get("error_feedback", 0), r.get("channel_weights", ""))
+                      for r in rows)
+    assert settings[:6] == [(4, 0, 0, ""), (4, 0, 0.5, ""), (4, 0.3, 0, ""), (4, 0.3, 0, "sensitivity^0.5"),
+                            (4, 0.3, 0.5, ""), (4, 0.3, 0.5, "sensitivity^0.5")]
+    plain = {r["levels"]: r for r in rows if not r.get("rdo_lambda") and not r.get("error_feedback")}
+    savings = {s["levels"]: s for s in doc["encoder_savings"]}
+    assert set(savings) == {8, 4}
+    for n, s in savings.items():
+        assert s["bits_per_element"] == plain[n]["bits_per_element"]
+        for key in ("kl", "fidelity_top1", "fidelity_top5"):
+            fams = [s[key][f] for f in ("rdo", "rdo+feedback", "rdo+feedback+weights")]
+            assert all(f["ratio"] <= 1.0 for f in fams)
+            # each family may use everything the one before it may: never more bits
+            assert fams[0]["ratio"] >= fams[1]["ratio"] >= fams[2]["ratio"]
+            got = [r for r in rows if r["bits_per_element"] == fams[2]["bits_per_element"]]
+            assert got and all((r[key] <= s[key]["plain_value"]) if key == "kl" else (r[key] >= s[key]["plain_value"])
+                               for r in got)
+    assert (tmp_path / "ra.png").stat().st_size > 1000
+    assert "error_feedback" in (tmp_path / "ra.csv").read_text().splitlines()[0]
+
+
+def test_frontier_keeps_only_points_no_cheaper_point_matches():
+    from eval.report import frontier
+
+    rows = [{"bits_per_element": b, "kl": k, "fidelity_top1": a}
+            for b, k, a in [(1.0, 0.5, 0.5), (2.0, 0.6, 0.4), (3.0, 0.1, 0.9), (3.0, 0.2, 0.95), (4.0, 0.1, 0.9)]]
+    assert [r["bits_per_element"] for r in frontier(rows, "kl", False)] == [1.0, 3.0]
+    assert [(r["bits_per_element"], r["fidelity_top1"]) for r in frontier(rows, "fidelity_top1", True)] == [
+        (1.0, 0.5), (3.0, 0.95)]
