@@ -34,6 +34,46 @@ ERR_CAPACITY = -1  # the output buffer may be too small: retry with a larger one
 ERR_WEIGHTS = -2  # RDO weights given, but not one per plane
 
 
+@numba.njit(cache=True, nogil=True, inline="never")
+def _right_neighbour_costs(x2, q2, q, kmax, v, feedback, above, above_left, above_right, c_min, c_max, rec, top,
+                           spatial, fast, slow, weight, cost_table, out, bin_cost):
+    """For each candidate k of the current element (0, and q - 1 .. kmax), the cheapest cost of the next element
+    (value ``x2``, plain index ``q2``, row-above neighbours given) when k is its left neighbour, over the same
+    candidates as the element itself, priced with the current probabilities; written to ``out[k]``.
+
+    k enters a bin's context only as [k > bin], so each bin of the next element is priced twice (bin_cost rows:
+    0-bin and 1-bin cost with [left > bin] false, then true) and every candidate combines those.  A function of
+    its own, never inlined: the greedy encoder's loop stays as lean as without look-ahead."""
+    kmax2 = min(q2 + 1, top)
+    for b in range(min(kmax2, top - 1) + 1):
+        for t in range(2):
+            if spatial:
+                ctx = spatial_context(b, t * (b + 1), above, above_left, above_right)
+            else:
+                ctx = b
+            p0 = p_zero(fast, slow, ctx)
+            bin_cost[2 * t, b] = cost_table[p0]
+            bin_cost[2 * t + 1, b] = cost_table[32768 - p0]
+    base = min(max(x2, c_min), c_max)
+    for k in range(kmax + 1):
+        if not (k == 0 or k >= q - 1):
+            continue
+        v2 = base + feedback * (v - rec[k])
+        best = np.inf
+        ones = np.int64(0)
+        for j in range(kmax2 + 1):
+            row = 2 if k > j else 0
+            bits = ones
+            if j < top:
+                bits += bin_cost[row, j]
+            if j == 0 or j >= q2 - 1:
+                d = v2 - rec[j]
+                best = min(best, d * d + weight * np.float64(bits))
+            if j < top:
+                ones += bin_cost[row + 1, j]
+        out[k] = best
+
+
 @numba.njit(cache=True, nogil=True)
 def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0,
            x, rec, c_min, c_max, weights, cost_table, feedback, lookahead):
@@ -70,6 +110,12 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
         return ERR_WEIGHTS
     stride = width + 2
     pad = np.zeros((height + 1) * stride, dtype=np.uint8)  # zero border: row 0, columns 0 and W+1
+    # the RDO walk's contexts and probabilities, reused to code the chosen index: within one element every bin has
+    # its own context, so nothing the walk priced changes before the element is coded
+    walk_ctx = np.zeros(max(top, 1), dtype=np.int64)
+    walk_p0 = np.zeros(max(top, 1), dtype=np.int64)
+    ahead_cost = np.zeros(levels, dtype=np.float64)  # look-ahead: the next element's best cost per candidate
+    bin_cost = np.zeros((4, levels), dtype=np.int64)
     weight = 0.0
     for p in range(planes):
         base = p * height * width
@@ -94,6 +140,13 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                     best = q
                     best_cost = np.inf
                     ones = np.int64(0)  # cost of the 1-bins before bin k
+                    ahead = lookahead and xx + 1 < width
+                    if ahead:
+                        # the right neighbour (same row: x[i + 1] is in the plane) sees the candidate on its left;
+                        # its row-above neighbours are above_right, above and pad[up + xx + 3] (xx + 3 <= W + 1)
+                        _right_neighbour_costs(np.float64(x[i + 1]), np.int64(idx[i + 1]), q, kmax, v, feedback,
+                                               above_right, above, pad[up + xx + 3], c_min, c_max, rec, top, spatial,
+                                               fast, slow, weight, cost_table, ahead_cost, bin_cost)
                     for k in range(kmax + 1):
                         p0 = 0
                         bits = ones  # index N-1 is N-1 ones, with no terminating bin
@@ -103,34 +156,14 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                             else:
                                 ctx = k
                             p0 = p_zero(fast, slow, ctx)
+                            walk_ctx[k] = ctx
+                            walk_p0[k] = p0
                             bits += cost_table[p0]
                         if k == 0 or k >= q - 1:
                             d = v - rec[k]
                             cost = d * d + weight * np.float64(bits)
-                            if lookahead and xx + 1 < width:
-                                # the right neighbour (same row, so x[i + 1] is in the plane) sees k on its left;
-                                # its row-above neighbours are pad[up + xx + 2], above and pad[up + xx + 3]
-                                # (xx + 3 <= width + 1: inside the padded row)
-                                v2 = min(max(np.float64(x[i + 1]), c_min), c_max) + feedback * d
-                                q2 = np.int64(idx[i + 1])
-                                best2 = np.inf
-                                ones2 = np.int64(0)
-                                for k2 in range(min(q2 + 1, top) + 1):
-                                    p2 = 0
-                                    bits2 = ones2
-                                    if k2 < top:
-                                        if spatial:
-                                            ctx2 = spatial_context(k2, k, above_right, above, pad[up + xx + 3])
-                                        else:
-                                            ctx2 = k2
-                                        p2 = p_zero(fast, slow, ctx2)
-                                        bits2 += cost_table[p2]
-                                    if k2 == 0 or k2 >= q2 - 1:
-                                        d2 = v2 - rec[k2]
-                                        best2 = min(best2, d2 * d2 + weight * np.float64(bits2))
-                                    if k2 < top:
-                                        ones2 += cost_table[32768 - p2]
-                                cost += best2
+                            if ahead:
+                                cost += ahead_cost[k]
                             if cost < best_cost:
                                 best_cost = cost
                                 best = k
@@ -142,11 +175,15 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                 pad[up + stride + xx + 1] = s
                 for k in range(top):
                     bit = 1 if s > k else 0
-                    if spatial:
-                        ctx = spatial_context(k, left, above, above_left, above_right)
+                    if rdo:  # the walk reached every bin up to the chosen index (s <= kmax)
+                        ctx = walk_ctx[k]
+                        p0 = walk_p0[k]
                     else:
-                        ctx = k
-                    p0 = p_zero(fast, slow, ctx)
+                        if spatial:
+                            ctx = spatial_context(k, left, above, above_left, above_right)
+                        else:
+                            ctx = k
+                        p0 = p_zero(fast, slow, ctx)
                     if tracing:
                         trace_bins[nb] = bit
                         trace_p0[nb] = p0
