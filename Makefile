@@ -14,7 +14,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study clean
+.PHONY: help install demo demo-codec proto test test-slow test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study rdo-variants clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -27,7 +27,8 @@ help:
 	@echo "make decode-cost - what hostile streams cost the decoder -> docs/bitstream.md"
 	@echo "make explore    - every split point of EfficientNet-Lite0 vs coding the input -> docs/explore.md"
 	@echo "make test-reliability / bench-reliability - the server under hostile load -> docs/deploy.md"
-	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval.bench_codec)"
+	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval.bench_codec; NNCODEC_PYTHON=... adds NNCodec)"
+	@echo "make rdo-variants - greedy vs look-ahead RDO on real activations -> docs/codec.md"
 	@echo "make results    - the rate-accuracy studies on EfficientNet-Lite0 + shipped photos -> docs/results.md"
 
 $(VENV)/.installed: pyproject.toml
@@ -112,6 +113,9 @@ results: install
 	$(PY) -m eval results --rate-accuracy $(RESULTS)/rate_accuracy.json --hevc $(RESULTS)/hevc.json \
 	    --calibrate $(RESULTS)/calibrate.json --clip-sweep $(RESULTS)/clip_sweep.json --ecq $(RESULTS)/ecq.json \
 	    --rate-accuracy-rdo $(RESULTS)/rate_accuracy_rdo.json --output docs/results.md
+
+rdo-variants: install
+	$(PY) -m eval.rdo_variants --output docs/rdo_variants.json --update-doc docs/codec.md
 
 context-study: install
 	$(PY) -m eval.context_study --output docs/context_study.json --update-doc docs/codec.md

@@ -31,6 +31,7 @@ GENERATED = [
     ("README.md", "bench_codec", "docs/bench_codec.json", "eval.bench_codec"),
     ("README.md", "bench_system", "docs/bench_system.json", "eval.bench_system"),
     ("docs/codec.md", "context_study", "docs/context_study.json", "eval.context_study"),
+    ("docs/codec.md", "rdo_variants", "docs/rdo_variants.json", "eval.rdo_variants"),
     ("docs/models.md", "model_table", "docs/model_table.json", "eval.model_table"),
     ("docs/models.md", "darknet_fidelity", "docs/darknet_fidelity.json", "eval.darknet_fidelity"),
     ("docs/bitstream.md", "decode_cost", "docs/decode_cost.json", "eval.bench_decode_cost"),

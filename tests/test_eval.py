@@ -27,6 +27,32 @@ def test_bench_codec_quick(capsys, tmp_path):
         assert rates == sorted(rates)
     text = readme.read_text()
     assert "PLACEHOLDER-7f3a" not in text and "| yolov3_layer12_like" in text and text.endswith("y\n")
+    rdo = doc["rdo_speed_case"]  # the λ tried whose rate is nearest 1 bit/element, greedy and look-ahead timed
+    assert rdo["bits_per_element"] == min(rdo["rates_tried"].values(), key=lambda r: abs(r - 1.0))
+    assert rdo["encode_melem_s"] > 0 and rdo["lookahead_encode_melem_s"] > 0 and "RDO encoding" in text
+
+
+def test_rd_hull_and_interpolation():
+    from eval.rdo_variants import bits_at, hull, mse_at
+
+    pts = [{"bits_per_element": b, "mse": m} for b, m in [(1, 8), (2, 4), (3, 3.5), (4, 1), (2.5, 5), (5, 1)]]
+    h = hull(pts)
+    assert h == [(1, 8), (2, 4), (4, 1)]  # (3, 3.5) lies above the chord from (2, 4) to (4, 1); (5, 1) is no better
+    assert mse_at(h, 3) == 2.5 and mse_at(h, 0.5) is None and mse_at(h, 4.5) is None
+    assert bits_at(h, 2.5) == 3 and bits_at(h, 6) == 1.5 and bits_at(h, 0.5) is None
+
+
+def test_rdo_variants_quick(capsys, tmp_path):
+    from eval import rdo_variants
+
+    doc_md = tmp_path / "codec.md"
+    doc_md.write_text("a\n<!-- rdo_variants:start -->\nOLD\n<!-- rdo_variants:end -->\nb\n")
+    assert rdo_variants.main(["--quick", "--update-doc", str(doc_md)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (split,) = doc["splits"]
+    assert set(split["points"]) == {"greedy", "lookahead"} and split["lookahead_over_greedy_bits"]
+    assert all(0.3 < r < 2 for r in split["lookahead_over_greedy_bits"].values())
+    assert "OLD" not in doc_md.read_text() and "| blocks.2 (24, 56, 56) |" in doc_md.read_text()
 
 
 def test_demo_codec_prints_real_prediction(capsys):
