@@ -44,12 +44,21 @@ def corpus():
         for model in ("paper", "spatial"):  # rate-distortion optimised choices: float64 costs, integer bit table
             yield (f"rdo_n{n}_{model}", sc.FeatureCodec(sc.UniformQuantizer(-3.25, 4.5, n), model, rdo_lambda=0.3),
                    signed, None)
+            # look-ahead, error feedback and channel weights: more float64 arithmetic in the choices
+            weights = 0.25 + (np.arange(signed.shape[0]) % 4) * 0.5
+            yield (f"rdo_task_n{n}_{model}", sc.FeatureCodec(sc.UniformQuantizer(-3.25, 4.5, n), model, rdo_lambda=0.3,
+                                                              rdo_lookahead=True, error_feedback=0.5,
+                                                              channel_weights=weights), signed, None)
         if n <= 64:
             for method in ("modified", "conventional"):
                 q = sc.design_ecq(x, n, lam=0.02, c_min=0.0, c_max=7.0, method=method)
                 yield f"ecq_{method}_n{n}", sc.FeatureCodec(q, "spatial"), x, q.reconstruction
     q = sc.lloyd_max(signed, 16, -3.25, 4.5)
     yield "lloyd_max_n16", sc.FeatureCodec(q, "paper"), signed, q.reconstruction
+    for lam in (0.0, 0.3):  # levels refined with the RDO encoder in the loop (float64 means of its choices)
+        r = sc.rd.refine_levels(sc.UniformQuantizer(-2.0, 3.0, 6), [signed], lam, iterations=2, lookahead=lam > 0)[-1]
+        codec = sc.FeatureCodec(r["quantizer"], rdo_lambda=r["rdo_lambda"], rdo_lookahead=lam > 0)
+        yield f"refined_n6_lam{lam:g}", codec, signed, r["quantizer"].reconstruction
     yield "uniform_scale_single", sc.FeatureCodec(sc.UniformQuantizer(6.737916e-08, 6.478021, 256)), x, None
 
 
@@ -106,8 +115,8 @@ def markdown(res: dict) -> str:
     verdict = "identical" if res["identical"] else f"**{len(res['differences'])} differences**"
     return (f"**Cross-architecture check** (`make test-aarch64`, generated from docs/aarch64.json): "
             f"{res['cases']} streams (every N from 2 to 256 in steps, both context models, negative c_min, ties, "
-            f"rate-distortion optimised encoding, "
-            f"{res['ecq_designs']} ECQ/Lloyd-Max designs) encoded on {res['machines'][0]} and on "
+            f"rate-distortion optimised encoding — greedy, and with look-ahead, error feedback and channel weights —, "
+            f"{res['ecq_designs']} ECQ/Lloyd-Max/refined designs) encoded on {res['machines'][0]} and on "
             f"{res['machines'][1]} (qemu user-mode emulation, Debian arm64 root; numpy {res['numpy'][1]}, "
             f"numba {res['numba'][1]}): stream bytes, quantization indices, designed levels and decoded values "
             f"{verdict}, and each side decodes the other's streams to the same values. "
