@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--rdo-lambda", type=float, default=None,
                    help="rate-distortion optimised encoding (λ >= 0, dimensionless; default: the --quantizer "
                         "file's, else 0 = plain quantization); any decoder reads the streams")
+    q.add_argument("--rdo-lookahead", action="store_true",
+                   help="RDO looks one element ahead (fewer bits below ~0.5 bit/element, slower; default: the "
+                        "--quantizer file's)")
     q.add_argument("--error-feedback", type=float, default=None,
                    help="diffuse each element's quantization error into the next one, 0..1 (default: the "
                         "--quantizer file's, else 0); keeps channel means, which the network behind the split "
@@ -150,6 +153,20 @@ def load_head(args):
     return split, model, split.split, split.split == split.paper_split
 
 
+def encoder_options(args, feature_shape=None) -> dict:
+    """The FeatureCodec's encoder options: the command line's, else the --quantizer file's.  Channel weights
+    and look-ahead apply only with RDO (λ > 0); with ``feature_shape`` the weights are checked against the
+    split's channels up front (ValueError)."""
+    lam = args.rdo_lambda if args.rdo_lambda is not None else (_quantizer_file_field(args, "rdo_lambda") or 0.0)
+    fb = args.error_feedback if args.error_feedback is not None else (_quantizer_file_field(args, "error_feedback") or 0.0)
+    weights = _quantizer_file_field(args, "channel_weights") if lam > 0 else None
+    ahead = bool(args.rdo_lookahead or _quantizer_file_field(args, "rdo_lookahead")) and lam > 0
+    if weights is not None and feature_shape is not None and len(weights) != feature_shape[0]:
+        raise ValueError(f"the --quantizer file's channel_weights has {len(weights)} values but the split has "
+                         f"{feature_shape[0]} channels")
+    return {"rdo_lambda": lam, "error_feedback": fb, "channel_weights": weights, "rdo_lookahead": ahead}
+
+
 def _quantizer_file_field(args, key: str):
     """A field (model, split, rdo_lambda, ...) of the --quantizer file, if there is one."""
     if not args.quantizer:
@@ -202,11 +219,7 @@ class FrameLoop:
 
         args = self.args
         q = self.make_quantizer(self.runner.features(image)[0])
-        lam = args.rdo_lambda if args.rdo_lambda is not None else (_quantizer_file_field(args, "rdo_lambda") or 0.0)
-        fb = (args.error_feedback if args.error_feedback is not None
-              else (_quantizer_file_field(args, "error_feedback") or 0.0))
-        weights = _quantizer_file_field(args, "channel_weights") if lam > 0 else None
-        codec = sc.FeatureCodec(q, args.context_model, rdo_lambda=lam, channel_weights=weights, error_feedback=fb)
+        codec = sc.FeatureCodec(q, args.context_model, **encoder_options(args))
         self.encoder = EdgeEncoder(self.runner.head, codec)
         self.encoder.warmup()
         if not args.json:
@@ -335,6 +348,7 @@ def main(argv=None) -> int:
     try:
         head, model, split_name, at_paper = load_head(args)
         make_quantizer = quantizer_factory(args, model, at_paper)
+        encoder_options(args, head.feature_shape)
     except (KeyError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -242,6 +242,30 @@ def test_edge_cli_against_the_server(server, capsys):
     assert summary["vs_float32"] > 10 and summary["mean_input_jpeg90_bytes"] > 0 and summary["round_trip_ms_p95"] > 0
 
 
+def test_edge_cli_task_aware_quantizer_file(server, capsys, tmp_path):
+    """A quantizer file's RDO λ, look-ahead, error feedback and channel weights reach the edge encoder."""
+    import splitcodec as sc
+    from edge_app.__main__ import main
+    from splitcodec import models
+    from splitcodec.calibration import save_quantizer
+
+    channels = models.split_model("efficientnet_lite0", "paper", weights="DEFAULT").feature_shape[0]
+    q = sc.UniformQuantizer(0.0, 4.0, 8)
+    plain = save_quantizer(tmp_path / "plain.json", q, model="efficientnet_lite0")
+    task = save_quantizer(tmp_path / "task.json", q, model="efficientnet_lite0", rdo_lambda=0.3, rdo_lookahead=True,
+                          error_feedback=0.5, channel_weights=np.linspace(0.5, 1.5, channels).tolist())
+    bad = save_quantizer(tmp_path / "bad.json", q, model="efficientnet_lite0", rdo_lambda=0.3, channel_weights=[1.0, 2.0])
+    summaries = []
+    for path in (plain, task):
+        assert main(["--server", server[0], "--photos", "--json", "--quantizer", str(path)]) == 0
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert lines[0]["predictions"][0]["name"] == "Egyptian cat" and lines[-1]["summary"]["errors"] == 0
+        summaries.append(lines[-1]["summary"])
+    assert summaries[1]["mean_bytes_per_frame"] < 0.9 * summaries[0]["mean_bytes_per_frame"]
+    assert main(["--server", server[0], "--photos", "--json", "--quantizer", str(bad)]) == 2  # a usage error, up front
+    assert "channel_weights has 2 values but the split has" in capsys.readouterr().err
+
+
 def test_edge_cli_onnx_runtime_and_stream(server, capsys):
     from edge_app.__main__ import main
 
