@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--levels", type=int, required=True)
     s.add_argument("--method", default="mse", choices=["mse", "accuracy"])
     s.add_argument("--context", default="spatial")
+    s.add_argument("--rdo-lambda", type=_floats, default=[],
+                   help="with --method accuracy: also these RDO λ, searched together with the clip")
     s.add_argument("--save", help="quantizer file to write (default quantizer-MODEL-N.json)")
 
     s = sub.add_parser("target-rate", help="best accuracy within a bits/element budget")
@@ -108,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--levels", type=_ints, default=[2, 3, 4, 5, 6, 8, 12, 16])
     s.add_argument("--with-ecq", action="store_true", help="also consider modified-ECQ quantizers")
     s.add_argument("--context", default="spatial")
+    s.add_argument("--rdo-lambda", type=_floats, default=[],
+                   help="also every candidate encoded with these RDO λ (searched together with N and clip)")
     s.add_argument("--save", help="quantizer file to write")
 
     s = sub.add_parser("rd-frontier", help="operational RD curve (bits vs MSE) with and without RDO encoding")
@@ -224,10 +228,12 @@ def main(argv=None) -> int:
                 doc = rd_frontier_study(cache, levels=args.levels, lambdas=args.lambdas, samples=args.calib,
                                         context=args.context, target_mse=args.target_mse, max_bits=args.max_bits)
             elif args.study == "calibrate":
-                doc = studies.calibrate(cache, levels=args.levels, method=args.method, context=args.context, **kw)
+                doc = studies.calibrate(cache, levels=args.levels, method=args.method, context=args.context,
+                                        rdo_lambdas=args.rdo_lambda, **kw)
             else:
                 doc = studies.target_rate(cache, budget=args.budget, levels=args.levels, with_ecq=args.with_ecq,
-                                          context=args.context, exclude_calib=args.exclude_calib, **kw)
+                                          context=args.context, exclude_calib=args.exclude_calib,
+                                          rdo_lambdas=args.rdo_lambda, **kw)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -236,7 +242,7 @@ def main(argv=None) -> int:
 
             path = args.save or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
             save_quantizer(path, doc["quantizer"], model=doc["model"], split=doc["split"], study=args.study,
-                           context_model=args.context,
+                           context_model=args.context, rdo_lambda=doc.get("rdo_lambda", 0.0),
                            fitted_on={"dataset": cache.dataset.identity(), "samples": doc["calibration_samples"]},
                            metrics=doc.get("calibration_metrics") or doc.get("achieved"))
             doc["quantizer_file"] = path

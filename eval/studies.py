@@ -249,9 +249,12 @@ def _score_on(cache, points, idx, device):
     return [finalize(a, coco, task) for a in accs]
 
 
-def calibrate(cache, *, levels, method="mse", context="spatial", calib=100, device="cpu"):
+def calibrate(cache, *, levels, method="mse", context="spatial", calib=100, device="cpu", rdo_lambdas=()):
     """Choose the clip range for N levels on the calibration samples (MSE-optimal,
-    or the candidate with the best accuracy), and describe the quantizer."""
+    or the candidate with the best accuracy — with ``rdo_lambdas``, the RDO λ too), and
+    describe the quantizer."""
+    if rdo_lambdas and method != "accuracy":
+        raise ValueError("--rdo-lambda is searched with --method accuracy (an MSE-optimal clip has no λ to choose)")
     calib_idx = list(range(min(calib, cache.n)))
     cache.build(calib_idx)
     feats = cache.features(calib_idx)
@@ -260,26 +263,31 @@ def calibrate(cache, *, levels, method="mse", context="spatial", calib=100, devi
         clip = (lo, sc.mse_optimal_clip(feats, levels, lo))
         candidates = [{"clip": list(clip)}]
     elif method == "accuracy":
-        cands = clip_candidates(feats, levels, lo)
-        pts = [uniform_point(levels, (lo, c), context) for c in cands]
+        cands = [(c, float(r)) for c in clip_candidates(feats, levels, lo) for r in sorted({0.0, *rdo_lambdas})]
+        pts = [dataclasses.replace(uniform_point(levels, (lo, c), context), rdo_lambda=r) for c, r in cands]
         scores = _score_on(cache, pts, calib_idx, device)[1:]
-        candidates = [{"clip": [lo, c], **s} for c, s in zip(cands, scores)]
-        best = max(candidates, key=lambda r: (accuracy_key(r), -r["clip"][1]))
-        clip = tuple(best["clip"])
+        candidates = [{"clip": [lo, c], "rdo_lambda": r, **s} for (c, r), s in zip(cands, scores)]
+        # the most faithful; among equals the smaller clip, then the larger λ (fewer bits)
+        best = max(candidates, key=lambda r: (accuracy_key(r), -r["clip"][1], r["rdo_lambda"]))
+        clip, rdo_lambda = tuple(best["clip"]), best["rdo_lambda"]
     else:
         raise ValueError("method must be 'mse' or 'accuracy'")
-    p = uniform_point(levels, clip, context)
+    if method == "mse":
+        rdo_lambda = 0.0
+    p = dataclasses.replace(uniform_point(levels, clip, context), rdo_lambda=rdo_lambda)
     metrics = _score_on(cache, [p], calib_idx, device)
     return {"study": "calibrate", "model": cache.split.name, "split": cache.split.split, "levels": levels,
-            "method": method, "clip": list(clip), "context_model": context, "quantizer": p.quantizer,
+            "method": method, "clip": list(clip), "rdo_lambda": rdo_lambda, "context_model": context,
+            "quantizer": p.quantizer,
             "calibration_samples": len(calib_idx), "dataset": cache.dataset.identity(),
             "float": metrics[0], "calibration_metrics": metrics[1], "candidates": candidates}
 
 
 def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=False, context="spatial",
-                calib=100, exclude_calib=False, device="cpu"):
-    """Best accuracy on the calibration samples within a bits/element budget; the
-    chosen point is then measured on the evaluation samples."""
+                calib=100, exclude_calib=False, device="cpu", rdo_lambdas=()):
+    """Best accuracy on the calibration samples within a bits/element budget (N, clip and, with
+    ``rdo_lambdas``, the RDO λ searched together); the chosen point is then measured on the
+    evaluation samples."""
     calib_idx, eval_idx = sample_sets(cache, calib, None, exclude_calib)
     cache.build(calib_idx + eval_idx)
     feats = cache.features(calib_idx)
@@ -290,6 +298,7 @@ def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=Fa
             if with_ecq:
                 for lam in sc.quantization.default_lambdas(feats, 0.0, c, count=4):
                     points.append(designed_point("ecq-modified", feats, n, (0.0, c), float(lam), context))
+    points += [dataclasses.replace(p, rdo_lambda=float(r)) for p in list(points) for r in rdo_lambdas if r > 0]
     scores = _score_on(cache, points, calib_idx, device)
     rows = [{**p.describe(), **s} for p, s in zip(points, scores[1:])]
     within = [(r, p) for r, p in zip(rows, points) if r["bits_per_element"] <= budget]
@@ -299,9 +308,9 @@ def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=Fa
                          f"{cheapest['bits_per_element']:.3f} (N = {cheapest['levels']})")
     chosen_row, chosen = max(within, key=lambda rp: (accuracy_key(rp[0]), -rp[0]["bits_per_element"]))
     achieved = _score_on(cache, [chosen], eval_idx, device)
-    log(f"chosen N={chosen.levels} clip={chosen.clip}: {achieved[1]}")
+    log(f"chosen N={chosen.levels} clip={chosen.clip} RDO λ={chosen.rdo_lambda:g}: {achieved[1]}")
     return {"study": "target-rate", "model": cache.split.name, "split": cache.split.split, "budget": budget,
-            "chosen": chosen_row, "quantizer": chosen.quantizer, "achieved": achieved[1], "float": achieved[0],
+            "chosen": chosen_row, "rdo_lambda": chosen.rdo_lambda, "quantizer": chosen.quantizer, "achieved": achieved[1], "float": achieved[0],
             "evaluated_samples": len(eval_idx), "calibration_samples": len(calib_idx), "candidates": rows}
 
 

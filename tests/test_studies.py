@@ -92,6 +92,25 @@ def test_target_rate_respects_the_budget(capsys, cache_dir, tmp_path):
     assert main(["target-rate", *_common(cache_dir), "--budget", "0.0001", "--levels", "2"]) == 2
 
 
+def test_target_rate_and_calibrate_search_the_rdo_lambda(capsys, cache_dir, tmp_path):
+    import splitcodec as sc
+
+    doc = _run(capsys, "target-rate", *_common(cache_dir), "--budget", "0.5", "--levels", "4,8", "--rdo-lambda", "0.3",
+               "--save", str(tmp_path / "t.json"))
+    lams = {c.get("rdo_lambda", 0.0) for c in doc["candidates"]}
+    assert lams == {0.0, 0.3} and len(doc["candidates"]) % 2 == 0
+    assert doc["rdo_lambda"] == doc["chosen"].get("rdo_lambda", 0.0) and doc["chosen"]["bits_per_element"] <= 0.5
+    assert all(c["bits_per_element"] > 0.5 or c["fidelity_top1"] <= doc["chosen"]["fidelity_top1"] for c in doc["candidates"])
+    assert sc.FeatureCodec.from_file(tmp_path / "t.json").rdo_lambda == doc["rdo_lambda"]
+    cal = _run(capsys, "calibrate", *_common(cache_dir), "--levels", "4", "--method", "accuracy", "--rdo-lambda",
+               "0.3,1.5", "--save", str(tmp_path / "c.json"))
+    assert {c["rdo_lambda"] for c in cal["candidates"]} == {0.0, 0.3, 1.5}
+    best = max(c["fidelity_top1"] for c in cal["candidates"])
+    assert cal["calibration_metrics"]["fidelity_top1"] == best
+    assert sc.FeatureCodec.from_file(tmp_path / "c.json").rdo_lambda == cal["rdo_lambda"]
+    assert main(["calibrate", *_common(cache_dir), "--levels", "4", "--rdo-lambda", "0.3"]) == 2  # needs accuracy
+
+
 def test_shards_merge_to_the_unsharded_result(capsys, cache_dir, tmp_path):
     full = _run(capsys, "rate-accuracy", *_common(cache_dir), "--levels", "4")
     parts = []
