@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clip", default="auto")
     s.add_argument("--context", default="spatial")
     s.add_argument("--hevc", type=_ints, default=[], help="also HEVC at these qualities")
+    s.add_argument("--rdo-lambda", type=_floats, default=[],
+                   help="also every uniform and ECQ point encoded with these RDO λ")
 
     s = sub.add_parser("hevc", help="HEVC baseline: 8-bit channel mosaic through x265")
     common(s)
@@ -219,7 +221,8 @@ def main(argv=None) -> int:
                                          shard=args.shard, exclude_calib=args.exclude_calib, **kw)
             elif args.study == "ecq":
                 doc = studies.ecq(cache, levels=args.levels, lams=args.lams, clip=args.clip, context=args.context,
-                                  shard=args.shard, exclude_calib=args.exclude_calib, hevc_qualities=args.hevc, **kw)
+                                  shard=args.shard, exclude_calib=args.exclude_calib, hevc_qualities=args.hevc,
+                                  rdo_lambdas=args.rdo_lambda, **kw)
             elif args.study == "hevc":
                 doc = studies.hevc(cache, qualities=args.qualities, shard=args.shard, device=device)
             elif args.study == "rd-frontier":

@@ -84,8 +84,8 @@ def plot(doc: dict, path: str) -> None:
                 key = f"{r['method']} N={r['levels']}"  # one curve per N: the λ sweep
             else:
                 key = f"{r['method']}, {r['context_model']} contexts"
-                if r.get("rdo_lambda"):
-                    key += f", RDO λ={r['rdo_lambda']:g}"
+            if r.get("rdo_lambda"):
+                key += f", RDO λ={r['rdo_lambda']:g}"
             groups.setdefault(key, []).append(r)
         for key, rs in groups.items():
             rs = sorted(rs, key=lambda r: r["bits_per_element"])

@@ -214,9 +214,10 @@ def clip_optima(rows) -> list[dict]:
 
 
 def ecq(cache, *, levels=(2, 3, 4), lams=None, clip=None, context="spatial", calib=100, shard=None,
-        exclude_calib=False, hevc_qualities=(), device="cpu"):
+        exclude_calib=False, hevc_qualities=(), device="cpu", rdo_lambdas=()):
     """Figs. 4-6: accuracy vs bits/element for uniform, conventional ECQ (Alg. 1) and
-    modified ECQ (Alg. 2), quantizers designed on the calibration samples."""
+    modified ECQ (Alg. 2), quantizers designed on the calibration samples; with ``rdo_lambdas``
+    every one of them again encoded with each RDO λ (the exact adaptive rate beside ECQ's static one)."""
     calib_idx, eval_idx = sample_sets(cache, calib, shard, exclude_calib)
     cache.build(calib_idx + eval_idx)
     feats = cache.features(calib_idx)
@@ -228,6 +229,7 @@ def ecq(cache, *, levels=(2, 3, 4), lams=None, clip=None, context="spatial", cal
         for lam in grid:
             for method in ("ecq-conventional", "ecq-modified"):
                 points.append(designed_point(method, feats, n, clips[n], float(lam), context))
+    points += [dataclasses.replace(p, rdo_lambda=float(r)) for p in list(points) for r in rdo_lambdas if r > 0]
     points += [OperatingPoint("hevc", quality=int(q)) for q in hevc_qualities]
     accs = evaluate(cache, points, eval_idx, device=device)
     return _document("ecq", cache, points, accs, calib_idx, eval_idx, shard)

@@ -71,6 +71,19 @@ def test_ecq_study_with_hevc(capsys, cache_dir):
     assert doc["rows"][-1]["bits_per_element"] > 0
 
 
+def test_ecq_study_encodes_every_quantizer_again_with_rdo(capsys, cache_dir, tmp_path):
+    doc = _run(capsys, "ecq", *_common(cache_dir), "--levels", "3", "--lams", "0.2", "--rdo-lambda", "0.5",
+               "--plot", str(tmp_path / "e.png"))
+    rows = doc["rows"][1:]
+    plain = [r for r in rows if not r.get("rdo_lambda")]
+    rdo = [r for r in rows if r.get("rdo_lambda") == 0.5]
+    assert [r["method"] for r in plain] == [r["method"] for r in rdo] == ["uniform", "ecq-conventional", "ecq-modified"]
+    for p, r in zip(plain, rdo):  # same quantizer, the encoder trading distortion for rate
+        assert r.get("reconstruction") == p.get("reconstruction") and r["clip"] == p["clip"]
+        assert r["bits_per_element"] < p["bits_per_element"] and r["mse"] > p["mse"]
+    assert (tmp_path / "e.png").stat().st_size > 0
+
+
 def test_calibrate_writes_a_quantizer_the_edge_loads(capsys, cache_dir, tmp_path):
     import splitcodec as sc
     from splitcodec.calibration import load_quantizer
