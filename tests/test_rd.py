@@ -86,6 +86,20 @@ def test_rd_frontier_and_operating_point_search(rng):
         sc.rd.best_point(pts)
 
 
+def test_coarse_n_with_rdo_reaches_the_rates_only_n2_reached(rng):
+    """Without RDO only N = 2 goes below about half a bit per element; with it N = 4 and 8 go there too,
+    and the operational frontier at those rates is made of RDO points, coarse N among them."""
+    xs = [relu_field(rng, (16, 24, 24), scale=2.0) for _ in range(2)]
+    pts = sc.rd.rd_points(xs, levels=(2, 4, 8), lambdas=(0.0, 1.0, 4.0), refine=0)
+    plain = [p for p in pts if p["rdo_lambda"] == 0]
+    floor2 = min(p["bits_per_element"] for p in plain if p["levels"] == 2)
+    assert all(p["bits_per_element"] > floor2 for p in plain if p["levels"] >= 4)
+    coarse_rdo = [p for p in pts if p["levels"] >= 4 and p["rdo_lambda"] > 0]
+    assert sum(p["bits_per_element"] < floor2 for p in coarse_rdo) >= 3
+    low = [p for p in sc.rd.rd_frontier(pts) if p["bits_per_element"] < floor2]
+    assert all(p["rdo_lambda"] > 0 for p in low) and any(p["levels"] >= 4 for p in low)
+
+
 def _signed_field(rng, shape=(6, 20, 20)):
     """Signed, heavy-tailed, spatially correlated: like a linear bottleneck's output."""
     x = rng.laplace(size=shape).astype(np.float32) * 3
