@@ -174,6 +174,18 @@ def test_codec_repr_names_quantizer_model_and_lambda():
     assert repr(sc.FeatureCodec(q, "paper")) == f"FeatureCodec({q!r}, context_model='paper')"
     assert repr(sc.FeatureCodec(q, "spatial", rdo_lambda=0.25)) == \
         f"FeatureCodec({q!r}, context_model='spatial', rdo_lambda=0.25)"
+    full = sc.FeatureCodec(q, "spatial", rdo_lambda=0.5, channel_weights=[1, 2, 3], error_feedback=0.75,
+                           rdo_lookahead=True)
+    assert repr(full) == (f"FeatureCodec({q!r}, context_model='spatial', rdo_lambda=0.5, channel_weights=<3 values>, "
+                          "error_feedback=0.75, rdo_lookahead=True)")
+    assert repr(sc.FeatureCodec(q, rdo_lambda=0.5, error_feedback=0.5)).endswith("rdo_lambda=0.5, error_feedback=0.5)")
+
+
+def test_channel_weights_are_kept_as_float64_whatever_they_came_as():
+    q = sc.UniformQuantizer(0.0, 1.0, 4)
+    for given in ([1, 2, 3], np.array([1, 2, 3], np.int32), np.array([1, 2, 3], np.float32), (1.0, 2.0, 3.0)):
+        w = sc.FeatureCodec(q, rdo_lambda=0.5, channel_weights=given).channel_weights
+        assert w.dtype == np.float64 and w.tolist() == [1.0, 2.0, 3.0]
 
 
 def test_bits_per_element_counts_the_whole_stream(rng):

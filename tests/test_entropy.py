@@ -261,6 +261,29 @@ def test_rdo_entry_point_checks_its_buffers():
         coder.encode_rdo(idx.copy(), x, np.arange(3.0), 0.0, 3.0, 0.1, 4)
 
 
+def test_rdo_entry_point_checks_weights_and_feedback(rng):
+    from splitcodec.entropy import coder
+
+    x = (rng.random((4, 5, 6)) * 3).astype(np.float32)
+    idx = np.clip(np.rint(x), 0, 3).astype(np.uint8)
+    rec = np.arange(4.0)
+    run = lambda w, f=0.0: coder.encode_rdo(idx.copy(), x, rec, 0.0, 3.0, w, 4, feedback=f)
+    for w in (-0.5, [0.5, -0.1, 0.5, 0.5], np.nan, [0.5, 0.5, np.inf, 0.5]):
+        with pytest.raises(ValueError, match="finite and >= 0"):
+            run(w)
+    for f in (-0.01, 1.01, 1.5):
+        with pytest.raises(ValueError, match="feedback"):
+            run(0.5, f)
+    with pytest.raises(ValueError, match="one RDO weight per plane"):
+        run([0.5, 0.5])
+    per_plane = np.array([0.1, 0.9, 0.4, 2.0]) / 2 ** 15  # weights are per 2^-15 bit
+    # one weight per plane in any shape that holds `planes` values; a single weight is every plane's
+    assert run(per_plane.reshape(2, 2)) == run(per_plane) != run(0.1 / 2 ** 15)
+    w = 0.7 / 2 ** 15
+    assert run(w) == run(np.full(4, w)) == run([[w]])
+    assert run(w, 1.0) != run(w, 0.0)
+
+
 def test_a_short_payload_is_refused_before_decoding_by_the_capacity_bound():
     payload = encode_indices(np.zeros((1, 1, 8), np.uint8), 4, "paper")
     with pytest.raises(TruncatedPayloadError, match="can code at most"):
