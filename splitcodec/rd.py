@@ -88,12 +88,18 @@ def refine_levels(quantizer: Quantizer, tensors, rdo_lambda: float = 0.0, *, ite
     xs = [_as_float32(t) for t in tensors]
     if not xs:
         raise QuantizerError("no tensors")
+    ahead = bool(lookahead and rdo_lambda > 0)
+    _, _, chosen = _measure(FeatureCodec(quantizer, context_model, rdo_lambda=rdo_lambda, rdo_lookahead=ahead), xs)
     flat = np.concatenate([x.reshape(-1) for x in xs]).astype(np.float64)
+    return _refine(quantizer, xs, flat, rdo_lambda, chosen, iterations, context_model, ahead)
+
+
+def _refine(quantizer: Quantizer, xs, flat, rdo_lambda: float, chosen, iterations: int, context_model, ahead: bool):
+    """:func:`refine_levels` from the indices the encoder chose with the starting quantizer (``flat``: every
+    element of ``xs`` in float64, in order)."""
     elements = flat.size
     weight = float(rdo_lambda) * _spacing(quantizer) ** 2
     q, out = quantizer, []
-    ahead = bool(lookahead and rdo_lambda > 0)
-    _, _, chosen = _measure(FeatureCodec(q, context_model, rdo_lambda=rdo_lambda, rdo_lookahead=ahead), xs)
     for _ in range(iterations):
         assigned = np.concatenate([c.reshape(-1) for c in chosen])
         count = np.bincount(assigned, minlength=q.levels)
@@ -121,17 +127,18 @@ def rd_points(tensors, *, levels=DEFAULT_LEVELS, lambdas=DEFAULT_LAMBDAS, clips=
         raise QuantizerError("no tensors")
     elements = sum(x.size for x in xs)
     sample = np.concatenate([x.reshape(-1) for x in xs])
+    flat = sample.astype(np.float64)
     points = []
     for n in levels:
         for clip in (clips or {}).get(n) or _clips(sample, n):
             q = UniformQuantizer(clip[0], clip[1], n)
             for lam in lambdas:
                 ahead = bool(lookahead and lam > 0)
-                bits, sq, _ = _measure(FeatureCodec(q, context_model, rdo_lambda=lam, rdo_lookahead=ahead), xs)
+                bits, sq, chosen = _measure(FeatureCodec(q, context_model, rdo_lambda=lam, rdo_lookahead=ahead), xs)
                 points.append({"kind": "uniform", "levels": n, "clip": [q.c_min, q.c_max], "rdo_lambda": float(lam),
                                "rdo_lookahead": ahead, "bits_per_element": bits / elements, "mse": sq / elements})
-                for it, r in enumerate(refine_levels(q, xs, lam, iterations=refine, context_model=context_model,
-                                                     lookahead=ahead) if refine > 0 else [], 1):
+                # refinement starts from the indices just chosen: the uniform point is not encoded twice
+                for it, r in enumerate(_refine(q, xs, flat, lam, chosen, refine, context_model, ahead), 1):
                     t = r["quantizer"]
                     points.append({"kind": "refined", "levels": n, "clip": [t.c_min, t.c_max],
                                    "rdo_lambda": r["rdo_lambda"], "rdo_lookahead": ahead,
