@@ -157,23 +157,29 @@ def encoder_options(args, feature_shape=None) -> dict:
     """The FeatureCodec's encoder options: the command line's, else the --quantizer file's.  Channel weights
     and look-ahead apply only with RDO (λ > 0); with ``feature_shape`` the weights are checked against the
     split's channels up front (ValueError)."""
-    lam = args.rdo_lambda if args.rdo_lambda is not None else (_quantizer_file_field(args, "rdo_lambda") or 0.0)
-    fb = args.error_feedback if args.error_feedback is not None else (_quantizer_file_field(args, "error_feedback") or 0.0)
-    weights = _quantizer_file_field(args, "channel_weights") if lam > 0 else None
-    ahead = bool(args.rdo_lookahead or _quantizer_file_field(args, "rdo_lookahead")) and lam > 0
+    doc = _quantizer_file_doc(args)
+    lam = args.rdo_lambda if args.rdo_lambda is not None else (doc.get("rdo_lambda") or 0.0)
+    fb = args.error_feedback if args.error_feedback is not None else (doc.get("error_feedback") or 0.0)
+    weights = doc.get("channel_weights") if lam > 0 else None
+    ahead = bool(args.rdo_lookahead or doc.get("rdo_lookahead")) and lam > 0
     if weights is not None and feature_shape is not None and len(weights) != feature_shape[0]:
         raise ValueError(f"the --quantizer file's channel_weights has {len(weights)} values but the split has "
                          f"{feature_shape[0]} channels")
     return {"rdo_lambda": lam, "error_feedback": fb, "channel_weights": weights, "rdo_lookahead": ahead}
 
 
-def _quantizer_file_field(args, key: str):
-    """A field (model, split, rdo_lambda, ...) of the --quantizer file, if there is one."""
+def _quantizer_file_doc(args) -> dict:
+    """The --quantizer file's fields (model, split, rdo_lambda, ...); empty without one."""
     if not args.quantizer:
-        return None
+        return {}
     from splitcodec.calibration import load_quantizer
 
-    return load_quantizer(args.quantizer)[1].get(key)
+    return load_quantizer(args.quantizer)[1]
+
+
+def _quantizer_file_field(args, key: str):
+    """A field of the --quantizer file, if there is one."""
+    return _quantizer_file_doc(args).get(key)
 
 
 def input_jpeg90_bytes(image, spec: dict) -> int:
