@@ -229,7 +229,7 @@ def ecq(cache, *, levels=(2, 3, 4), lams=None, clip=None, context="spatial", cal
         for lam in grid:
             for method in ("ecq-conventional", "ecq-modified"):
                 points.append(designed_point(method, feats, n, clips[n], float(lam), context))
-    points += [dataclasses.replace(p, rdo_lambda=float(r)) for p in list(points) for r in rdo_lambdas if r > 0]
+    points += encoder_variants(points, rdo_lambdas)
     points += [OperatingPoint("hevc", quality=int(q)) for q in hevc_qualities]
     accs = evaluate(cache, points, eval_idx, device=device)
     return _document("ecq", cache, points, accs, calib_idx, eval_idx, shard)
@@ -300,7 +300,7 @@ def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=Fa
             if with_ecq:
                 for lam in sc.quantization.default_lambdas(feats, 0.0, c, count=4):
                     points.append(designed_point("ecq-modified", feats, n, (0.0, c), float(lam), context))
-    points += [dataclasses.replace(p, rdo_lambda=float(r)) for p in list(points) for r in rdo_lambdas if r > 0]
+    points += encoder_variants(points, rdo_lambdas)
     scores = _score_on(cache, points, calib_idx, device)
     rows = [{**p.describe(), **s} for p, s in zip(points, scores[1:])]
     within = [(r, p) for r, p in zip(rows, points) if r["bits_per_element"] <= budget]
