@@ -6,7 +6,8 @@ as a subprocess on ``.npy`` files, with this file's ``driver`` part (numpy + nnc
 
 Per row (split, N) on the same activations: our bits with the plain quantizer (uniform N, MSE-optimal
 clip) and its MSE against the unclipped tensors; our best configuration at no more MSE (N, clip and the
-RDO λ searched, uniform levels and levels refined with the encoder in the loop, ``splitcodec.rd``); NNCodec coding *our indices* losslessly; NNCodec's best real stream at
+RDO λ searched, uniform levels and levels refined with the encoder in the loop, ``splitcodec.rd``);
+NNCodec coding *our indices* losslessly; NNCodec's best real stream at
 no more MSE over plain/dependent quantization × lambda_scale ∈ {0, 0.5, 1, 2}, its qp searched; and the
 encode/decode speeds.
 """

@@ -55,8 +55,8 @@ def _initial_capacity(elements: int, levels: int) -> int:
 def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p0, check: bool = True,
                  rdo=None) -> bytes:
     """Encode; ``rdo`` = (values, reconstruction, c_min, c_max, weights, feedback, lookahead) chooses the indices
-    by rate-distortion, ``weights`` one float64 rate weight per plane, ``feedback`` the error-diffusion gain (``idx`` must then be a writable contiguous uint8 array: the
-    chosen indices are written into it)."""
+    by rate-distortion, ``weights`` one float64 rate weight per plane, ``feedback`` the error-diffusion gain
+    (``idx`` must then be a writable contiguous uint8 array: the chosen indices are written into it)."""
     model = context_model_id(model)
     planes, height, width = plane_geometry(shape)
     flat = idx.reshape(-1) if rdo is not None else _contiguous_indices(idx, levels, check)
