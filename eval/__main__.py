@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--context", default="spatial")
     s.add_argument("--rdo-lambda", type=_floats, default=[],
                    help="also every candidate encoded with these RDO λ (searched together with N and clip)")
+    s.add_argument("--error-feedback", type=_floats, default=[],
+                   help="also every candidate encoded with these error-feedback gains in [0, 1] (with every "
+                        "--rdo-lambda; searched together with N and clip)")
     s.add_argument("--save", help="quantizer file to write")
 
     s = sub.add_parser("rd-frontier", help="operational RD curve (bits vs MSE) with and without RDO encoding")
@@ -236,7 +239,7 @@ def main(argv=None) -> int:
             else:
                 doc = studies.target_rate(cache, budget=args.budget, levels=args.levels, with_ecq=args.with_ecq,
                                           context=args.context, exclude_calib=args.exclude_calib,
-                                          rdo_lambdas=args.rdo_lambda, **kw)
+                                          rdo_lambdas=args.rdo_lambda, error_feedbacks=args.error_feedback, **kw)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -246,6 +249,7 @@ def main(argv=None) -> int:
             path = args.save or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
             save_quantizer(path, doc["quantizer"], model=doc["model"], split=doc["split"], study=args.study,
                            context_model=args.context, rdo_lambda=doc.get("rdo_lambda", 0.0),
+                           **({"error_feedback": doc["error_feedback"]} if doc.get("error_feedback") else {}),
                            fitted_on={"dataset": cache.dataset.identity(), "samples": doc["calibration_samples"]},
                            metrics=doc.get("calibration_metrics") or doc.get("achieved"))
             doc["quantizer_file"] = path

@@ -123,6 +123,10 @@ def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers
 def encoder_variants(points, rdo_lambdas=(), error_feedbacks=(), weights=None, power=None) -> list[OperatingPoint]:
     """Each point again with every combination of RDO λ and error feedback (0 included, the plain
     point itself excluded), and the RDO ones once more with channel ``weights``."""
+    if any(not r >= 0 for r in rdo_lambdas):
+        raise ValueError(f"RDO λ must be >= 0, got {list(rdo_lambdas)}")
+    if any(not 0 <= f <= 1 for f in error_feedbacks):
+        raise ValueError(f"error-feedback gains must be in [0, 1], got {list(error_feedbacks)}")
     out = []
     for p in points:
         for r in sorted({0.0, *map(float, rdo_lambdas)}):
@@ -286,10 +290,10 @@ def calibrate(cache, *, levels, method="mse", context="spatial", calib=100, devi
 
 
 def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=False, context="spatial",
-                calib=100, exclude_calib=False, device="cpu", rdo_lambdas=()):
+                calib=100, exclude_calib=False, device="cpu", rdo_lambdas=(), error_feedbacks=()):
     """Best accuracy on the calibration samples within a bits/element budget (N, clip and, with
-    ``rdo_lambdas``, the RDO λ searched together); the chosen point is then measured on the
-    evaluation samples."""
+    ``rdo_lambdas`` / ``error_feedbacks``, the RDO λ and the error-feedback gain searched together; ties
+    go to the smaller KL divergence); the chosen point is then measured on the evaluation samples."""
     calib_idx, eval_idx = sample_sets(cache, calib, None, exclude_calib)
     cache.build(calib_idx + eval_idx)
     feats = cache.features(calib_idx)
@@ -300,7 +304,7 @@ def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=Fa
             if with_ecq:
                 for lam in sc.quantization.default_lambdas(feats, 0.0, c, count=4):
                     points.append(designed_point("ecq-modified", feats, n, (0.0, c), float(lam), context))
-    points += encoder_variants(points, rdo_lambdas)
+    points += encoder_variants(points, rdo_lambdas, error_feedbacks)
     scores = _score_on(cache, points, calib_idx, device)
     rows = [{**p.describe(), **s} for p, s in zip(points, scores[1:])]
     within = [(r, p) for r, p in zip(rows, points) if r["bits_per_element"] <= budget]
@@ -308,12 +312,21 @@ def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=Fa
         cheapest = min(rows, key=lambda r: r["bits_per_element"])
         raise ValueError(f"no candidate fits {budget} bits/element; the cheapest needs "
                          f"{cheapest['bits_per_element']:.3f} (N = {cheapest['levels']})")
-    chosen_row, chosen = max(within, key=lambda rp: (accuracy_key(rp[0]), -rp[0]["bits_per_element"]))
+    chosen_row, chosen = max(within, key=lambda rp: _target_key(rp[0]))
     achieved = _score_on(cache, [chosen], eval_idx, device)
-    log(f"chosen N={chosen.levels} clip={chosen.clip} RDO λ={chosen.rdo_lambda:g}: {achieved[1]}")
+    log(f"chosen N={chosen.levels} clip={chosen.clip} RDO λ={chosen.rdo_lambda:g} "
+        f"error feedback={chosen.error_feedback:g}: {achieved[1]}")
     return {"study": "target-rate", "model": cache.split.name, "split": cache.split.split, "budget": budget,
-            "chosen": chosen_row, "rdo_lambda": chosen.rdo_lambda, "quantizer": chosen.quantizer, "achieved": achieved[1], "float": achieved[0],
+            "chosen": chosen_row, "rdo_lambda": chosen.rdo_lambda, "error_feedback": chosen.error_feedback,
+            "quantizer": chosen.quantizer, "achieved": achieved[1], "float": achieved[0],
             "evaluated_samples": len(eval_idx), "calibration_samples": len(calib_idx), "candidates": rows}
+
+
+def _target_key(row: dict) -> tuple:
+    """Order of candidates within a budget: accuracy, then (classifiers) the smaller KL divergence — top-1 on a
+    few calibration samples ties often, KL moves with every error — then fewer bits."""
+    kl = row.get("kl")
+    return accuracy_key(row), -kl if kl is not None else 0.0, -row["bits_per_element"]
 
 
 def merge_documents(docs: list[dict], coco=None) -> dict:

@@ -124,6 +124,29 @@ def test_target_rate_and_calibrate_search_the_rdo_lambda(capsys, cache_dir, tmp_
     assert main(["calibrate", *_common(cache_dir), "--levels", "4", "--rdo-lambda", "0.3"]) == 2  # needs accuracy
 
 
+def test_target_rate_searches_the_error_feedback(capsys, cache_dir, tmp_path):
+    import splitcodec as sc
+
+    doc = _run(capsys, "target-rate", *_common(cache_dir), "--budget", "0.6", "--levels", "4,8", "--error-feedback",
+               "0.5,1", "--save", str(tmp_path / "t.json"))
+    gains = [c.get("error_feedback", 0.0) for c in doc["candidates"]]
+    assert sorted(set(gains)) == [0.0, 0.5, 1.0] and gains.count(0.5) == gains.count(1.0) == gains.count(0.0)
+    assert doc["error_feedback"] == doc["chosen"].get("error_feedback", 0.0) and doc["chosen"]["bits_per_element"] <= 0.6
+    assert all(c["bits_per_element"] > 0.6 or c["fidelity_top1"] <= doc["chosen"]["fidelity_top1"] for c in doc["candidates"])
+    tied = [c for c in doc["candidates"] if c["bits_per_element"] <= 0.6 and c["fidelity_top1"] == doc["chosen"]["fidelity_top1"]]
+    assert doc["chosen"]["kl"] == min(c["kl"] for c in tied)  # top-1 ties on few samples: the smaller KL wins
+    # the feedback changes what the encoder writes: same N and clip, other bits
+    by = {}
+    for c in doc["candidates"]:
+        by.setdefault((c["levels"], tuple(c["clip"])), {})[c.get("error_feedback", 0.0)] = c["bits_per_element"]
+    assert any(len(set(v.values())) > 1 for v in by.values())
+    codec = sc.FeatureCodec.from_file(tmp_path / "t.json")
+    assert codec.error_feedback == doc["error_feedback"] and codec.quantizer.levels == doc["chosen"]["levels"]
+    for bad in ("1.5", "-0.1"):
+        assert main(["target-rate", *_common(cache_dir), "--budget", "0.6", "--levels", "4", "--error-feedback", bad]) == 2
+        assert "error-feedback gains must be in [0, 1]" in capsys.readouterr().err
+
+
 def test_shards_merge_to_the_unsharded_result(capsys, cache_dir, tmp_path):
     full = _run(capsys, "rate-accuracy", *_common(cache_dir), "--levels", "4")
     parts = []
