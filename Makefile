@@ -14,7 +14,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study rdo-variants clean
+.PHONY: help install demo demo-codec proto test test-slow test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study rdo-variants channel-steps clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -29,6 +29,7 @@ help:
 	@echo "make test-reliability / bench-reliability - the server under hostile load -> docs/deploy.md"
 	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval.bench_codec; NNCODEC_PYTHON=... adds NNCodec)"
 	@echo "make rdo-variants - greedy vs look-ahead RDO on real activations -> docs/codec.md"
+	@echo "make channel-steps - what a quantizer step per channel would buy (a what-if) -> docs/codec.md"
 	@echo "make results    - the rate-accuracy studies on EfficientNet-Lite0 + shipped photos -> docs/results.md"
 
 $(VENV)/.installed: pyproject.toml
@@ -116,6 +117,9 @@ results: install
 
 rdo-variants: install
 	$(PY) -m eval.rdo_variants --output docs/rdo_variants.json --update-doc docs/codec.md
+
+channel-steps: install
+	$(PY) -m eval.channel_steps --output docs/channel_steps.json --update-doc docs/codec.md
 
 context-study: install
 	$(PY) -m eval.context_study --output docs/context_study.json --update-doc docs/codec.md

@@ -55,6 +55,51 @@ def test_rdo_variants_quick(capsys, tmp_path):
     assert "OLD" not in doc_md.read_text() and "| blocks.2 (24, 56, 56) |" in doc_md.read_text()
 
 
+def test_channel_steps_factors_and_coding():
+    import numpy as np
+
+    import splitcodec as sc
+    from eval.channel_steps import SCALE_BITS, code_scaled, step_factors
+
+    w = np.array([1e-3, 0.1, 1.0, 4.0, 50.0])
+    assert np.array_equal(step_factors(w, 0.0), np.ones(5))
+    g = step_factors(w, 0.5)
+    k = 2 * np.log2(g)
+    assert np.allclose(k, np.rint(k), rtol=0, atol=1e-9) and k.min() >= -(1 << (SCALE_BITS - 1)) and k.max() < 1 << (SCALE_BITS - 1)
+    assert np.all(np.diff(g) < 0)  # the more sensitive the channel, the finer its step
+    x = np.random.default_rng(0).gamma(0.6, 0.8, size=(5, 9, 11)).astype(np.float32)
+    codec = sc.FeatureCodec(sc.UniformQuantizer(0.0, 6.3, 64))
+    data, rec = code_scaled(codec, x, np.ones(5))
+    assert data == codec.encode(x) and np.array_equal(rec, codec.quantizer(x))  # one step: today's stream
+    data, rec = code_scaled(codec, x, g)
+    assert np.array_equal(rec, sc.decode(data) * g.astype(np.float32)[:, None, None])
+    top = (6.3 * g).astype(np.float32)[:, None, None]  # each channel's range shrinks with its step
+    inside = x <= top
+    assert inside.any(axis=(1, 2)).all() and (~inside).any()
+    half = np.broadcast_to(0.05 * g[:, None, None], x.shape)
+    assert np.all(np.abs(rec - x)[inside] <= half[inside] * (1 + 1e-5))  # within half of the channel's own step
+    assert np.allclose(rec[~inside], np.broadcast_to(top, x.shape)[~inside])  # above it: clipped to its top level
+
+
+def test_channel_steps_quick(capsys, tmp_path):
+    from eval import channel_steps
+
+    doc_md = tmp_path / "codec.md"
+    doc_md.write_text("a\n<!-- channel_steps:start -->\nOLD\n<!-- channel_steps:end -->\nb\n")
+    assert channel_steps.main(["--quick", "--cache-dir", str(tmp_path / "cache"), "--update-doc", str(doc_md)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["references"]) == {"16", "8"} and len(doc["families"]) == 4
+    for fam in doc["families"]:
+        rates = [p["bits_per_element"] for p in fam["points"]]
+        assert rates == sorted(rates, reverse=True)  # coarser steps, fewer bits
+        assert set(fam["needs"]) == {"16", "8"}
+    plain_v1 = next(f for f in doc["families"] if f["exponent"] == 0 and f["encoder"] == "plain")
+    assert plain_v1["factors_range"] == [1.0, 1.0]
+    assert 0.8 < plain_v1["needs"]["8"]["kl_ratio"] < 1.25  # a finely scanned step lands near the plain N = 8 point
+    text = doc_md.read_text()
+    assert "OLD" not in text and "| a = 0 (v1) |" in text and "| a = 0.5 |" in text and text.endswith("b\n")
+
+
 def test_demo_codec_prints_real_prediction(capsys):
     from eval import demo_codec
 
