@@ -33,7 +33,8 @@ class FeatureCodec:
     """
 
     def __init__(self, quantizer: Quantizer, context_model: str | int = "spatial", *, rdo_lambda: float = 0.0,
-                 channel_weights=None, error_feedback: float = 0.0, rdo_lookahead: bool = False):
+                 channel_weights=None, error_feedback: float = 0.0, rdo_lookahead: bool = False,
+                 error_diffusion: str = "row"):
         if not isinstance(quantizer, Quantizer):
             raise TypeError(f"quantizer must be a splitcodec Quantizer, got {type(quantizer).__name__}")
         try:
@@ -53,6 +54,11 @@ class FeatureCodec:
         if not 0.0 <= fb <= 1.0:
             raise QuantizerError(f"error_feedback must be a number in [0, 1], got {error_feedback!r}")
         self.error_feedback = fb
+        if error_diffusion not in coder.DIFFUSIONS:
+            raise QuantizerError(f"error_diffusion must be one of {coder.DIFFUSIONS}, got {error_diffusion!r}")
+        if error_diffusion != "row" and fb == 0:
+            raise QuantizerError("error_diffusion says where error feedback goes: it needs error_feedback > 0")
+        self.error_diffusion = error_diffusion
         if not isinstance(rdo_lookahead, (bool, np.bool_)):
             raise QuantizerError(f"rdo_lookahead must be True or False, got {rdo_lookahead!r}")
         if rdo_lookahead and lam == 0:
@@ -68,7 +74,7 @@ class FeatureCodec:
         q, doc = load_quantizer(path)
         return cls(q, context_model or doc.get("context_model", "spatial"), rdo_lambda=doc.get("rdo_lambda", 0.0),
                    channel_weights=doc.get("channel_weights"), error_feedback=doc.get("error_feedback", 0.0),
-                   rdo_lookahead=doc.get("rdo_lookahead", False))
+                   rdo_lookahead=doc.get("rdo_lookahead", False), error_diffusion=doc.get("error_diffusion", "row"))
 
     def __repr__(self) -> str:
         from .entropy.contexts import CONTEXT_MODEL_NAMES
@@ -78,6 +84,8 @@ class FeatureCodec:
             rdo += f", channel_weights=<{self.channel_weights.size} values>"
         if self.error_feedback:
             rdo += f", error_feedback={self.error_feedback!r}"
+        if self.error_diffusion != "row":
+            rdo += f", error_diffusion={self.error_diffusion!r}"
         if self.rdo_lookahead:
             rdo += ", rdo_lookahead=True"
         return f"FeatureCodec({self.quantizer!r}, context_model={CONTEXT_MODEL_NAMES[self.context_model]!r}{rdo})"
@@ -109,7 +117,9 @@ class FeatureCodec:
         distortion of an element of channel c counts w[c] times: the encoder minimises
         ``w[c] · (x - x̂)² / Δ² + λ · bits``, spending its bits where they matter to the task
         (``splitcodec.sensitivity`` estimates w from the network behind the split).  ``error_feedback`` f adds
-        f times each element's error to the next element's target (same plane), keeping channel means;
+        f times each element's error to the next element's target (same plane), keeping channel means
+        (``error_diffusion="plane"``: half to the right neighbour's, half to the one below's — the error stays
+        at high spatial frequencies in both directions, where the convolutions behind the split average it out);
         ``rdo_lookahead`` prices each candidate together with the right neighbour's best answer to it
         (fewer bits at low rates, slower encoding; docs/codec.md).
         """
@@ -125,8 +135,8 @@ class FeatureCodec:
             if self.channel_weights is not None:
                 weight = weight / self._plane_weights(a.shape)
             payload = coder.encode_rdo(idx, a, q.reconstruction, q.c_min, q.c_max, weight, q.levels,
-                                       self.context_model, self.error_feedback,
-                                       self.rdo_lookahead)  # rewrites idx with its choices
+                                       self.context_model, self.error_feedback, self.rdo_lookahead,
+                                       self.error_diffusion)  # rewrites idx with its choices
             data = self._stream(idx.shape, payload)
         else:
             data = self._encode_indices(idx, check=False)

@@ -49,6 +49,11 @@ def corpus():
             yield (f"rdo_task_n{n}_{model}", sc.FeatureCodec(sc.UniformQuantizer(-3.25, 4.5, n), model, rdo_lambda=0.3,
                                                               rdo_lookahead=True, error_feedback=0.5,
                                                               channel_weights=weights), signed, None)
+        # error diffused in the plane (right and below), with and without RDO
+        yield (f"rdo_plane_n{n}", sc.FeatureCodec(sc.UniformQuantizer(-3.25, 4.5, n), rdo_lambda=0.3, rdo_lookahead=True,
+                                                  error_feedback=1.0, error_diffusion="plane"), signed, None)
+        yield (f"diffusion_plane_n{n}", sc.FeatureCodec(sc.UniformQuantizer(0.0, 7.0, n), error_feedback=0.75,
+                                                        error_diffusion="plane"), x, None)
         if n <= 64:
             for method in ("modified", "conventional"):
                 q = sc.design_ecq(x, n, lam=0.02, c_min=0.0, c_max=7.0, method=method)
@@ -115,7 +120,8 @@ def markdown(res: dict) -> str:
     verdict = "identical" if res["identical"] else f"**{len(res['differences'])} differences**"
     return (f"**Cross-architecture check** (`make test-aarch64`, generated from docs/aarch64.json): "
             f"{res['cases']} streams (every N from 2 to 256 in steps, both context models, negative c_min, ties, "
-            f"rate-distortion optimised encoding — greedy, and with look-ahead, error feedback and channel weights —, "
+            f"rate-distortion optimised encoding — greedy, and with look-ahead, error feedback along rows and in the "
+            f"plane, channel weights —, "
             f"{res['ecq_designs']} ECQ/Lloyd-Max/refined designs) encoded on {res['machines'][0]} and on "
             f"{res['machines'][1]} (qemu user-mode emulation, Debian arm64 root; numpy {res['numpy'][1]}, "
             f"numba {res['numba'][1]}): stream bytes, quantization indices, designed levels and decoded values "

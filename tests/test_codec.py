@@ -179,6 +179,8 @@ def test_codec_repr_names_quantizer_model_and_lambda():
     assert repr(full) == (f"FeatureCodec({q!r}, context_model='spatial', rdo_lambda=0.5, channel_weights=<3 values>, "
                           "error_feedback=0.75, rdo_lookahead=True)")
     assert repr(sc.FeatureCodec(q, rdo_lambda=0.5, error_feedback=0.5)).endswith("rdo_lambda=0.5, error_feedback=0.5)")
+    assert repr(sc.FeatureCodec(q, error_feedback=0.5, error_diffusion="plane")).endswith(
+        "context_model='spatial', error_feedback=0.5, error_diffusion='plane')")
 
 
 def test_channel_weights_are_kept_as_float64_whatever_they_came_as():

@@ -238,10 +238,12 @@ def test_error_feedback_is_a_number_in_0_1(bad):
     feedback=st.sampled_from([0.0, 0.3, 1.0]),
     lookahead=st.booleans(),
     model=st.sampled_from(["paper", "spatial"]),
+    diffusion=st.sampled_from(["row", "plane"]),
 )
-def test_encoder_options_round_trip_is_exactly_the_chosen_indices(x, levels, lam, feedback, lookahead, model):
+def test_encoder_options_round_trip_is_exactly_the_chosen_indices(x, levels, lam, feedback, lookahead, model, diffusion):
     q = sc.UniformQuantizer(-1.0, 4.0, levels)
-    codec = sc.FeatureCodec(q, model, rdo_lambda=lam, error_feedback=feedback, rdo_lookahead=lookahead and lam > 0)
+    codec = sc.FeatureCodec(q, model, rdo_lambda=lam, error_feedback=feedback, rdo_lookahead=lookahead and lam > 0,
+                            error_diffusion=diffusion if feedback else "row")
     data, idx = codec.encode(x, return_indices=True)
     np.testing.assert_array_equal(sc.decode(data), q.dequantize(idx))
     plain = q.quantize(x).astype(np.int64)
@@ -262,13 +264,76 @@ def test_full_error_feedback_keeps_each_planes_summed_error_within_a_step(rng):
     assert 1.0 < np.abs((q.dequantize(half) - x).sum(axis=(1, 2))).max() < np.abs(plain.sum(axis=(1, 2))).min()
 
 
+def _diffused_reference(x, q, feedback, diffusion):
+    """Error feedback without RDO, one element at a time: the target is clip(x) plus the error passed on by the
+    element on the left (row: the previous one in raster order, across row ends) and, in 2-D, the one above; the
+    index is the nearest level among 0 and the plain index ± 1 (the lowest on a tie)."""
+    rec = q.reconstruction.astype(np.float64)
+    plain = q.quantize(x).astype(np.int64)
+    out = np.zeros(x.shape, np.int64)
+    for p in range(x.shape[0]):
+        carry, above = 0.0, np.zeros(x.shape[2])
+        for i in range(x.shape[1]):
+            below = np.zeros(x.shape[2])
+            if diffusion == "plane":
+                carry = 0.0
+            for j in range(x.shape[2]):
+                v = min(max(float(x[p, i, j]), q.c_min), q.c_max) + carry + above[j]
+                k0 = plain[p, i, j]
+                cands = [k for k in range(min(k0 + 1, q.levels - 1) + 1) if k == 0 or k >= k0 - 1]
+                k = min(cands, key=lambda k: ((v - rec[k]) ** 2, k))
+                out[p, i, j] = k
+                err = v - rec[k]
+                carry = feedback * err if diffusion == "row" else feedback / 2 * err
+                below[j] = feedback / 2 * err if diffusion == "plane" else 0.0
+            above = below
+    return out
+
+
+@pytest.mark.parametrize("diffusion", ["row", "plane"])
+@pytest.mark.parametrize("feedback", [0.5, 1.0])
+def test_error_feedback_follows_its_definition_element_by_element(rng, diffusion, feedback):
+    q = sc.UniformQuantizer(0.0, 3.0, 7)
+    x = (np.maximum(rng.normal(0.4, 1.0, size=(3, 7, 9)), 0) ** 1.3).astype(np.float32)
+    _, idx = sc.FeatureCodec(q, error_feedback=feedback, error_diffusion=diffusion).encode(x, return_indices=True)
+    np.testing.assert_array_equal(idx, _diffused_reference(x, q, feedback, diffusion))
+
+
+def _box3(a):
+    """Mean over every 3×3 window of each plane."""
+    return np.lib.stride_tricks.sliding_window_view(a, (3, 3), axis=(-2, -1)).mean(axis=(-2, -1))
+
+
+def test_error_diffusion_in_a_plane_leaves_less_low_frequency_error(rng):
+    q = sc.UniformQuantizer(0.0, 4.0, 5)  # step 1: coarse against values mostly below it
+    x = _box3(rng.gamma(0.8, 0.6, size=(8, 26, 26))).astype(np.float32)
+    low = {}
+    for diffusion in ("row", "plane"):
+        _, idx = sc.FeatureCodec(q, error_feedback=1.0, error_diffusion=diffusion).encode(x, return_indices=True)
+        low[diffusion] = np.abs(_box3(q.dequantize(idx).astype(np.float64) - x)).mean()
+    plain = np.abs(_box3(q(x).astype(np.float64) - x)).mean()
+    assert low["plane"] < 0.8 * low["row"] < 0.8 * plain
+
+
+def test_error_diffusion_is_row_or_plane_and_needs_feedback():
+    q = sc.UniformQuantizer(0.0, 1.0, 4)
+    for bad in ("2d", "", None, "Plane"):
+        with pytest.raises(sc.QuantizerError, match="error_diffusion must be one of"):
+            sc.FeatureCodec(q, error_feedback=0.5, error_diffusion=bad)
+    with pytest.raises(sc.QuantizerError, match="error_feedback > 0"):
+        sc.FeatureCodec(q, error_diffusion="plane")
+    assert sc.FeatureCodec(q, error_feedback=0.5).error_diffusion == "row"
+
+
 def test_task_aware_settings_travel_in_calibration_files(tmp_path):
     from splitcodec.calibration import save_quantizer
 
     q = sc.UniformQuantizer(0.0, 2.0, 6)
     path = save_quantizer(tmp_path / "q.json", q, rdo_lambda=0.25, channel_weights=[0.5, 1.5], error_feedback=0.5,
-                          rdo_lookahead=True)
+                          rdo_lookahead=True, error_diffusion="plane")
     codec = sc.FeatureCodec.from_file(path)
     assert codec.error_feedback == 0.5 and codec.channel_weights.tolist() == [0.5, 1.5] and codec.rdo_lookahead
+    assert codec.error_diffusion == "plane"
     plain = sc.FeatureCodec.from_file(save_quantizer(tmp_path / "p.json", q))
     assert plain.error_feedback == 0.0 and plain.channel_weights is None and not plain.rdo_lookahead
+    assert plain.error_diffusion == "row"

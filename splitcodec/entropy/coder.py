@@ -15,6 +15,8 @@ _NO_TRACE_P0 = np.zeros(0, dtype=np.int32)
 _NO_TABLE = np.zeros(0, dtype=np.float32)
 _NO_LEVELS = np.zeros(0, dtype=np.float64)
 _NO_WEIGHTS = _NO_LEVELS
+DIFFUSIONS = ("row", "plane")  # error feedback along the raster, or split between right and below
+
 # -log2(p / 2^15) in units of 2^-15 bit for every 15-bit probability (index 0 unused): the exact cost of a bin
 COST_FRACTION_BITS = 15
 COST_TABLE = np.concatenate((
@@ -54,20 +56,22 @@ def _initial_capacity(elements: int, levels: int) -> int:
 
 def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p0, check: bool = True,
                  rdo=None) -> bytes:
-    """Encode; ``rdo`` = (values, reconstruction, c_min, c_max, weights, feedback, lookahead) chooses the indices
-    by rate-distortion, ``weights`` one float64 rate weight per plane, ``feedback`` the error-diffusion gain
-    (``idx`` must then be a writable contiguous uint8 array: the chosen indices are written into it)."""
+    """Encode; ``rdo`` = (values, reconstruction, c_min, c_max, weights, feedback, feedback_below, lookahead)
+    chooses the indices by rate-distortion, ``weights`` one float64 rate weight per plane, ``feedback`` and
+    ``feedback_below`` the error-diffusion gains to the right and downwards (``idx`` must then be a writable
+    contiguous uint8 array: the chosen indices are written into it)."""
     model = context_model_id(model)
     planes, height, width = plane_geometry(shape)
     flat = idx.reshape(-1) if rdo is not None else _contiguous_indices(idx, levels, check)
-    x, rec, lo, hi, weights, feedback, lookahead = (rdo if rdo is not None
-                                                    else (_NO_TABLE, _NO_LEVELS, 0.0, 0.0, _NO_WEIGHTS, 0.0, False))
+    x, rec, lo, hi, weights, feedback, feedback_below, lookahead = (
+        rdo if rdo is not None else (_NO_TABLE, _NO_LEVELS, 0.0, 0.0, _NO_WEIGHTS, 0.0, 0.0, False))
     cap = _initial_capacity(flat.size, levels)
     while True:
         out = np.empty(cap, dtype=np.uint8)
         fast, slow = engine.new_state(n_contexts(model, levels))
         n = kernels.encode(flat, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0,
-                           x, rec, float(lo), float(hi), weights, COST_TABLE, float(feedback), bool(lookahead))
+                           x, rec, float(lo), float(hi), weights, COST_TABLE, float(feedback), float(feedback_below),
+                           bool(lookahead))
         if n >= 0:
             return out[:n].tobytes()
         if n == kernels.ERR_WEIGHTS:
@@ -76,12 +80,14 @@ def _run_encoder(idx: np.ndarray, shape, levels: int, model, trace_bins, trace_p
 
 
 def encode_rdo(idx: np.ndarray, values: np.ndarray, reconstruction: np.ndarray, c_min: float, c_max: float,
-               weight, levels: int, model="spatial", feedback: float = 0.0, lookahead: bool = False) -> bytes:
+               weight, levels: int, model="spatial", feedback: float = 0.0, lookahead: bool = False,
+               diffusion: str = "row") -> bytes:
     """Entropy-code ``values`` choosing each index by rate-distortion: ``idx`` (uint8, contiguous,
     the plain quantizer's indices of ``values``) is overwritten with the chosen indices.  The cost of
     index k is ``(clip(x) - reconstruction[k])² + weight · bits(k)`` with bits in units of 2^-15 bit;
     ``weight`` is one number, or one per plane (``plane_geometry``) of finite non-negative numbers.
-    ``feedback`` in [0, 1] diffuses each element's error into the next element's target (same plane);
+    ``feedback`` in [0, 1] diffuses each element's error into the next element's target (same plane;
+    ``diffusion="plane"``: half of it into the right neighbour's, half into the one below's);
     ``lookahead`` prices each candidate with the right neighbour's best response."""
     if not (idx.dtype == np.uint8 and idx.flags.c_contiguous and idx.flags.writeable):
         raise ValueError("idx must be a writable contiguous uint8 array")
@@ -99,8 +105,11 @@ def encode_rdo(idx: np.ndarray, values: np.ndarray, reconstruction: np.ndarray, 
         raise ValueError("RDO weights must be finite and >= 0")
     if not 0.0 <= feedback <= 1.0:
         raise ValueError("feedback must be in [0, 1]")
+    if diffusion not in DIFFUSIONS:
+        raise ValueError(f"diffusion must be one of {DIFFUSIONS}, got {diffusion!r}")
+    right, below = (feedback, 0.0) if diffusion == "row" else (feedback / 2, feedback / 2)
     return _run_encoder(idx, np.shape(idx), levels, model, _NO_TRACE_BINS, _NO_TRACE_P0,
-                        rdo=(x, rec, c_min, c_max, w, feedback, lookahead))
+                        rdo=(x, rec, c_min, c_max, w, right, below, lookahead))
 
 
 def encode_indices(idx: np.ndarray, levels: int, model="spatial", *, check: bool = True) -> bytes:

@@ -35,10 +35,11 @@ ERR_WEIGHTS = -2  # RDO weights given, but not one per plane
 
 
 @numba.njit(cache=True, nogil=True, inline="never")
-def _right_neighbour_costs(x2, q2, q, kmax, v, feedback, above, above_left, above_right, c_min, c_max, rec, top,
-                           spatial, fast, slow, weight, cost_table, out, bin_cost):
+def _right_neighbour_costs(x2, q2, q, kmax, v, feedback, extra, above, above_left, above_right, c_min, c_max, rec,
+                           top, spatial, fast, slow, weight, cost_table, out, bin_cost):
     """For each candidate k of the current element (0, and q - 1 .. kmax), the cheapest cost of the next element
-    (value ``x2``, plain index ``q2``, row-above neighbours given) when k is its left neighbour, over the same
+    (value ``x2`` plus ``extra``, the error diffused to it from the row above; plain index ``q2``, row-above
+    neighbours given) when k is its left neighbour, over the same
     candidates as the element itself, priced with the current probabilities; written to ``out[k]``.
 
     k enters a bin's context only as [k > bin], so each bin of the next element is priced twice (bin_cost rows:
@@ -54,7 +55,7 @@ def _right_neighbour_costs(x2, q2, q, kmax, v, feedback, above, above_left, abov
             p0 = p_zero(fast, slow, ctx)
             bin_cost[2 * t, b] = cost_table[p0]
             bin_cost[2 * t + 1, b] = cost_table[32768 - p0]
-    base = min(max(x2, c_min), c_max)
+    base = min(max(x2, c_min), c_max) + extra
     for k in range(kmax + 1):
         if not (k == 0 or k >= q - 1):
             continue
@@ -76,7 +77,7 @@ def _right_neighbour_costs(x2, q2, q, kmax, v, feedback, above, above_left, abov
 
 @numba.njit(cache=True, nogil=True)
 def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0,
-           x, rec, c_min, c_max, weights, cost_table, feedback, lookahead):
+           x, rec, c_min, c_max, weights, cost_table, feedback, feedback_below, lookahead):
     """Encode indices ``idx`` (uint8) into ``out``; returns the byte count, ERR_CAPACITY or ERR_WEIGHTS.
 
     With a non-empty ``trace_bins`` every bin and the P(0) it was coded with
@@ -92,7 +93,10 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
     ``feedback`` times the previous element's error ``v - rec[k]`` in the same
     plane (error diffusion along the raster; 0 at each plane's start): with
     ``feedback`` = 1 the plane's summed error against ``clip(x)`` is the last
-    carry, so it stays bounded however long the plane.  With ``lookahead`` each
+    carry, so it stays bounded however long the plane.  With ``feedback_below``
+    > 0 the error is diffused in two dimensions: ``feedback`` times it to the
+    right neighbour (not across the row's end) and ``feedback_below`` times it
+    to the element below, whose target it joins.  With ``lookahead`` each
     candidate's cost also includes the cheapest cost of the right neighbour
     given that candidate as its left context (and carry), priced with the
     current probabilities: the effect of the choice on the next element.
@@ -116,13 +120,22 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
     walk_p0 = np.zeros(max(top, 1), dtype=np.int64)
     ahead_cost = np.zeros(levels, dtype=np.float64)  # look-ahead: the next element's best cost per candidate
     bin_cost = np.zeros((4, levels), dtype=np.int64)
+    two_d = feedback_below > 0.0
+    from_above = np.zeros(width + 1, dtype=np.float64)  # error diffused into this row (one spare: the look-ahead's)
+    to_below = np.zeros(width + 1, dtype=np.float64)  # error diffused into the next row
     weight = 0.0
     for p in range(planes):
         base = p * height * width
         carry = 0.0
         if rdo:
             weight = weights[p]
+        from_above[:] = 0.0
+        to_below[:] = 0.0
         for y in range(height):
+            if two_d:
+                carry = 0.0
+                from_above, to_below = to_below, from_above
+                to_below[:] = 0.0
             # neighbours slide along the row in registers: one new load per element
             up = y * stride  # row above, in the padded plane
             left, above_left, above = 0, 0, pad[up + 1]
@@ -134,7 +147,7 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                 above_right = pad[up + xx + 2]
                 if rdo:
                     # walk the bins of indices 0 .. plain + 1, pricing each candidate as it is reached
-                    v = min(max(np.float64(x[i]), c_min), c_max) + carry
+                    v = min(max(np.float64(x[i]), c_min), c_max) + carry + from_above[xx]
                     q = np.int64(s)
                     kmax = min(q + 1, top)
                     best = q
@@ -145,8 +158,9 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                         # the right neighbour (same row: x[i + 1] is in the plane) sees the candidate on its left;
                         # its row-above neighbours are above_right, above and pad[up + xx + 3] (xx + 3 <= W + 1)
                         _right_neighbour_costs(np.float64(x[i + 1]), np.int64(idx[i + 1]), q, kmax, v, feedback,
-                                               above_right, above, pad[up + xx + 3], c_min, c_max, rec, top, spatial,
-                                               fast, slow, weight, cost_table, ahead_cost, bin_cost)
+                                               from_above[xx + 1], above_right, above, pad[up + xx + 3], c_min,
+                                               c_max, rec, top, spatial, fast, slow, weight, cost_table, ahead_cost,
+                                               bin_cost)
                     for k in range(kmax + 1):
                         p0 = 0
                         bits = ones  # index N-1 is N-1 ones, with no terminating bin
@@ -171,7 +185,9 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                             ones += cost_table[32768 - p0]
                     s = np.uint8(best)
                     idx[i] = s
-                    carry = feedback * (v - rec[best])
+                    err = v - rec[best]
+                    carry = feedback * err
+                    to_below[xx] += feedback_below * err
                 pad[up + stride + xx + 1] = s
                 for k in range(top):
                     bit = 1 if s > k else 0
