@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "--quantizer file's, else 0); keeps channel means, which the network behind the split "
                         "notices more than element-wise error. A --quantizer file's channel_weights (task-aware "
                         "RDO) apply whenever λ > 0")
+    q.add_argument("--error-diffusion", choices=["row", "plane"], default=None,
+                   help="where --error-feedback goes: the next element in the row, or half to the right and half "
+                        "below ('plane': less low-frequency error, fewer bits for the same fidelity; default: the "
+                        "--quantizer file's, else row)")
     p.add_argument("--runtime", default="torch", choices=["torch", "onnx"], help="how to run the head")
     p.add_argument("--onnx", help="exported head for --runtime onnx; with its .json beside it (edge_app.export_head) "
                                   "torch is not needed at all. Exported on the fly if omitted")
@@ -162,10 +166,12 @@ def encoder_options(args, feature_shape=None) -> dict:
     fb = args.error_feedback if args.error_feedback is not None else (doc.get("error_feedback") or 0.0)
     weights = doc.get("channel_weights") if lam > 0 else None
     ahead = bool(args.rdo_lookahead or doc.get("rdo_lookahead")) and lam > 0
+    diffusion = (args.error_diffusion or doc.get("error_diffusion") or "row") if fb > 0 else "row"
     if weights is not None and feature_shape is not None and len(weights) != feature_shape[0]:
         raise ValueError(f"the --quantizer file's channel_weights has {len(weights)} values but the split has "
                          f"{feature_shape[0]} channels")
-    return {"rdo_lambda": lam, "error_feedback": fb, "channel_weights": weights, "rdo_lookahead": ahead}
+    return {"rdo_lambda": lam, "error_feedback": fb, "channel_weights": weights, "rdo_lookahead": ahead,
+            "error_diffusion": diffusion}
 
 
 def _quantizer_file_doc(args) -> dict:

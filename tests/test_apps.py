@@ -266,6 +266,29 @@ def test_edge_cli_task_aware_quantizer_file(server, capsys, tmp_path):
     assert "channel_weights has 2 values but the split has" in capsys.readouterr().err
 
 
+def test_edge_encoder_options_error_diffusion_from_cli_or_quantizer_file(tmp_path):
+    import splitcodec as sc
+    from edge_app.__main__ import build_parser, encoder_options
+    from splitcodec.calibration import save_quantizer
+
+    q = sc.UniformQuantizer(0.0, 4.0, 8)
+    plane = save_quantizer(tmp_path / "p.json", q, error_feedback=0.75, error_diffusion="plane")
+
+    def opts(*argv):
+        return encoder_options(build_parser().parse_args(["--photos", *argv]))
+
+    assert opts()["error_diffusion"] == "row" and opts("--error-feedback", "0.5")["error_diffusion"] == "row"
+    assert opts("--error-feedback", "0.5", "--error-diffusion", "plane")["error_diffusion"] == "plane"
+    from_file = opts("--quantizer", str(plane))
+    assert from_file["error_diffusion"] == "plane" and from_file["error_feedback"] == 0.75
+    assert opts("--quantizer", str(plane), "--error-diffusion", "row")["error_diffusion"] == "row"
+    assert opts("--quantizer", str(plane), "--error-feedback", "0")["error_diffusion"] == "row"  # no feedback to place
+    codec = sc.FeatureCodec(q, **opts("--quantizer", str(plane)))
+    assert codec.error_diffusion == "plane" and codec.error_feedback == 0.75
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--photos", "--error-diffusion", "2d"])
+
+
 def test_edge_cli_onnx_runtime_and_stream(server, capsys):
     from edge_app.__main__ import main
 
