@@ -100,8 +100,9 @@ results: install
 	mkdir -p $(RESULTS) docs/figures
 	$(PY) -m eval rate-accuracy $(EVALARGS) --levels 16,8,4,3,2 --quantizer uniform,ecq-modified --context spatial,paper \
 	    --output $(RESULTS)/rate_accuracy.json --csv $(RESULTS)/rate_accuracy.csv --plot docs/figures/rate_accuracy.png > /dev/null
-	$(PY) -m eval rate-accuracy --dataset photos:48 --calib 16 --levels 32,24,16,12,10,8,6,5,4,3,2 --quantizer uniform \
-	    --context spatial --rdo-lambda 0.03,0.1,0.3 --error-feedback 0.25,0.5,0.75,1 --task-weights 0.5 \
+	$(PY) -m eval rate-accuracy --dataset photos:48 --calib 16 --levels 32,24,20,16,14,12,11,10,9,8,7,6,5,4,3,2 \
+	    --quantizer uniform --context spatial --rdo-lambda 0.03,0.1,0.3 --error-feedback 0.25,0.5,0.75,1 \
+	    --error-diffusion row,plane --task-weights 0.5 \
 	    --output $(RESULTS)/rate_accuracy_rdo.json \
 	    --csv $(RESULTS)/rate_accuracy_rdo.csv --plot docs/figures/rate_accuracy_rdo.png > /dev/null
 	$(PY) -m eval hevc $(EVALARGS) --qualities 5,15,30,50,70 --output $(RESULTS)/hevc.json --csv $(RESULTS)/hevc.csv > /dev/null

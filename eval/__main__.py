@@ -25,6 +25,15 @@ def _floats(text):
     return [float(v) for v in str(text).split(",") if v]
 
 
+def _diffusions(text):
+    from splitcodec.entropy.coder import DIFFUSIONS
+
+    out = [v for v in str(text).split(",") if v]
+    if not out or any(v not in DIFFUSIONS for v in out):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(DIFFUSIONS)}")
+    return out
+
+
 def _shard(text):
     if not text:
         return None
@@ -73,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also each point encoded rate-distortion optimised with these λ (comma-separated)")
     s.add_argument("--error-feedback", type=_floats, default=[],
                    help="also each point encoded with these error-feedback gains in [0, 1] (with every --rdo-lambda)")
+    s.add_argument("--error-diffusion", type=_diffusions, default=["row"],
+                   help="where the error feedback goes: 'row', 'plane' (half right, half below) or 'row,plane'")
     s.add_argument("--task-weights", type=float, default=None, metavar="POWER",
                    help="also the RDO points with channel weights = (sensitivity of the network behind the split, "
                         "fitted on the calibration samples) ** POWER")
@@ -117,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--error-feedback", type=_floats, default=[],
                    help="also every candidate encoded with these error-feedback gains in [0, 1] (with every "
                         "--rdo-lambda; searched together with N and clip)")
+    s.add_argument("--error-diffusion", type=_diffusions, default=["row"],
+                   help="where the error feedback goes: 'row', 'plane' (half right, half below) or 'row,plane'")
     s.add_argument("--save", help="quantizer file to write")
 
     s = sub.add_parser("rd-frontier", help="operational RD curve (bits vs MSE) with and without RDO encoding")
@@ -218,6 +231,7 @@ def main(argv=None) -> int:
                                             quantizers=args.quantizer.split(","), lam=args.lam, shard=args.shard,
                                             exclude_calib=args.exclude_calib, grid=grid, rdo_lambdas=args.rdo_lambda,
                                             error_feedbacks=args.error_feedback, task_weights=args.task_weights,
+                                            diffusions=args.error_diffusion,
                                             **kw)
             elif args.study == "clip-sweep":
                 doc = studies.clip_sweep(cache, levels=args.levels, cmax=args.cmax, points_per_level=args.points,
@@ -239,7 +253,8 @@ def main(argv=None) -> int:
             else:
                 doc = studies.target_rate(cache, budget=args.budget, levels=args.levels, with_ecq=args.with_ecq,
                                           context=args.context, exclude_calib=args.exclude_calib,
-                                          rdo_lambdas=args.rdo_lambda, error_feedbacks=args.error_feedback, **kw)
+                                          rdo_lambdas=args.rdo_lambda, error_feedbacks=args.error_feedback,
+                                          diffusions=args.error_diffusion, **kw)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -249,7 +264,8 @@ def main(argv=None) -> int:
             path = args.save or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
             save_quantizer(path, doc["quantizer"], model=doc["model"], split=doc["split"], study=args.study,
                            context_model=args.context, rdo_lambda=doc.get("rdo_lambda", 0.0),
-                           **({"error_feedback": doc["error_feedback"]} if doc.get("error_feedback") else {}),
+                           **({"error_feedback": doc["error_feedback"], "error_diffusion": doc["error_diffusion"]}
+                              if doc.get("error_feedback") else {}),
                            fitted_on={"dataset": cache.dataset.identity(), "samples": doc["calibration_samples"]},
                            metrics=doc.get("calibration_metrics") or doc.get("achieved"))
             doc["quantizer_file"] = path

@@ -29,11 +29,12 @@ from .rdo_variants import bits_at, hull
 SIM_LEVELS = 64  # fine enough that no element of a ReLU6 layer clips at the steps scanned
 EXPONENTS = (0.0, 0.25, 0.35, 0.5)
 SCALE_BITS = 4  # g_c = 2 ** (k / 2), k in [-8, 7]
-ENCODERS = {  # name: (rdo_lambda, error_feedback, power of the channel weights in the RDO distortion)
-    "plain": (0.0, 0.0, None),
-    "feedback 0.5": (0.0, 0.5, None),
-    "feedback 1": (0.0, 1.0, None),
-    "feedback 0.5 + RDO": (0.03, 0.5, 0.5),
+ENCODERS = {  # name: (rdo_lambda, error_feedback, power of the channel weights in the RDO distortion, diffusion)
+    "plain": (0.0, 0.0, None, "row"),
+    "feedback 0.5": (0.0, 0.5, None, "row"),
+    "feedback 1": (0.0, 1.0, None, "row"),
+    "feedback 1 in the plane": (0.0, 1.0, None, "plane"),
+    "feedback 0.5 + RDO": (0.03, 0.5, 0.5, "row"),
 }
 REFERENCES = (16, 8)
 
@@ -95,12 +96,13 @@ def measure(feats, logits, tail, weights, *, references, steps, exponents=EXPONE
     families = []
     for a in exponents:
         g = step_factors(weights, a)
-        for name, (lam, fb, power) in encoders.items():
+        for name, (lam, fb, power, diffusion) in encoders.items():
             w = None if power is None else weights ** power * g ** 2  # the task weight, in units of the tensor
             pts = []
             for t in steps:
                 q = sc.UniformQuantizer(0.0, float(t) * (SIM_LEVELS - 1), SIM_LEVELS)
-                codec = sc.FeatureCodec(q, rdo_lambda=lam, error_feedback=fb, channel_weights=w)
+                codec = sc.FeatureCodec(q, rdo_lambda=lam, error_feedback=fb, channel_weights=w,
+                                        error_diffusion=diffusion)
                 pts.append(dict(point(codec, g), step=float(t)))
             families.append({"exponent": a, "encoder": name, "factors_range": [float(g.min()), float(g.max())],
                              "points": pts, "needs": _needs(pts, refs, feats.shape[1:], a > 0)})
@@ -155,7 +157,7 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="photos:48")
     p.add_argument("--calib", type=int, default=16, help="samples the channel weights and clips are fitted on")
     p.add_argument("--steps", type=int, default=16, help="steps scanned per family")
-    p.add_argument("--quick", action="store_true", help="8 crops, 2 exponents, 2 encoders, 4 steps (for tests)")
+    p.add_argument("--quick", action="store_true", help="8 crops, 2 exponents, 3 encoders, 4 steps (for tests)")
     p.add_argument("--cache-dir", default=".cache/splitcodec-eval")
     p.add_argument("--output", help="also write the JSON here")
     p.add_argument("--update-doc", metavar="PATH", help="rewrite the channel_steps section of this markdown file")
@@ -185,12 +187,14 @@ def main(argv=None) -> int:
     lo, hi = 0.6 * clips[16] / 15, 2.0 * clips[8] / 7
     steps = np.geomspace(lo, hi, 4 if args.quick else args.steps)
     exponents = (0.0, 0.5) if args.quick else EXPONENTS
-    encoders = {k: ENCODERS[k] for k in (("plain", "feedback 0.5 + RDO") if args.quick else ENCODERS)}
+    quick = ("plain", "feedback 1 in the plane", "feedback 0.5 + RDO")
+    encoders = {k: ENCODERS[k] for k in (quick if args.quick else ENCODERS)}
     t0 = time.time()
     doc = {"benchmark": "channel_steps", "machine": f"{_cpu_name()} ({platform.machine()})", "quick": args.quick,
            "split": cache.split.split, "shape": list(feats.shape[1:]), "samples": len(feats), "calib": calib,
            "sim_levels": SIM_LEVELS, "scale_bits": SCALE_BITS, "steps": [float(t) for t in steps],
-           "encoders": {k: dict(zip(("rdo_lambda", "error_feedback", "weights_power"), v)) for k, v in encoders.items()}}
+           "encoders": {k: dict(zip(("rdo_lambda", "error_feedback", "weights_power", "error_diffusion"), v))
+                        for k, v in encoders.items()}}
     doc.update(measure(feats, logits, tail, weights, references=clips, steps=steps, exponents=exponents,
                        encoders=encoders))
     doc["seconds"] = time.time() - t0

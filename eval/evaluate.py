@@ -32,6 +32,7 @@ class OperatingPoint:
     channel_weights: object = None  # with rdo_lambda: per-channel distortion weights (splitcodec.sensitivity)
     weights_power: float | None = None  # how the weights were made (for the record)
     error_feedback: float = 0.0  # > 0: the encoder diffuses each element's error into the next one
+    error_diffusion: str = "row"  # where that error goes: along the row, or right and below ("plane")
 
     def describe(self) -> dict:
         d = {"method": self.method, "levels": self.levels, "clip": list(self.clip) if self.clip else None,
@@ -44,6 +45,8 @@ class OperatingPoint:
             d["rdo_lambda"] = self.rdo_lambda
         if self.error_feedback:
             d["error_feedback"] = self.error_feedback
+        if self.error_diffusion != "row":
+            d["error_diffusion"] = self.error_diffusion
         if self.channel_weights is not None:
             d["channel_weights"] = "sensitivity" if self.weights_power is None else f"sensitivity^{self.weights_power:g}"
         if self.quantizer is not None and self.method != "uniform":
@@ -185,7 +188,8 @@ def evaluate(cache, points: list[OperatingPoint], indices=None, *, device: str =
                 acc.bits += 8 * sum(nbytes)
             elif p.rdo_lambda or p.error_feedback:  # the reconstruction is what the encoder chose
                 codec = sc.FeatureCodec(p.quantizer, p.context, rdo_lambda=p.rdo_lambda,
-                                        channel_weights=p.channel_weights, error_feedback=p.error_feedback)
+                                        channel_weights=p.channel_weights, error_feedback=p.error_feedback,
+                                        error_diffusion=p.error_diffusion)
                 coded = [codec.encode(f, return_indices=True) for f in feats]
                 acc.bits += sum(8 * len(data) for data, _ in coded)
                 xq = np.stack([p.quantizer.dequantize(idx) for _, idx in coded])

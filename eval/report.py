@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .evaluate import accuracy_key
 
-SCALARS = ("method", "levels", "clip", "context_model", "lambda", "rdo_lambda", "error_feedback", "channel_weights", "quality", "bits_per_element", "mse", "top1", "top5",
+SCALARS = ("method", "levels", "clip", "context_model", "lambda", "rdo_lambda", "error_feedback", "error_diffusion", "channel_weights", "quality", "bits_per_element", "mse", "top1", "top5",
            "fidelity_top1", "fidelity_top5", "kl", "fidelity_top1_confident", "confident_samples", "mAP50", "mAP",
            "samples")
 

@@ -92,6 +92,8 @@ def encoder_section(doc) -> list[str]:
     rows = doc["rows"][1:]
     settings = {k: sorted({r.get(k) for r in rows if r.get(k)}) for k in ("rdo_lambda", "error_feedback")}
     weights = sorted({r["channel_weights"] for r in rows if r.get("channel_weights")})
+    diffusion = ("along the row and in the plane (half right, half below)"
+                 if any(r.get("error_diffusion") == "plane" for r in rows) else "along the row")
     metrics = [k for k in ("kl", "fidelity_top1", "fidelity_top5", "mAP50") if k in doc["encoder_savings"][0]]
     names = {"kl": "KL", "fidelity_top1": "top-1", "fidelity_top5": "top-5", "mAP50": "mAP@0.5"}
     fams = ENCODER_FAMILIES[1:]
@@ -99,7 +101,7 @@ def encoder_section(doc) -> list[str]:
            f"`python -m eval rate-accuracy --rdo-lambda ... --error-feedback ... --task-weights ...` on {doc['model']} "
            f"`{doc['split']}`, {doc['evaluated_samples']} crops (settings fitted on the first {doc['calibration_samples']}): "
            f"every N of the uniform quantizer (MSE-optimal clip) also encoded with RDO λ ∈ {settings['rdo_lambda']}, "
-           f"error feedback ∈ {settings['error_feedback']} and, for the RDO points, channel weights "
+           f"error feedback ∈ {settings['error_feedback']} ({diffusion}) and, for the RDO points, channel weights "
            f"{', '.join(weights) or '—'} (`splitcodec.sensitivity`). Each cell: the fewest bits a family of encoder "
            "settings needs to be at least as faithful as the plain quantizer at that N, as a fraction of the plain "
            "bits (KL: at most its KL divergence). A family may use the settings of the families left of it. KL "

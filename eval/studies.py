@@ -78,11 +78,11 @@ def _document(study, cache, points, accs, calib_idx, eval_idx, shard, extra=None
 
 def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers=("uniform",), lam=None,
                   calib=100, shard=None, exclude_calib=False, device="cpu", grid=None, rdo_lambdas=(),
-                  error_feedbacks=(), task_weights=None):
+                  error_feedbacks=(), task_weights=None, diffusions=("row",)):
     """Tables 1-3: the float baseline and one row per operating point; with ``rdo_lambdas`` /
     ``error_feedbacks`` also every point encoded with each combination of those encoder settings (and,
     with ``task_weights`` = p, the RDO ones again with channel weights ``sensitivity ** p`` fitted on the
-    calibration samples), plus ``encoder_savings``: the bits each encoder family needs to reach each
+    calibration samples; the feedback ones with each of ``diffusions``), plus ``encoder_savings``: the bits each encoder family needs to reach each
     plain point's fidelity."""
     calib_idx, eval_idx = sample_sets(cache, calib, shard, exclude_calib)
     cache.build(calib_idx + eval_idx)
@@ -112,7 +112,7 @@ def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers
         if task_weights is not None and any(r > 0 for r in rdo_lambdas):
             weights = sc.sensitivity.channel_sensitivity(cache.split.tail, calib_feats, power=task_weights,
                                                          task="classification" if cache.task != "detection" else "output")
-        points += encoder_variants(points, rdo_lambdas, error_feedbacks, weights, task_weights)
+        points += encoder_variants(points, rdo_lambdas, error_feedbacks, weights, task_weights, diffusions)
     accs = evaluate(cache, points, eval_idx, device=device)
     doc = _document("rate-accuracy", cache, points, accs, calib_idx, eval_idx, shard)
     if len(doc["rows"]) > 1 and any(encoder_family(r) != "plain" for r in doc["rows"][1:]):
@@ -120,22 +120,27 @@ def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers
     return doc
 
 
-def encoder_variants(points, rdo_lambdas=(), error_feedbacks=(), weights=None, power=None) -> list[OperatingPoint]:
+def encoder_variants(points, rdo_lambdas=(), error_feedbacks=(), weights=None, power=None,
+                     diffusions=("row",)) -> list[OperatingPoint]:
     """Each point again with every combination of RDO λ and error feedback (0 included, the plain
-    point itself excluded), and the RDO ones once more with channel ``weights``."""
+    point itself excluded; each feedback with every error diffusion of ``diffusions``), and the RDO ones
+    once more with channel ``weights``."""
     if any(not r >= 0 for r in rdo_lambdas):
         raise ValueError(f"RDO λ must be >= 0, got {list(rdo_lambdas)}")
     if any(not 0 <= f <= 1 for f in error_feedbacks):
         raise ValueError(f"error-feedback gains must be in [0, 1], got {list(error_feedbacks)}")
+    if not diffusions or any(d not in sc.entropy.coder.DIFFUSIONS for d in diffusions):
+        raise ValueError(f"error diffusions must be among {sc.entropy.coder.DIFFUSIONS}, got {list(diffusions)}")
     out = []
     for p in points:
         for r in sorted({0.0, *map(float, rdo_lambdas)}):
             for f in sorted({0.0, *map(float, error_feedbacks)}):
                 if r == 0 and f == 0:
                     continue
-                out.append(dataclasses.replace(p, rdo_lambda=r, error_feedback=f))
-                if r > 0 and weights is not None:
-                    out.append(dataclasses.replace(out[-1], channel_weights=weights, weights_power=power))
+                for d in (list(dict.fromkeys(diffusions)) if f > 0 else ["row"]):
+                    out.append(dataclasses.replace(p, rdo_lambda=r, error_feedback=f, error_diffusion=d))
+                    if r > 0 and weights is not None:
+                        out.append(dataclasses.replace(out[-1], channel_weights=weights, weights_power=power))
     return out
 
 
@@ -176,7 +181,8 @@ def encoder_savings(rows, task="classification") -> list[dict]:
                 best = min(ok, key=lambda r: r["bits_per_element"])
                 m[fam] = {"bits_per_element": best["bits_per_element"],
                           "ratio": best["bits_per_element"] / p["bits_per_element"],
-                          "point": {k: best.get(k) for k in ("levels", "rdo_lambda", "error_feedback", "channel_weights")}}
+                          "point": {k: best.get(k) for k in ("levels", "rdo_lambda", "error_feedback", "error_diffusion",
+                                                             "channel_weights")}}
             entry[key] = m
         out.append(entry)
     return out
@@ -290,7 +296,7 @@ def calibrate(cache, *, levels, method="mse", context="spatial", calib=100, devi
 
 
 def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=False, context="spatial",
-                calib=100, exclude_calib=False, device="cpu", rdo_lambdas=(), error_feedbacks=()):
+                calib=100, exclude_calib=False, device="cpu", rdo_lambdas=(), error_feedbacks=(), diffusions=("row",)):
     """Best accuracy on the calibration samples within a bits/element budget (N, clip and, with
     ``rdo_lambdas`` / ``error_feedbacks``, the RDO λ and the error-feedback gain searched together; ties
     go to the smaller KL divergence); the chosen point is then measured on the evaluation samples."""
@@ -304,7 +310,7 @@ def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=Fa
             if with_ecq:
                 for lam in sc.quantization.default_lambdas(feats, 0.0, c, count=4):
                     points.append(designed_point("ecq-modified", feats, n, (0.0, c), float(lam), context))
-    points += encoder_variants(points, rdo_lambdas, error_feedbacks)
+    points += encoder_variants(points, rdo_lambdas, error_feedbacks, diffusions=diffusions)
     scores = _score_on(cache, points, calib_idx, device)
     rows = [{**p.describe(), **s} for p, s in zip(points, scores[1:])]
     within = [(r, p) for r, p in zip(rows, points) if r["bits_per_element"] <= budget]
@@ -315,9 +321,10 @@ def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=Fa
     chosen_row, chosen = max(within, key=lambda rp: _target_key(rp[0]))
     achieved = _score_on(cache, [chosen], eval_idx, device)
     log(f"chosen N={chosen.levels} clip={chosen.clip} RDO λ={chosen.rdo_lambda:g} "
-        f"error feedback={chosen.error_feedback:g}: {achieved[1]}")
+        f"error feedback={chosen.error_feedback:g} ({chosen.error_diffusion}): {achieved[1]}")
     return {"study": "target-rate", "model": cache.split.name, "split": cache.split.split, "budget": budget,
             "chosen": chosen_row, "rdo_lambda": chosen.rdo_lambda, "error_feedback": chosen.error_feedback,
+            "error_diffusion": chosen.error_diffusion,
             "quantizer": chosen.quantizer, "achieved": achieved[1], "float": achieved[0],
             "evaluated_samples": len(eval_idx), "calibration_samples": len(calib_idx), "candidates": rows}
 

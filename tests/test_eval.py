@@ -88,7 +88,8 @@ def test_channel_steps_quick(capsys, tmp_path):
     doc_md.write_text("a\n<!-- channel_steps:start -->\nOLD\n<!-- channel_steps:end -->\nb\n")
     assert channel_steps.main(["--quick", "--cache-dir", str(tmp_path / "cache"), "--update-doc", str(doc_md)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc["references"]) == {"16", "8"} and len(doc["families"]) == 4
+    assert set(doc["references"]) == {"16", "8"} and len(doc["families"]) == 2 * 3
+    assert doc["encoders"]["feedback 1 in the plane"]["error_diffusion"] == "plane"
     for fam in doc["families"]:
         rates = [p["bits_per_element"] for p in fam["points"]]
         assert rates == sorted(rates, reverse=True)  # coarser steps, fewer bits

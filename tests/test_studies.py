@@ -128,9 +128,11 @@ def test_target_rate_searches_the_error_feedback(capsys, cache_dir, tmp_path):
     import splitcodec as sc
 
     doc = _run(capsys, "target-rate", *_common(cache_dir), "--budget", "0.6", "--levels", "4,8", "--error-feedback",
-               "0.5,1", "--save", str(tmp_path / "t.json"))
+               "0.5,1", "--error-diffusion", "row,plane", "--save", str(tmp_path / "t.json"))
     gains = [c.get("error_feedback", 0.0) for c in doc["candidates"]]
-    assert sorted(set(gains)) == [0.0, 0.5, 1.0] and gains.count(0.5) == gains.count(1.0) == gains.count(0.0)
+    assert sorted(set(gains)) == [0.0, 0.5, 1.0] and gains.count(0.5) == gains.count(1.0) == 2 * gains.count(0.0)
+    planes = [c for c in doc["candidates"] if c.get("error_diffusion") == "plane"]
+    assert len(planes) == gains.count(0.5) and all(c["error_feedback"] > 0 for c in planes)
     assert doc["error_feedback"] == doc["chosen"].get("error_feedback", 0.0) and doc["chosen"]["bits_per_element"] <= 0.6
     assert all(c["bits_per_element"] > 0.6 or c["fidelity_top1"] <= doc["chosen"]["fidelity_top1"] for c in doc["candidates"])
     tied = [c for c in doc["candidates"] if c["bits_per_element"] <= 0.6 and c["fidelity_top1"] == doc["chosen"]["fidelity_top1"]]
@@ -142,6 +144,10 @@ def test_target_rate_searches_the_error_feedback(capsys, cache_dir, tmp_path):
     assert any(len(set(v.values())) > 1 for v in by.values())
     codec = sc.FeatureCodec.from_file(tmp_path / "t.json")
     assert codec.error_feedback == doc["error_feedback"] and codec.quantizer.levels == doc["chosen"]["levels"]
+    assert codec.error_diffusion == doc["chosen"].get("error_diffusion", "row") == doc["error_diffusion"]
+    with pytest.raises(SystemExit) as e:  # a usage error
+        main(["target-rate", *_common(cache_dir), "--budget", "0.6", "--levels", "4", "--error-diffusion", "2d"])
+    assert e.value.code == 2 and "comma-separated list of row, plane" in capsys.readouterr().err
     for bad in ("1.5", "-0.1"):
         assert main(["target-rate", *_common(cache_dir), "--budget", "0.6", "--levels", "4", "--error-feedback", bad]) == 2
         assert "error-feedback gains must be in [0, 1]" in capsys.readouterr().err
@@ -228,6 +234,20 @@ def test_rd_frontier_study_and_rdo_rows(capsys, cache_dir, tmp_path):
     plain, rdo = ra["rows"][1], ra["rows"][2]
     assert rdo["rdo_lambda"] == 0.5 and "rdo_lambda" not in plain
     assert rdo["bits_per_element"] < plain["bits_per_element"] and rdo["mse"] > plain["mse"]
+
+
+def test_rate_accuracy_error_diffusion_rows(capsys, cache_dir, tmp_path):
+    doc = _run(capsys, "rate-accuracy", *_common(cache_dir), "--levels", "4", "--error-feedback", "1",
+               "--error-diffusion", "row,plane", "--csv", str(tmp_path / "ra.csv"))
+    plain, row, plane = doc["rows"][1:]
+    assert "error_feedback" not in plain and row["error_feedback"] == plane["error_feedback"] == 1.0
+    assert "error_diffusion" not in row and plane["error_diffusion"] == "plane"
+    assert row["bits_per_element"] != plane["bits_per_element"]  # the encoder made other choices
+    header, *lines = (tmp_path / "ra.csv").read_text().splitlines()
+    assert "error_diffusion" in header.split(",") and sum("plane" in line for line in lines) == 1
+    with pytest.raises(SystemExit) as e:
+        main(["rate-accuracy", *_common(cache_dir), "--levels", "4", "--error-diffusion", "row,2d"])
+    assert e.value.code == 2
 
 
 def test_rate_accuracy_encoder_families_and_savings(capsys, cache_dir, tmp_path):
