@@ -113,7 +113,7 @@ def measure(feats, logits, tail, weights, *, references, steps, exponents=EXPONE
 def _needs(pts, refs, shape, side: bool) -> dict:
     """For each reference: the family's bits for its KL (convex hull) and for its top-1 agreement, as ratios to
     its bits, with the per-channel factors' side information counted when the family needs them."""
-    h = hull([{"bits_per_element": p["bits_per_element"], "mse": p["kl"]} for p in pts])
+    h = hull(pts, key="kl")
     extra = side_info_bpe(shape) if side else 0.0
     out = {}
     for n, r in refs.items():

@@ -23,10 +23,11 @@ RATES = (0.1, 0.2, 0.35, 0.5, 1.0, 1.5, 2.0)
 VARIANTS = {"greedy": False, "lookahead": True}
 
 
-def hull(points) -> list[tuple[float, float]]:
-    """Lower convex hull of (bits, mse) points, by increasing bits (the MSE falls along it)."""
+def hull(points, key: str = "mse") -> list[tuple[float, float]]:
+    """Lower convex hull of (bits, distortion) points, by increasing bits (the distortion, ``point[key]``,
+    falls along it)."""
     h: list[tuple[float, float]] = []
-    for b, m in sorted((p["bits_per_element"], p["mse"]) for p in points):
+    for b, m in sorted((p["bits_per_element"], p[key]) for p in points):
         if h and m >= h[-1][1]:
             continue  # not below a cheaper point: never on the lower hull
         while len(h) >= 2 and (h[-1][1] - h[-2][1]) * (b - h[-2][0]) >= (m - h[-2][1]) * (h[-1][0] - h[-2][0]):

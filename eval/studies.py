@@ -82,8 +82,8 @@ def rate_accuracy(cache, *, levels, clip=None, contexts=("spatial",), quantizers
     """Tables 1-3: the float baseline and one row per operating point; with ``rdo_lambdas`` /
     ``error_feedbacks`` also every point encoded with each combination of those encoder settings (and,
     with ``task_weights`` = p, the RDO ones again with channel weights ``sensitivity ** p`` fitted on the
-    calibration samples; the feedback ones with each of ``diffusions``), plus ``encoder_savings``: the bits each encoder family needs to reach each
-    plain point's fidelity."""
+    calibration samples; the feedback ones with each of ``diffusions``), plus ``encoder_savings``: the bits
+    each encoder family needs to reach each plain point's fidelity."""
     calib_idx, eval_idx = sample_sets(cache, calib, shard, exclude_calib)
     cache.build(calib_idx + eval_idx)
     calib_feats = cache.features(calib_idx)
@@ -131,13 +131,14 @@ def encoder_variants(points, rdo_lambdas=(), error_feedbacks=(), weights=None, p
         raise ValueError(f"error-feedback gains must be in [0, 1], got {list(error_feedbacks)}")
     if not diffusions or any(d not in sc.entropy.coder.DIFFUSIONS for d in diffusions):
         raise ValueError(f"error diffusions must be among {sc.entropy.coder.DIFFUSIONS}, got {list(diffusions)}")
+    diffusions = list(dict.fromkeys(diffusions))
     out = []
     for p in points:
         for r in sorted({0.0, *map(float, rdo_lambdas)}):
             for f in sorted({0.0, *map(float, error_feedbacks)}):
                 if r == 0 and f == 0:
                     continue
-                for d in (list(dict.fromkeys(diffusions)) if f > 0 else ["row"]):
+                for d in (diffusions if f > 0 else ["row"]):
                     out.append(dataclasses.replace(p, rdo_lambda=r, error_feedback=f, error_diffusion=d))
                     if r > 0 and weights is not None:
                         out.append(dataclasses.replace(out[-1], channel_weights=weights, weights_power=power))

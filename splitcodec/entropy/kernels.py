@@ -121,7 +121,7 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
     ahead_cost = np.zeros(levels, dtype=np.float64)  # look-ahead: the next element's best cost per candidate
     bin_cost = np.zeros((4, levels), dtype=np.int64)
     two_d = feedback_below > 0.0
-    from_above = np.zeros(width + 1, dtype=np.float64)  # error diffused into this row (one spare: the look-ahead's)
+    from_above = np.zeros(width + 1, dtype=np.float64)  # error diffused into this row (the last element unused)
     to_below = np.zeros(width + 1, dtype=np.float64)  # error diffused into the next row
     weight = 0.0
     for p in range(planes):
