@@ -70,9 +70,9 @@ class ModelSpec:
     @classmethod
     def from_calibration(cls, path) -> "ModelSpec":
         """The model and split a quantizer file was calibrated for (its bundled weights, if any)."""
-        from splitcodec.calibration import load_quantizer
+        from splitcodec.quantizer_file import load_quantizer_file
 
-        q, doc = load_quantizer(path)
+        q, _, doc = load_quantizer_file(path)
         if not doc.get("model") or not doc.get("split"):
             raise ValueError(f"{path} names no model and split to serve")
         spec = cls.parse(f"{doc['model']}:{doc['split']}")

@@ -259,7 +259,7 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         if args.study in ("calibrate", "target-rate"):
-            from splitcodec.calibration import save_quantizer
+            from splitcodec.quantizer_file import save_quantizer
 
             path = args.save or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
             save_quantizer(path, doc["quantizer"], model=doc["model"], split=doc["split"], study=args.study,

@@ -31,10 +31,10 @@ def demo_operating_point() -> tuple[str, int, tuple[float, float], str | None]:
     from splitcodec.inference import default_operating_point
 
     if DEMO_QUANTIZER.exists():
-        from splitcodec.calibration import load_quantizer
+        from splitcodec.quantizer_file import load_quantizer_file
 
-        q, doc = load_quantizer(DEMO_QUANTIZER)
-        return doc["split"], q.levels, (q.c_min, q.c_max), str(DEMO_QUANTIZER)
+        f = load_quantizer_file(DEMO_QUANTIZER)
+        return f.doc["split"], f.quantizer.levels, (f.quantizer.c_min, f.quantizer.c_max), str(DEMO_QUANTIZER)
     levels, clip = default_operating_point("efficientnet_lite0")
     return "paper", levels, clip, None
 

@@ -30,16 +30,6 @@ from .evaluate import Accumulator, evaluate, finalize, fidelity_counts, uniform_
 from .studies import sample_sets
 
 BASELINES = {"jpeg": (20, 50, 70, 90), "webp": (20, 50, 70, 90), "hevc": (20, 50, 70, 90)}
-SIGNED_LOW_QUANTILE = 1e-3
-
-
-def calibrated_clip(samples: np.ndarray, levels: int) -> tuple[float, float]:
-    """MSE-optimal clip for N levels: c_min = 0 for non-negative activations, else a low quantile."""
-    x = samples.reshape(-1)
-    lo = 0.0 if float(x.min()) >= 0 else float(np.float16(np.quantile(x, SIGNED_LOW_QUANTILE)))
-    return lo, sc.mse_optimal_clip(x, levels, lo)
-
-
 def _median_ms(fn, repeats: int = 5) -> float:
     fn()  # warm-up: the first call pays allocation and lazy initialisation
     times = []
@@ -140,12 +130,9 @@ def input_baselines(split, items, float_logits: np.ndarray, methods: dict) -> li
 
 def pareto(rows: list[dict]) -> None:
     """Mark rows no other row beats on both bytes (fewer) and agreement (higher), KL breaking ties."""
+    front = {id(r) for r in sc.pareto.pareto(rows, "bytes_per_frame", "agreement", maximize_y=True, tie="kl")}
     for r in rows:
-        r["pareto"] = not any(
-            o is not r and o["bytes_per_frame"] <= r["bytes_per_frame"] and o["agreement"] >= r["agreement"]
-            and (o["bytes_per_frame"] < r["bytes_per_frame"] or o["agreement"] > r["agreement"]
-                 or o["kl"] < r["kl"])
-            for o in rows)
+        r["pareto"] = id(r) in front
 
 
 def recommend(rows: list[dict], target: float, *, edge_budget_ms=None, bandwidth=None, fps: float = 30.0) -> dict:
@@ -190,7 +177,7 @@ def explore(model: str, dataset: str, *, weights=None, splits=None, levels=(2, 4
         cache.build(progress=progress)
         feats = cache.features(calib_idx)
         signed = bool(feats.min() < 0)
-        points = [uniform_point(n, calibrated_clip(feats, n), context) for n in levels]
+        points = [uniform_point(n, sc.clip.calibrated_clip(feats, n), context) for n in levels]
         accs = evaluate(cache, points, eval_idx, progress=False)
         lat = latencies(cache.split, onnx, cache.dir / "latency.json")
         shape = list(cache.split.feature_shape)
@@ -217,7 +204,7 @@ def explore(model: str, dataset: str, *, weights=None, splits=None, levels=(2, 4
 
 def save_recommendation(doc: dict, path) -> str | None:
     """Write the recommended configuration as a quantizer file (None when nothing met the target)."""
-    from splitcodec.calibration import save_quantizer
+    from splitcodec.quantizer_file import save_quantizer
 
     c = doc["recommendation"]["choice"]
     if c is None:

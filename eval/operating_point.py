@@ -38,7 +38,6 @@ def main(argv=None) -> int:
         ref = s.tail(test).argmax(1)
         calib_ref = s.tail(calib).argmax(1)
     flat = calib.numpy().reshape(-1)
-    positive = flat[flat > 0]
 
     def agreement(q, x, reference):
         with torch.no_grad():
@@ -47,8 +46,7 @@ def main(argv=None) -> int:
     rows = []
     for levels in [int(v) for v in args.levels.split(",")]:
         # candidate clips: the MSE-optimal one and high quantiles of the positive activations
-        cands = {float(np.float16(c)) for c in [sc.mse_optimal_clip(flat, levels),
-                                                *np.quantile(positive, [0.99, 0.995, 0.999, 0.9999])]}
+        cands = set(sc.clip.clip_candidates(flat, levels, 0.0))
         scored = sorted((agreement(sc.UniformQuantizer(0.0, c, levels), calib, calib_ref), -c, c) for c in cands)
         c_max = scored[-1][2]  # best calibration agreement; ties -> the smaller clip (finer steps)
         q = sc.UniformQuantizer(0.0, c_max, levels)

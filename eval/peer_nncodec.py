@@ -88,7 +88,6 @@ def side_by_side(nncodec_python: str, groups: dict, levels=(2, 4, 8, 16), lambda
 
     import splitcodec as sc
 
-    from .explore import calibrated_clip
 
     rows, jobs = [], []
     with tempfile.TemporaryDirectory() as d:
@@ -97,7 +96,7 @@ def side_by_side(nncodec_python: str, groups: dict, levels=(2, 4, 8, 16), lambda
             elements = sum(x.size for x in xs)
             points = sc.rd.rd_points(xs, levels=tuple(range(2, 17)), lambdas=lambdas)
             for n in levels:
-                q = sc.UniformQuantizer(*calibrated_clip(np.concatenate([x.ravel() for x in xs]), n), n)
+                q = sc.UniformQuantizer(*sc.clip.calibrated_clip(np.concatenate([x.ravel() for x in xs]), n), n)
                 codec = sc.FeatureCodec(q)
                 t = time.perf_counter()
                 streams = [codec.encode(x) for x in xs]

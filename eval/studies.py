@@ -28,24 +28,12 @@ def sample_sets(cache, calib: int, shard=None, exclude_calib: bool = False):
     return calib_idx, evaluate_idx
 
 
-def clip_candidates(samples: np.ndarray, levels: int, c_min: float = 0.0) -> list[float]:
-    """The MSE-optimal c_max and high quantiles of the activations above c_min (half-float exact)."""
-    flat = samples.reshape(-1)
-    above = flat[flat > c_min]
-    qs = np.quantile(above, [0.99, 0.995, 0.999, 0.9999]) if above.size else []
-    return sorted({float(np.float16(c)) for c in [sc.mse_optimal_clip(flat, levels, c_min), *qs] if c > c_min})
-
-
 def parse_clips(text: str | None, levels: list[int], calib_feats: np.ndarray) -> dict[int, tuple[float, float]]:
     """--clip: 'auto' (MSE-optimal per N on the calibration set), 'C_MAX', 'C_MIN:C_MAX',
     or one 'C_MIN:C_MAX' per N, comma-separated in the order of --levels."""
     if text in (None, "", "auto"):
         return {n: (0.0, sc.mse_optimal_clip(calib_feats, n, 0.0)) for n in levels}
-    parts = [p for p in text.split(",") if p]
-    pairs = []
-    for p in parts:
-        lo, _, hi = p.rpartition(":")
-        pairs.append((float(lo) if lo else 0.0, float(hi)))
+    pairs = sc.clip.parse_clip_list(text)
     if len(pairs) == 1:
         return {n: pairs[0] for n in levels}
     if len(pairs) != len(levels):
@@ -271,12 +259,12 @@ def calibrate(cache, *, levels, method="mse", context="spatial", calib=100, devi
     calib_idx = list(range(min(calib, cache.n)))
     cache.build(calib_idx)
     feats = cache.features(calib_idx)
-    lo = float(min(0.0, np.quantile(feats, 0.001)))
+    lo = sc.clip.low_clip(feats)
     if method == "mse":
         clip = (lo, sc.mse_optimal_clip(feats, levels, lo))
         candidates = [{"clip": list(clip)}]
     elif method == "accuracy":
-        cands = [(c, float(r)) for c in clip_candidates(feats, levels, lo) for r in sorted({0.0, *rdo_lambdas})]
+        cands = [(c, float(r)) for c in sc.clip.clip_candidates(feats, levels, lo) for r in sorted({0.0, *rdo_lambdas})]
         pts = [dataclasses.replace(uniform_point(levels, (lo, c), context), rdo_lambda=r) for c, r in cands]
         scores = _score_on(cache, pts, calib_idx, device)[1:]
         candidates = [{"clip": [lo, c], "rdo_lambda": r, **s} for (c, r), s in zip(cands, scores)]
@@ -306,7 +294,7 @@ def target_rate(cache, *, budget, levels=(2, 3, 4, 5, 6, 8, 12, 16), with_ecq=Fa
     feats = cache.features(calib_idx)
     points = []
     for n in levels:
-        for c in clip_candidates(feats, n):
+        for c in sc.clip.clip_candidates(feats, n):
             points.append(uniform_point(n, (0.0, c), context))
             if with_ecq:
                 for lam in sc.quantization.default_lambdas(feats, 0.0, c, count=4):

@@ -10,9 +10,11 @@ from ._jit import keyed_cache
 with keyed_cache():  # the numba kernels cache under a key of their sources (splitcodec._jit)
     from . import errors
     from .binarization import binarize, codeword_lengths, debinarize
+    from .encoder_config import EncoderConfig
     from .codec import FeatureCodec, decode, decode_header, decode_indices, quantizer_from_header
     from .errors import BitstreamError, QuantizerError, SplitCodecError
-    from . import rd, sensitivity
+    from . import clip, pareto, rd, sensitivity
+    from .clip import mse_optimal_clip
     from .quantization import (
         ECQResult,
         Quantizer,
@@ -20,13 +22,13 @@ with keyed_cache():  # the numba kernels cache under a key of their sources (spl
         UniformQuantizer,
         design_ecq,
         lloyd_max,
-        mse_optimal_clip,
         sweep_lambda,
     )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EncoderConfig",
     "FeatureCodec",
     "decode",
     "decode_header",
@@ -42,6 +44,8 @@ __all__ = [
     "rd",
     "sensitivity",
     "mse_optimal_clip",
+    "clip",
+    "pareto",
     "binarize",
     "debinarize",
     "codeword_lengths",

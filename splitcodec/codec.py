@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import bitstream
 from .bitstream import DEFAULT_MAX_ELEMENTS, Header
 from .entropy import coder
-from .entropy.contexts import context_model_id
+from .encoder_config import EncoderConfig
 from .errors import InvalidHeaderError, QuantizerError
 from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32, uniform_levels
 
@@ -32,63 +34,42 @@ class FeatureCodec:
     nothing else.
     """
 
-    def __init__(self, quantizer: Quantizer, context_model: str | int = "spatial", *, rdo_lambda: float = 0.0,
-                 channel_weights=None, error_feedback: float = 0.0, rdo_lookahead: bool = False,
-                 error_diffusion: str = "row"):
+    def __init__(self, quantizer: Quantizer, context_model: str | int | None = None, *,
+                 config: EncoderConfig | None = None, **options):
+        """``config`` (an :class:`EncoderConfig`, default the plain encoder) with ``context_model`` and any
+        keyword ``options`` (``rdo_lambda=0.2``, ``error_feedback=0.5``, ...: its field names) put over it."""
         if not isinstance(quantizer, Quantizer):
             raise TypeError(f"quantizer must be a splitcodec Quantizer, got {type(quantizer).__name__}")
-        try:
-            lam = float(rdo_lambda)
-        except (TypeError, ValueError):
-            raise QuantizerError(f"rdo_lambda must be a number >= 0, got {rdo_lambda!r}") from None
-        if not (lam >= 0 and np.isfinite(lam)):
-            raise QuantizerError(f"rdo_lambda must be a finite number >= 0, got {rdo_lambda!r}")
+        if context_model is not None:
+            options["context_model"] = context_model
+        base = config if config is not None else EncoderConfig()
+        if not isinstance(base, EncoderConfig):
+            raise TypeError(f"config must be an EncoderConfig, got {type(base).__name__}")
+        unknown = set(options) - set(EncoderConfig.option_names())
+        if unknown:
+            raise TypeError(f"unknown encoder option(s) {sorted(unknown)}; known: {EncoderConfig.option_names()}")
         self.quantizer = quantizer
-        self.context_model = context_model_id(context_model)
-        self.rdo_lambda = lam
-        self.channel_weights = None if channel_weights is None else _channel_weights(channel_weights, lam)
-        try:
-            fb = float(error_feedback)
-        except (TypeError, ValueError):
-            raise QuantizerError(f"error_feedback must be a number in [0, 1], got {error_feedback!r}") from None
-        if not 0.0 <= fb <= 1.0:
-            raise QuantizerError(f"error_feedback must be a number in [0, 1], got {error_feedback!r}")
-        self.error_feedback = fb
-        if error_diffusion not in coder.DIFFUSIONS:
-            raise QuantizerError(f"error_diffusion must be one of {coder.DIFFUSIONS}, got {error_diffusion!r}")
-        if error_diffusion != "row" and fb == 0:
-            raise QuantizerError("error_diffusion says where error feedback goes: it needs error_feedback > 0")
-        self.error_diffusion = error_diffusion
-        if not isinstance(rdo_lookahead, (bool, np.bool_)):
-            raise QuantizerError(f"rdo_lookahead must be True or False, got {rdo_lookahead!r}")
-        if rdo_lookahead and lam == 0:
-            raise QuantizerError("rdo_lookahead refines rate-distortion optimised encoding: it needs rdo_lambda > 0")
-        self.rdo_lookahead = bool(rdo_lookahead)
+        self.config = dataclasses.replace(base, **options) if options else base
+        self.context_model = self.config.context_model_id
+
+    def __getattr__(self, name):
+        """The encoder options read as attributes (``codec.rdo_lambda``; channel weights as float64)."""
+        if name != "config" and name in EncoderConfig.option_names():
+            return self.config.weights if name == "channel_weights" else getattr(self.config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @classmethod
     def from_file(cls, path, context_model: str | int | None = None) -> "FeatureCodec":
-        """A codec for the quantizer saved in a calibration file (``splitcodec.calibration``);
-        the context model is the file's, unless given."""
-        from .calibration import load_quantizer
+        """A codec for a quantizer file (``splitcodec.quantizer_file``): its quantizer and encoder
+        configuration; ``context_model`` overrides the file's."""
+        from .quantizer_file import load_quantizer_file
 
-        q, doc = load_quantizer(path)
-        return cls(q, context_model or doc.get("context_model", "spatial"), rdo_lambda=doc.get("rdo_lambda", 0.0),
-                   channel_weights=doc.get("channel_weights"), error_feedback=doc.get("error_feedback", 0.0),
-                   rdo_lookahead=doc.get("rdo_lookahead", False), error_diffusion=doc.get("error_diffusion", "row"))
+        f = load_quantizer_file(path)
+        return cls(f.quantizer, context_model, config=f.encoder)
 
     def __repr__(self) -> str:
-        from .entropy.contexts import CONTEXT_MODEL_NAMES
-
-        rdo = f", rdo_lambda={self.rdo_lambda!r}" if self.rdo_lambda else ""
-        if self.channel_weights is not None:
-            rdo += f", channel_weights=<{self.channel_weights.size} values>"
-        if self.error_feedback:
-            rdo += f", error_feedback={self.error_feedback!r}"
-        if self.error_diffusion != "row":
-            rdo += f", error_diffusion={self.error_diffusion!r}"
-        if self.rdo_lookahead:
-            rdo += ", rdo_lookahead=True"
-        return f"FeatureCodec({self.quantizer!r}, context_model={CONTEXT_MODEL_NAMES[self.context_model]!r}{rdo})"
+        opts = "".join(f", {part}" for part in self.config.repr_parts() if not part.startswith("context_model="))
+        return f"FeatureCodec({self.quantizer!r}, context_model={self.config.context_model!r}{opts})"
 
     def _header(self, shape) -> Header:
         q = self.quantizer
@@ -129,26 +110,14 @@ class FeatureCodec:
         if a.size == 0:
             raise QuantizerError(f"cannot encode an empty tensor (shape {a.shape})")
         idx = self.quantizer.quantize(a)  # in range by construction
-        if self.rdo_lambda > 0 or self.error_feedback > 0:
+        if self.config.rdo:
             q = self.quantizer
-            weight = self.rdo_lambda * self.step ** 2 / (1 << coder.COST_FRACTION_BITS)
-            if self.channel_weights is not None:
-                weight = weight / self._plane_weights(a.shape)
-            payload = coder.encode_rdo(idx, a, q.reconstruction, q.c_min, q.c_max, weight, q.levels,
-                                       self.context_model, self.error_feedback, self.rdo_lookahead,
-                                       self.error_diffusion)  # rewrites idx with its choices
+            payload = coder.encode_configured(idx, a, q.reconstruction, q.c_min, q.c_max, q.levels, self.config,
+                                              self.step)  # rewrites idx with its choices
             data = self._stream(idx.shape, payload)
         else:
             data = self._encode_indices(idx, check=False)
         return (data, idx) if return_indices else data
-
-    def _plane_weights(self, shape) -> np.ndarray:
-        """The channel weights repeated over the leading axes: one per coded plane."""
-        w = self.channel_weights
-        if len(shape) < 3 or shape[-3] != w.size:
-            raise QuantizerError(f"channel_weights has {w.size} values but the tensor of shape {tuple(shape)} has "
-                                 f"{shape[-3] if len(shape) >= 3 else 'no'} channels (the axis before the plane)")
-        return np.tile(w, int(np.prod(shape[:-3], dtype=np.int64)))
 
     def encode_indices(self, indices: np.ndarray) -> bytes:
         """Code already-quantized indices (uint8, values < N) with this codec's header."""
@@ -165,19 +134,6 @@ class FeatureCodec:
         """Size of ``encode(x)`` in bits per tensor element (header included)."""
         a = _as_float32(x)
         return 8 * len(self.encode(a)) / a.size
-
-
-def _channel_weights(weights, lam: float) -> np.ndarray:
-    try:
-        w = np.array(weights, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise QuantizerError("channel_weights must be a 1-D sequence of positive numbers") from None
-    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w) & (w > 0)):
-        raise QuantizerError(f"channel_weights must be a non-empty 1-D sequence of finite numbers > 0, got {weights!r:.80}")
-    if lam == 0:
-        raise QuantizerError("channel_weights weigh the distortion of rate-distortion optimised encoding: "
-                             "they need rdo_lambda > 0")
-    return w
 
 
 def decode_header(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Header:

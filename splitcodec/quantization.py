@@ -46,7 +46,6 @@ __all__ = [
     "lloyd_max",
     "sweep_lambda",
     "default_lambdas",
-    "mse_optimal_clip",
 ]
 
 MAX_LEVELS = 256
@@ -565,32 +564,3 @@ def sweep_lambda(samples, levels: int, c_min: float, c_max: float, lams=None,
     x = _as_float32(samples)
     out = [design_ecq(x, levels, lam, c_min, c_max, method=method, **kw) for lam in lams]
     return sorted(out, key=lambda q: q.rate)
-
-
-def mse_optimal_clip(samples, levels: int, c_min: float = 0.0, *, candidates: int = 64,
-                     max_samples: int = 1 << 18, seed: int = 0, half_exact: bool = True) -> float:
-    """The ``c_max`` minimising the uniform quantizer's MSE on ``samples`` (the
-    fast support-region choice).  Candidates are quantiles of the samples above
-    ``c_min``; with ``half_exact`` the result is rounded to half precision so the
-    bitstream header stays at its compact size.
-    """
-    x = _as_float32(samples).reshape(-1)
-    x = x[np.isfinite(x)]
-    if x.size > max_samples:
-        x = np.random.default_rng(seed).choice(x, max_samples, replace=False)
-    above = x[x > c_min]
-    if above.size == 0:
-        raise QuantizerError("no samples above c_min: cannot choose a clip range")
-    qs = np.unique(np.quantile(above, np.linspace(0.3, 1.0, candidates)))
-    best, best_mse = None, np.inf
-    for c in qs:
-        c = float(np.float16(c)) if half_exact else float(c)
-        if not c > c_min:
-            continue
-        q = UniformQuantizer(c_min, c, levels)
-        err = float(np.mean((x.astype(np.float64) - q(x)) ** 2))
-        if err < best_mse:
-            best, best_mse = c, err
-    if best is None:
-        raise QuantizerError("could not find a clip range above c_min")
-    return best

@@ -24,9 +24,11 @@ import numpy as np
 
 from .codec import FeatureCodec, decode
 from .errors import QuantizerError
-from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32, mse_optimal_clip
+from .clip import low_clips, mse_optimal_clip
+from .pareto import pareto
+from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32
 
-__all__ = ["rd_points", "rd_frontier", "best_point", "refine_levels", "point_codec"]
+__all__ = ["rd_points", "rd_frontier", "best_point", "refine_levels", "point_codec", "clip_grid"]
 
 DEFAULT_LEVELS = (2, 3, 4, 6, 8, 12, 16)
 DEFAULT_LAMBDAS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -34,18 +36,11 @@ DEFAULT_REFINE = 3
 CLIP_SCALES = (0.8, 1.0, 1.25)
 
 
-SIGNED_LOW_QUANTILES = (1e-3, 1e-2, 5e-2, 0.2)
-
-
-def _clips(samples: np.ndarray, levels: int) -> list[tuple[float, float]]:
-    """Clip candidates: c_min = 0 for non-negative samples, else a few low quantiles (a signed tensor's
-    best lower end depends on N); c_max the MSE-optimal value above it, and 0.8× / 1.25× its width."""
-    if float(samples.min()) >= 0:
-        lows = [0.0]
-    else:
-        lows = sorted({float(np.float16(np.quantile(samples, q))) for q in SIGNED_LOW_QUANTILES})
+def clip_grid(samples: np.ndarray, levels: int) -> list[tuple[float, float]]:
+    """Clip candidates of the search: each c_min of ``clip.low_clips``; c_max the MSE-optimal value above it,
+    and 0.8× / 1.25× its width (half-float exact)."""
     out = []
-    for lo in lows:
+    for lo in low_clips(samples):
         if not (samples > lo).any():
             continue
         best = mse_optimal_clip(samples, levels, lo)
@@ -120,7 +115,7 @@ def rd_points(tensors, *, levels=DEFAULT_LEVELS, lambdas=DEFAULT_LAMBDAS, clips=
     """One point per (N, clip, λ) and, with ``refine`` > 0, one per refinement iteration of each:
     ``{kind, levels, clip, rdo_lambda, rdo_lookahead, bits_per_element, mse}`` over all ``tensors`` (a
     ``refined`` point adds ``reconstruction``, its table, and ``iteration``).  ``clips`` maps N to a list
-    of (c_min, c_max); by default ``_clips``.  ``lookahead``: the RDO points (λ > 0) look one element
+    of (c_min, c_max); by default ``clip_grid``.  ``lookahead``: the RDO points (λ > 0) look one element
     ahead (docs/codec.md: it saves bits below about 1 bit/element and costs encoder time)."""
     xs = [_as_float32(t) for t in tensors]
     if not xs:
@@ -130,7 +125,7 @@ def rd_points(tensors, *, levels=DEFAULT_LEVELS, lambdas=DEFAULT_LAMBDAS, clips=
     flat = sample.astype(np.float64)
     points = []
     for n in levels:
-        for clip in (clips or {}).get(n) or _clips(sample, n):
+        for clip in (clips or {}).get(n) or clip_grid(sample, n):
             q = UniformQuantizer(clip[0], clip[1], n)
             for lam in lambdas:
                 ahead = bool(lookahead and lam > 0)
@@ -160,12 +155,7 @@ def point_codec(point: dict, context_model: str = "spatial") -> FeatureCodec:
 
 def rd_frontier(points) -> list[dict]:
     """The points no other point beats on both rate and distortion, by increasing rate."""
-    front, best_mse = [], np.inf
-    for p in sorted(points, key=lambda p: (p["bits_per_element"], p["mse"])):
-        if p["mse"] < best_mse:
-            front.append(p)
-            best_mse = p["mse"]
-    return front
+    return pareto(points, "bits_per_element", "mse")
 
 
 def best_point(points, *, target_mse: float | None = None, max_bits: float | None = None) -> dict | None:

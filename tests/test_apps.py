@@ -231,7 +231,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(tails, frames, monkeypatc
 
 
 def test_edge_cli_against_the_server(server, capsys):
-    from edge_app.__main__ import main
+    from edge_app.cli import main
 
     assert main(["--server", server[0], "--photos", "--json", "--top-k", "2"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -245,9 +245,9 @@ def test_edge_cli_against_the_server(server, capsys):
 def test_edge_cli_task_aware_quantizer_file(server, capsys, tmp_path):
     """A quantizer file's RDO λ, look-ahead, error feedback and channel weights reach the edge encoder."""
     import splitcodec as sc
-    from edge_app.__main__ import main
+    from edge_app.cli import main
     from splitcodec import models
-    from splitcodec.calibration import save_quantizer
+    from splitcodec.quantizer_file import save_quantizer
 
     channels = models.split_model("efficientnet_lite0", "paper", weights="DEFAULT").feature_shape[0]
     q = sc.UniformQuantizer(0.0, 4.0, 8)
@@ -266,31 +266,54 @@ def test_edge_cli_task_aware_quantizer_file(server, capsys, tmp_path):
     assert "channel_weights has 2 values but the split has" in capsys.readouterr().err
 
 
-def test_edge_encoder_options_error_diffusion_from_cli_or_quantizer_file(tmp_path):
+def test_edge_encoder_config_flags_over_the_quantizer_file(tmp_path):
     import splitcodec as sc
-    from edge_app.__main__ import build_parser, encoder_options
-    from splitcodec.calibration import save_quantizer
+    from edge_app.cli import build_parser
+    from edge_app.options import encoder_config
+    from splitcodec.quantizer_file import save_quantizer
 
     q = sc.UniformQuantizer(0.0, 4.0, 8)
-    plane = save_quantizer(tmp_path / "p.json", q, error_feedback=0.75, error_diffusion="plane")
+    plane = save_quantizer(tmp_path / "p.json", q, context_model="paper", rdo_lambda=0.2, rdo_lookahead=True,
+                           channel_weights=[1.0, 2.0], error_feedback=0.75, error_diffusion="plane")
 
-    def opts(*argv):
-        return encoder_options(build_parser().parse_args(["--photos", *argv]))
+    def config(*argv):
+        return encoder_config(build_parser().parse_args(["--photos", *argv]))
 
-    assert opts()["error_diffusion"] == "row" and opts("--error-feedback", "0.5")["error_diffusion"] == "row"
-    assert opts("--error-feedback", "0.5", "--error-diffusion", "plane")["error_diffusion"] == "plane"
-    from_file = opts("--quantizer", str(plane))
-    assert from_file["error_diffusion"] == "plane" and from_file["error_feedback"] == 0.75
-    assert opts("--quantizer", str(plane), "--error-diffusion", "row")["error_diffusion"] == "row"
-    assert opts("--quantizer", str(plane), "--error-feedback", "0")["error_diffusion"] == "row"  # no feedback to place
-    codec = sc.FeatureCodec(q, **opts("--quantizer", str(plane)))
-    assert codec.error_diffusion == "plane" and codec.error_feedback == 0.75
+    assert config() == sc.EncoderConfig()
+    assert config("--error-feedback", "0.5", "--error-diffusion", "plane") == sc.EncoderConfig(
+        error_feedback=0.5, error_diffusion="plane")
+    from_file = config("--quantizer", str(plane))
+    assert from_file == sc.FeatureCodec.from_file(plane).config  # one reader, one rule: same as the library's
+    assert from_file.context_model == "paper" and from_file.error_diffusion == "plane"
+    assert config("--quantizer", str(plane), "--context-model", "spatial").context_model == "spatial"
+    assert config("--quantizer", str(plane), "--error-diffusion", "row").error_diffusion == "row"
+    # a flag that turns a prerequisite off resets what refines it (EncoderConfig.merged) ...
+    assert config("--quantizer", str(plane), "--error-feedback", "0").error_diffusion == "row"
+    off = config("--quantizer", str(plane), "--rdo-lambda", "0")
+    assert off.channel_weights is None and not off.rdo_lookahead and off.error_feedback == 0.75
+    # ... but an explicit contradiction is an error, not a silently dropped flag
+    with pytest.raises(sc.QuantizerError, match="rdo_lookahead refines"):
+        config("--rdo-lookahead")
+    with pytest.raises(sc.QuantizerError, match="error_diffusion refines"):
+        config("--error-diffusion", "plane")
+    with pytest.raises(ValueError, match="channel_weights has 2 values but the split has 5"):
+        encoder_config(build_parser().parse_args(["--photos", "--quantizer", str(plane)]), (5, 7, 7))
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--photos", "--error-diffusion", "2d"])
 
 
+def test_edge_flags_come_from_the_encoder_config():
+    import splitcodec as sc
+    from edge_app.cli import build_parser
+
+    text = build_parser().format_help()
+    flagged = [name for name, _, meta in sc.EncoderConfig.options() if meta["type"] is not None]
+    assert flagged and all("--" + name.replace("_", "-") in text for name in flagged)
+    assert "--channel-weights" not in text  # a quantizer file's, no flag
+
+
 def test_edge_cli_onnx_runtime_and_stream(server, capsys):
-    from edge_app.__main__ import main
+    from edge_app.cli import main
 
     assert main(["--server", server[0], "--photos", "--json", "--runtime", "onnx", "--stream"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()][:-1]
@@ -298,7 +321,7 @@ def test_edge_cli_onnx_runtime_and_stream(server, capsys):
 
 
 def test_edge_cli_unreachable_server(capsys):
-    from edge_app.__main__ import main
+    from edge_app.cli import main
 
     assert main(["--server", "127.0.0.1:9", "--photos", "--timeout", "1", "--retries", "1"]) == 3
     assert "cannot reach" in capsys.readouterr().err
@@ -330,7 +353,7 @@ def test_tls(tails, frames, tmp_path):
 
 def test_edge_cli_video_file(server, capsys, tmp_path):
     cv2 = pytest.importorskip("cv2")
-    from edge_app.__main__ import main
+    from edge_app.cli import main
 
     path = str(tmp_path / "clip.avi")
     w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 5, (160, 120))
@@ -355,7 +378,7 @@ def test_edge_runs_an_exported_head_without_torch(server, tmp_path):
     onnx = tmp_path / "head.onnx"
     assert export_head.main(["--model", "efficientnet_lite0", "--weights", "DEFAULT", "--output", str(onnx)]) == 0
     code = ("import sys, json; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
-            "from edge_app.__main__ import main\n"
+            "from edge_app.cli import main\n"
             f"rc = main(['--server', '{server[0]}', '--photos', '--json', '--runtime', 'onnx', '--onnx', r'{onnx}'])\n"
             "assert not any(m == 'torch' or m.startswith('torch.') for m, v in sys.modules.items() if v is not None)\n"
             "sys.exit(rc)\n")

@@ -156,7 +156,7 @@ def test_a_small_rdo_lambda_already_changes_the_stream_and_zero_does_not(rng):
 
 
 def test_codec_from_file_takes_the_files_context_model_and_lambda(tmp_path):
-    from splitcodec.calibration import save_quantizer
+    from splitcodec.quantizer_file import save_quantizer
 
     q = sc.UniformQuantizer(0.0, 3.0, 8)
     bare = save_quantizer(tmp_path / "bare.json", q)

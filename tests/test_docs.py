@@ -18,7 +18,8 @@ def test_readme_python_example():
         exec(compile(block, "README.md", "exec"), {})
 
 
-@pytest.mark.parametrize("module", ["splitcodec.quantization", "splitcodec.codec", "splitcodec.rd", "splitcodec.models"])
+@pytest.mark.parametrize("module", ["splitcodec.quantization", "splitcodec.codec", "splitcodec.rd", "splitcodec.models",
+                                    "splitcodec.encoder_config", "splitcodec.clip", "splitcodec.pareto"])
 def test_docstring_examples(module):
     if module == "splitcodec.models":
         pytest.importorskip("torch")

@@ -74,9 +74,9 @@ def test_explore_cli_end_to_end(capsys, tmp_path):
     choice = doc["recommendation"]["choice"]
     assert choice["agreement"] >= 0.5 and (tmp_path / "e.png").stat().st_size > 0
     from cloud_app.server import ModelSpec
-    from splitcodec.calibration import load_quantizer
+    from splitcodec.quantizer_file import load_quantizer_file
 
-    q, meta = load_quantizer(save)
+    q, _, meta = load_quantizer_file(save)
     assert (meta["split"], q.levels, [q.c_min, q.c_max]) == (choice["split"], choice["levels"], choice["clip"])
     assert ModelSpec.from_calibration(save) == ModelSpec("efficientnet_lite0", choice["split"], "DEFAULT", choice["levels"])
     assert "split,method" in (tmp_path / "e.csv").read_text().splitlines()[0]

@@ -58,7 +58,7 @@ def test_rdo_lambda_must_be_a_finite_non_negative_number(bad):
 
 
 def test_rdo_lambda_travels_in_calibration_files(tmp_path):
-    from splitcodec.calibration import save_quantizer
+    from splitcodec.quantizer_file import save_quantizer
 
     q = sc.UniformQuantizer(0.0, 2.0, 6)
     path = save_quantizer(tmp_path / "q.json", q, context_model="paper", rdo_lambda=0.25)
@@ -326,7 +326,7 @@ def test_error_diffusion_is_row_or_plane_and_needs_feedback():
 
 
 def test_task_aware_settings_travel_in_calibration_files(tmp_path):
-    from splitcodec.calibration import save_quantizer
+    from splitcodec.quantizer_file import save_quantizer
 
     q = sc.UniformQuantizer(0.0, 2.0, 6)
     path = save_quantizer(tmp_path / "q.json", q, rdo_lambda=0.25, channel_weights=[0.5, 1.5], error_feedback=0.5,

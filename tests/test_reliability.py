@@ -354,7 +354,7 @@ def test_frames_left_unanswered_are_returned_when_retries_run_out(fake):
 
 @pytest.mark.parametrize("mode,code", [("garbage", 6), ("end_early", 0), ("fail_midway", 0), ("end_always", 5)])
 def test_edge_cli_exit_codes_on_stream_failures(fake, mode, code, capsys):
-    from edge_app.__main__ import main
+    from edge_app.cli import main
 
     addr, _ = fake(mode)
     rc = main(["--server", addr, "--photos", "--stream", "--json", "--retries", "2", "--timeout", "10",
@@ -369,7 +369,7 @@ def test_edge_cli_exit_codes_on_stream_failures(fake, mode, code, capsys):
 
 
 def test_edge_cli_exit_codes_unreachable_and_refused(server, shape, capsys):
-    from edge_app.__main__ import main
+    from edge_app.cli import main
 
     with socket_port() as port:  # nothing listens there
         assert main(["--server", f"127.0.0.1:{port}", "--photos", "--retries", "0", "--timeout", "1"]) == 3

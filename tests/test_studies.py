@@ -86,11 +86,11 @@ def test_ecq_study_encodes_every_quantizer_again_with_rdo(capsys, cache_dir, tmp
 
 def test_calibrate_writes_a_quantizer_the_edge_loads(capsys, cache_dir, tmp_path):
     import splitcodec as sc
-    from splitcodec.calibration import load_quantizer
+    from splitcodec.quantizer_file import load_quantizer_file
 
     path = tmp_path / "q.json"
     doc = _run(capsys, "calibrate", *_common(cache_dir), "--levels", "4", "--method", "accuracy", "--save", str(path))
-    q, meta = load_quantizer(path)
+    q, _, meta = load_quantizer_file(path)
     assert isinstance(q, sc.UniformQuantizer) and q.levels == 4 and [q.c_min, q.c_max] == doc["clip"]
     assert meta["model"] == "efficientnet_lite0" and meta["fitted_on"]["samples"] == 4
     assert len(doc["candidates"]) >= 2

@@ -20,7 +20,8 @@ DIFFUSIONS = ("row", "plane")  # error feedback along the raster, or split betwe
 # -log2(p / 2^15) in units of 2^-15 bit for every 15-bit probability (index 0 unused): the exact cost of a bin
 COST_FRACTION_BITS = 15
 COST_TABLE = np.concatenate((
-    [0], np.rint(-np.log2(np.arange(1, 32769, dtype=np.float64) / 32768.0) * (1 << COST_FRACTION_BITS)),
+    [0], np.rint(-np.log2(np.arange(1, engine.PROB_ONE + 1, dtype=np.float64) / engine.PROB_ONE)
+                 * (1 << COST_FRACTION_BITS)),
 )).astype(np.int64)
 
 
@@ -110,6 +111,26 @@ def encode_rdo(idx: np.ndarray, values: np.ndarray, reconstruction: np.ndarray, 
     right, below = (feedback, 0.0) if diffusion == "row" else (feedback / 2, feedback / 2)
     return _run_encoder(idx, np.shape(idx), levels, model, _NO_TRACE_BINS, _NO_TRACE_P0,
                         rdo=(x, rec, c_min, c_max, w, right, below, lookahead))
+
+
+def encode_configured(idx: np.ndarray, values: np.ndarray, reconstruction: np.ndarray, c_min: float, c_max: float,
+                      levels: int, config, step: float) -> bytes:
+    """Entropy-code ``values`` as an :class:`~splitcodec.EncoderConfig` says (the one place its options become the
+    kernel's arguments): the RDO weight λ·Δ²/2^15 (``step`` = Δ) divided by each plane's channel weight, the
+    feedback gains, the look-ahead.  ``idx`` is overwritten with the chosen indices, as in :func:`encode_rdo`."""
+    weight = config.rdo_lambda * step ** 2 / (1 << COST_FRACTION_BITS)
+    if config.channel_weights is not None:
+        weight = weight / _plane_weights(config.weights, np.shape(idx))
+    return encode_rdo(idx, values, reconstruction, c_min, c_max, weight, levels, config.context_model_id,
+                      config.error_feedback, config.rdo_lookahead, config.error_diffusion)
+
+
+def _plane_weights(w: np.ndarray, shape) -> np.ndarray:
+    """The channel weights repeated over the leading axes: one per coded plane."""
+    if len(shape) < 3 or shape[-3] != w.size:
+        raise QuantizerError(f"channel_weights has {w.size} values but the tensor of shape {tuple(shape)} has "
+                             f"{shape[-3] if len(shape) >= 3 else 'no'} channels (the axis before the plane)")
+    return np.tile(w, int(np.prod(shape[:-3], dtype=np.int64)))
 
 
 def encode_indices(idx: np.ndarray, levels: int, model="spatial", *, check: bool = True) -> bytes:

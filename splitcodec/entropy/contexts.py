@@ -62,3 +62,12 @@ def spatial_context(k, left, above, above_left, above_right):
     """Context of bin ``k`` under the ``spatial`` model (branch-free)."""
     c = 2 * np.int64(left > k) + 2 * np.int64(above > k) + np.int64(above_left > k) + np.int64(above_right > k)
     return SPATIAL_CLASSES * k + c
+
+
+@numba.njit(inline="always")
+def bin_context(k, spatial, left, above, above_left, above_right):
+    """Context of bin ``k``: the ``spatial`` model's when ``spatial``, else the ``paper`` model's (``k``).
+    The one selection the encoder, its look-ahead and the decoder share."""
+    if spatial:
+        return spatial_context(k, left, above, above_left, above_right)
+    return np.int64(k)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .contexts import SPATIAL, spatial_context
+from .contexts import SPATIAL, bin_context
 from .engine import (
     ERR_OVERRUN,
     ERR_TRAILING,
     OK,
+    PROB_ONE,
     RANGE_INIT,
     adapt,
     decode_bin,
@@ -48,13 +49,10 @@ def _right_neighbour_costs(x2, q2, q, kmax, v, feedback, extra, above, above_lef
     kmax2 = min(q2 + 1, top)
     for b in range(min(kmax2, top - 1) + 1):
         for t in range(2):
-            if spatial:
-                ctx = spatial_context(b, t * (b + 1), above, above_left, above_right)
-            else:
-                ctx = b
+            ctx = bin_context(b, spatial, t * (b + 1), above, above_left, above_right)
             p0 = p_zero(fast, slow, ctx)
             bin_cost[2 * t, b] = cost_table[p0]
-            bin_cost[2 * t + 1, b] = cost_table[32768 - p0]
+            bin_cost[2 * t + 1, b] = cost_table[PROB_ONE - p0]
     base = min(max(x2, c_min), c_max) + extra
     for k in range(kmax + 1):
         if not (k == 0 or k >= q - 1):
@@ -165,10 +163,7 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                         p0 = 0
                         bits = ones  # index N-1 is N-1 ones, with no terminating bin
                         if k < top:
-                            if spatial:
-                                ctx = spatial_context(k, left, above, above_left, above_right)
-                            else:
-                                ctx = k
+                            ctx = bin_context(k, spatial, left, above, above_left, above_right)
                             p0 = p_zero(fast, slow, ctx)
                             walk_ctx[k] = ctx
                             walk_p0[k] = p0
@@ -182,7 +177,7 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                                 best_cost = cost
                                 best = k
                         if k < top:
-                            ones += cost_table[32768 - p0]
+                            ones += cost_table[PROB_ONE - p0]
                     s = np.uint8(best)
                     idx[i] = s
                     err = v - rec[best]
@@ -195,10 +190,7 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                         ctx = walk_ctx[k]
                         p0 = walk_p0[k]
                     else:
-                        if spatial:
-                            ctx = spatial_context(k, left, above, above_left, above_right)
-                        else:
-                            ctx = k
+                        ctx = bin_context(k, spatial, left, above, above_left, above_right)
                         p0 = p_zero(fast, slow, ctx)
                     if tracing:
                         trace_bins[nb] = bit
@@ -247,10 +239,7 @@ def decode(buf, start, end, planes, height, width, levels, model, fast, slow, ou
                 above_right = pad[up + x + 2] if has_above else 0
                 s = 0
                 for k in range(top):
-                    if spatial:
-                        ctx = spatial_context(k, left, above, above_left, above_right)
-                    else:
-                        ctx = k
+                    ctx = bin_context(k, spatial, left, above, above_left, above_right)
                     bit, code, rng, pos = decode_bin(code, rng, pos, buf, end, p_zero(fast, slow, ctx))
                     adapt(fast, slow, ctx, bit)
                     if bit == 0:

@@ -1,0 +1,153 @@
+"""The frame loop: encode each frame, send it (one call each, or over one stream), report each answer."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+
+import splitcodec as sc
+
+from .options import encoder_config
+
+
+def input_jpeg90_bytes(image, spec: dict) -> int:
+    """Bytes of the model input (after resize and crop, as 8-bit RGB) coded as JPEG-90: what a
+    cloud-only deployment would send at the least."""
+    from PIL import Image
+
+    from splitcodec.preprocessing import model_input_rgb
+
+    buf = io.BytesIO()
+    Image.fromarray(model_input_rgb(image, spec)).save(buf, format="JPEG", quality=90)
+    return buf.tell()
+
+
+class FrameLoop:
+    """Encode frames, send them (one call each, or over one stream), report each answer as a row."""
+
+    def __init__(self, args, runner, make_quantizer, model: str, split_name: str, out=None):
+        self.args, self.runner, self.make_quantizer = args, runner, make_quantizer
+        self.model, self.split_name, self.out = model, split_name, out or sys.stdout
+        self.encoder = None
+        self.rows: list[dict] = []
+
+    def _first_frame(self, image) -> None:
+        """The quantizer (it may be fitted on the first frame) and the encoder, warmed up."""
+        from splitcodec.inference import EdgeEncoder
+
+        args = self.args
+        q = self.make_quantizer(self.runner.features(image)[0])
+        codec = sc.FeatureCodec(q, config=encoder_config(args))
+        self.encoder = EdgeEncoder(self.runner.head, codec)
+        self.encoder.warmup()
+        if not args.json:
+            print(f"# {self.model} split {self.split_name} {tuple(self.runner.head.feature_shape)}; quantizer {q!r}; "
+                  f"{codec.config!r}; runtime {self.encoder.runtime}"
+                  f"{' (no torch)' if 'torch' not in sys.modules else ''}; server {args.server}", file=self.out)
+
+    def encode(self, name, image, i):
+        from splitcodec.wire import pb
+
+        if self.encoder is None:
+            self._first_frame(image)
+        frame = self.encoder.encode(image)
+        req = pb.InferRequest(bitstream=frame.bitstream, model=self.model, split=self.split_name,
+                              request_id=f"{i}:{name}", top_k=self.args.top_k,
+                              original_size=pb.ImageSize(width=frame.original_size[0], height=frame.original_size[1]))
+        return frame, req
+
+    def report(self, name, image, frame, resp, rtt_ms) -> None:
+        if resp.HasField("error") and resp.error.code:
+            row = {"frame": name, "error": f"{resp.error.code}: {resp.error.message}"}
+        else:
+            preds = ([{"class": c.index, "name": c.name, "score": round(c.score, 4)} for c in resp.classes] or
+                     [{"category_id": d.category_id, "name": d.name, "score": round(d.score, 4),
+                       "box": [round(v, 1) for v in (d.x0, d.y0, d.x1, d.y1)]} for d in resp.detections])
+            row = {"frame": name, "predictions": preds, "bytes": len(frame.bitstream),
+                   "bits_per_element": round(frame.bits_per_element, 4), "raw_float32_bytes": 4 * frame.elements,
+                   "input_jpeg90_bytes": input_jpeg90_bytes(image, self.runner.head.preprocess_spec),
+                   "head_ms": round(frame.head_ms, 2), "encode_ms": round(frame.encode_ms, 2),
+                   "round_trip_ms": round(rtt_ms, 2), "server_decode_ms": round(resp.timings.decode_ms, 2),
+                   "server_tail_ms": round(resp.timings.tail_ms, 2)}
+        self.rows.append(row)
+        if self.args.json:
+            print(json.dumps(row), file=self.out, flush=True)
+        elif "error" in row:
+            print(f"{name[:28]:<28} ERROR {row['error']}", file=self.out)
+        else:
+            top = row["predictions"][0] if row["predictions"] else {"name": "(nothing)", "score": 0.0}
+            print(f"{name[:28]:<28} {top['name'][:22]:<22} {top['score']:>5.2f} {row['bytes']:>7} B "
+                  f"{row['bits_per_element']:>6.3f} b/e  head {row['head_ms']:>6.1f}  enc {row['encode_ms']:>5.1f}  "
+                  f"rtt {row['round_trip_ms']:>6.1f} ms", file=self.out, flush=True)
+
+    def run_calls(self, client, source) -> None:
+        """One ``Infer`` call per frame."""
+        for i, (name, image) in enumerate(source):
+            frame, req = self.encode(name, image, i)
+            t0 = time.perf_counter()
+            resp = client.infer(req)
+            # round trip = network + server decode + tail (the head and encode are timed apart)
+            self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
+
+    def run_stream(self, client, source) -> list[str]:
+        """Frames over ``InferStream`` (answers matched by request id, broken streams resumed); returns the
+        request ids left unanswered, after recording each as a row."""
+        from .client import StreamSession
+
+        sent = {}
+
+        def produce():
+            for i, (name, image) in enumerate(source):
+                frame, req = self.encode(name, image, i)
+                sent[req.request_id] = (name, image, frame, time.perf_counter())
+                yield req.request_id, req
+
+        def answer(rid, resp):
+            name, image, frame, t0 = sent.pop(rid)
+            self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
+
+        session = StreamSession(client, retries=self.args.retries, timeout=self.args.stream_timeout)
+        unanswered = session.run(produce(), answer)
+        for rid in unanswered:
+            self.rows.append({"frame": sent[rid][0], "error": "not answered"})
+        if unanswered:
+            print(f"error: {len(unanswered)} frame(s) not answered after {session.attempts} stream(s) "
+                  f"({'; '.join(session.errors)[:300]}): {', '.join(unanswered)[:300]}"
+                  + ("" if session.input_exhausted else f"; the input was not read past {unanswered[-1]!r}: "
+                     "later frames were not sent"), file=sys.stderr)
+        return unanswered
+
+
+def summarize(rows: list[dict]) -> dict:
+    import numpy as np
+
+    ok = [r for r in rows if "error" not in r]
+    summary = {"frames": len(rows), "errors": len(rows) - len(ok)}
+    if ok:
+        mean = lambda k: float(np.mean([r[k] for r in ok]))  # noqa: E731
+        rtt = [r["round_trip_ms"] for r in ok]
+        summary.update({"mean_bytes_per_frame": mean("bytes"), "mean_bits_per_element": mean("bits_per_element"),
+                        "raw_float32_bytes": mean("raw_float32_bytes"),
+                        "mean_input_jpeg90_bytes": mean("input_jpeg90_bytes"),
+                        "vs_float32": mean("raw_float32_bytes") / mean("bytes"),
+                        "vs_input_jpeg90": mean("input_jpeg90_bytes") / mean("bytes"),
+                        "round_trip_ms_p50": float(np.percentile(rtt, 50)),
+                        "round_trip_ms_p95": float(np.percentile(rtt, 95)),
+                        "head_ms_mean": mean("head_ms"), "encode_ms_mean": mean("encode_ms")})
+    return summary
+
+
+def print_summary(summary: dict, as_json: bool, out) -> None:
+    if as_json:
+        print(json.dumps({"summary": summary}), file=out)
+    elif summary["frames"] > summary["errors"]:
+        s = summary
+        print(f"# {s['frames']} frames: {s['mean_bytes_per_frame']:.0f} B/frame on average = "
+              f"{s['vs_float32']:.0f}x smaller than the float32 tensor ({s['raw_float32_bytes']:.0f} B) and "
+              f"{s['vs_input_jpeg90']:.1f}x smaller than the model input as JPEG-90 "
+              f"({s['mean_input_jpeg90_bytes']:.0f} B); "
+              f"round trip p50 {s['round_trip_ms_p50']:.1f} ms, p95 {s['round_trip_ms_p95']:.1f} ms; "
+              f"head {s['head_ms_mean']:.1f} ms, encode {s['encode_ms_mean']:.1f} ms (after a warm-up run, "
+              "not timed)", file=out)
