@@ -27,7 +27,7 @@ help:
 	@echo "make decode-cost - what hostile streams cost the decoder -> docs/bitstream.md"
 	@echo "make explore    - every split point of EfficientNet-Lite0 vs coding the input -> docs/explore.md"
 	@echo "make test-reliability / bench-reliability - the server under hostile load -> docs/deploy.md"
-	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval.bench_codec; NNCODEC_PYTHON=... adds NNCodec)"
+	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval bench-codec; NNCODEC_PYTHON=... adds NNCodec)"
 	@echo "make rdo-variants - greedy vs look-ahead RDO on real activations -> docs/codec.md"
 	@echo "make channel-steps - what a quantizer step per channel would buy (a what-if) -> docs/codec.md"
 	@echo "make results    - the rate-accuracy studies on EfficientNet-Lite0 + shipped photos -> docs/results.md"
@@ -42,10 +42,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m eval.demo_system
+	$(PY) -m eval demo-system
 
 demo-codec: install
-	$(PY) -m eval.demo_codec
+	$(PY) -m eval demo-codec
 
 proto: install
 	$(PY) proto/generate.py
@@ -75,24 +75,24 @@ explore: install
 
 test-reliability: install
 	$(PY) -m pytest -q tests/test_reliability.py tests/test_apps.py
-	$(PY) -m eval.bench_reliability --quick > /dev/null
+	$(PY) -m eval bench-reliability --quick > /dev/null
 
 bench-reliability: install
-	$(PY) -m eval.bench_reliability --output docs/reliability.json --update-doc docs/deploy.md
+	$(PY) -m eval bench-reliability --output docs/reliability.json --update-doc docs/deploy.md
 
 darknet-fidelity: install
-	$(PY) -m eval.darknet_fidelity --output docs/darknet_fidelity.json --update-doc docs/models.md
+	$(PY) -m eval darknet-fidelity --output docs/darknet_fidelity.json --update-doc docs/models.md
 
 decode-cost: install
-	$(PY) -m eval.bench_decode_cost --output docs/decode_cost.json --update-doc docs/bitstream.md
+	$(PY) -m eval bench-decode-cost --output docs/decode_cost.json --update-doc docs/bitstream.md
 
 # NNCODEC_PYTHON=/tmp/nnc/bin/python make bench  adds the side-by-side with NNCodec (its own venv)
 bench: install
-	$(PY) -m eval.bench_codec --output docs/bench_codec.json --update-readme README.md \
+	$(PY) -m eval bench-codec --output docs/bench_codec.json --update-doc README.md \
 	    $(if $(NNCODEC_PYTHON),--nncodec-python $(NNCODEC_PYTHON))
 
 bench-system: install
-	$(PY) -m eval.bench_system --output docs/bench_system.json --update-readme README.md
+	$(PY) -m eval bench-system --output docs/bench_system.json --update-doc README.md
 
 RESULTS := docs/results
 EVALARGS := --dataset photos:96 --calib 32
@@ -114,16 +114,16 @@ results: install
 	    --plot docs/figures/ecq.png > /dev/null
 	$(PY) -m eval results --rate-accuracy $(RESULTS)/rate_accuracy.json --hevc $(RESULTS)/hevc.json \
 	    --calibrate $(RESULTS)/calibrate.json --clip-sweep $(RESULTS)/clip_sweep.json --ecq $(RESULTS)/ecq.json \
-	    --rate-accuracy-rdo $(RESULTS)/rate_accuracy_rdo.json --output docs/results.md
+	    --rate-accuracy-rdo $(RESULTS)/rate_accuracy_rdo.json --page docs/results.md
 
 rdo-variants: install
-	$(PY) -m eval.rdo_variants --output docs/rdo_variants.json --update-doc docs/codec.md
+	$(PY) -m eval rdo-variants --output docs/rdo_variants.json --update-doc docs/codec.md
 
 channel-steps: install
-	$(PY) -m eval.channel_steps --output docs/channel_steps.json --update-doc docs/codec.md
+	$(PY) -m eval channel-steps --output docs/channel_steps.json --update-doc docs/codec.md
 
 context-study: install
-	$(PY) -m eval.context_study --output docs/context_study.json --update-doc docs/codec.md
+	$(PY) -m eval context-study --output docs/context_study.json --update-doc docs/codec.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 
 
@@ -22,7 +21,9 @@ def frames(args):
         if item.isdigit() and not path.exists():
             yield from _video(int(item), f"camera{item}")
         elif path.is_dir():
-            for f in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            from splitcodec.datasets import image_files
+
+            for f in image_files(path):
                 yield str(f), np.asarray(Image.open(f).convert("RGB"))
         elif path.suffix.lower() in VIDEO_SUFFIXES:
             yield from _video(str(path), path.name)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PHOTO_NAMES", "shipped_photos", "photo_crops"]
+__all__ = ["PHOTO_NAMES", "IMAGE_SUFFIXES", "shipped_photos", "photo_crops", "image_files", "ImageFolder",
+           "ImageNetVal", "CocoDetection"]
 
 # colour photographs packaged in the scikit-image wheel (no download needed)
 PHOTO_NAMES = ("chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field",
@@ -45,7 +46,15 @@ def photo_crops(count: int, *, seed: int = 0, min_frac: float = 0.6, names=PHOTO
     return out
 
 
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".JPEG", ".JPG", ".PNG")
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff")  # compared in lower case
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES)
+
+
+def image_files(folder) -> list:
+    """Every image file below ``folder`` (recursively, by suffix in any case), sorted by path."""
+    from pathlib import Path
+
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _open_rgb(path):
@@ -53,6 +62,28 @@ def _open_rgb(path):
 
     with Image.open(path) as im:
         return im.convert("RGB")
+
+
+class ImageFolder:
+    """A user's own images, unlabelled: every image below ``root``, recursively, sorted by path.  Items are
+    ``(image, -1)``: fidelity against the float model (agreement, KL) needs no labels."""
+
+    def __init__(self, root, limit: int | None = None):
+        from pathlib import Path
+
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"image folder not found: {self.root}")
+        files = image_files(self.root)
+        if not files:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {self.root}")
+        self.files = files[:limit] if limit else files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i):
+        return _open_rgb(self.files[i]), -1
 
 
 class ImageNetVal:

@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     elif cmd == "decode":
         print(json.dumps(decode_dir(Path(rest[0]))))
     elif cmd == "report":  # JSON result -> the cross_arch section of a markdown file
-        from eval.common import update_section
+        from eval.core.common import update_section
 
         update_section(rest[1], "cross_arch", markdown(json.loads(Path(rest[0]).read_text())))
     elif cmd == "compare":

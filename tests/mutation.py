@@ -349,7 +349,7 @@ def markdown(doc: dict) -> str:
 
 def write_report(doc: dict) -> None:
     sys.path.insert(0, str(ROOT))
-    from eval.common import update_section
+    from eval.core.common import update_section
 
     update_section(DOC, "mutation", markdown(doc))
 

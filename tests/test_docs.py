@@ -29,16 +29,16 @@ def test_docstring_examples(module):
 
 # every generated section of README/docs is exactly what its script renders from the committed JSON
 GENERATED = [
-    ("README.md", "bench_codec", "docs/bench_codec.json", "eval.bench_codec"),
-    ("README.md", "bench_system", "docs/bench_system.json", "eval.bench_system"),
-    ("docs/codec.md", "context_study", "docs/context_study.json", "eval.context_study"),
-    ("docs/codec.md", "rdo_variants", "docs/rdo_variants.json", "eval.rdo_variants"),
-    ("docs/models.md", "model_table", "docs/model_table.json", "eval.model_table"),
-    ("docs/models.md", "darknet_fidelity", "docs/darknet_fidelity.json", "eval.darknet_fidelity"),
-    ("docs/bitstream.md", "decode_cost", "docs/decode_cost.json", "eval.bench_decode_cost"),
+    ("README.md", "bench_codec", "docs/bench_codec.json", "eval.bench.codec"),
+    ("README.md", "bench_system", "docs/bench_system.json", "eval.bench.system"),
+    ("docs/codec.md", "context_study", "docs/context_study.json", "eval.studies.context_study"),
+    ("docs/codec.md", "rdo_variants", "docs/rdo_variants.json", "eval.studies.rdo_variants"),
+    ("docs/models.md", "model_table", "docs/model_table.json", "eval.docs.model_table"),
+    ("docs/models.md", "darknet_fidelity", "docs/darknet_fidelity.json", "eval.studies.darknet_fidelity"),
+    ("docs/bitstream.md", "decode_cost", "docs/decode_cost.json", "eval.bench.decode_cost"),
     ("docs/bitstream.md", "cross_arch", "docs/aarch64.json", "tests.cross_arch"),
-    ("docs/explore.md", "explore", "docs/results/explore.json", "eval.explore"),
-    ("docs/deploy.md", "reliability", "docs/reliability.json", "eval.bench_reliability"),
+    ("docs/explore.md", "explore", "docs/results/explore.json", "eval.studies.explore"),
+    ("docs/deploy.md", "reliability", "docs/reliability.json", "eval.bench.reliability"),
     ("docs/testing.md", "mutation", "docs/mutation.json", "tests.mutation"),
 ]
 
@@ -60,7 +60,7 @@ def test_results_doc_is_what_make_results_renders():
     """docs/results.md is generated whole by `python -m eval results` from the committed study files."""
     import argparse
 
-    from eval.results_doc import render
+    from eval.docs.results import render
 
     r = ROOT / "docs" / "results"
     args = argparse.Namespace(rate_accuracy=r / "rate_accuracy.json", hevc=r / "hevc.json", calibrate=r / "calibrate.json",

@@ -6,13 +6,15 @@ import pytest
 
 pytest.importorskip("torch")
 
+from eval.core.runner import main as run_entry  # noqa: E402
+
 
 def test_bench_codec_quick(capsys, tmp_path):
-    from eval import bench_codec
+    from eval.bench import codec as bench_codec
 
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- bench_codec:start -->\nPLACEHOLDER-7f3a\n<!-- bench_codec:end -->\ny\n")
-    assert bench_codec.main(["--quick", "--no-real", "--repeats", "1", "--update-readme", str(readme)]) == 0
+    assert run_entry(["bench-codec", "--quick", "--no-real", "--repeats", "1", "--update-doc", str(readme)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {"cells", "summary", "speed_target_case", "cold_start_s", "nncodec"} <= set(doc)
     assert len(doc["cells"]) == 3 * len(bench_codec.LEVELS)
@@ -33,7 +35,7 @@ def test_bench_codec_quick(capsys, tmp_path):
 
 
 def test_rd_hull_and_interpolation():
-    from eval.rdo_variants import bits_at, hull, mse_at
+    from eval.studies.rdo_variants import bits_at, hull, mse_at
 
     pts = [{"bits_per_element": b, "mse": m} for b, m in [(1, 8), (2, 4), (3, 3.5), (4, 1), (2.5, 5), (5, 1)]]
     h = hull(pts)
@@ -43,11 +45,11 @@ def test_rd_hull_and_interpolation():
 
 
 def test_rdo_variants_quick(capsys, tmp_path):
-    from eval import rdo_variants
+    from eval.studies import rdo_variants
 
     doc_md = tmp_path / "codec.md"
     doc_md.write_text("a\n<!-- rdo_variants:start -->\nOLD\n<!-- rdo_variants:end -->\nb\n")
-    assert rdo_variants.main(["--quick", "--update-doc", str(doc_md)]) == 0
+    assert run_entry(["rdo-variants", "--quick", "--update-doc", str(doc_md)]) == 0
     doc = json.loads(capsys.readouterr().out)
     (split,) = doc["splits"]
     assert set(split["points"]) == {"greedy", "lookahead"} and split["lookahead_over_greedy_bits"]
@@ -59,7 +61,7 @@ def test_channel_steps_factors_and_coding():
     import numpy as np
 
     import splitcodec as sc
-    from eval.channel_steps import SCALE_BITS, code_scaled, step_factors
+    from eval.studies.channel_steps import SCALE_BITS, code_scaled, step_factors
 
     w = np.array([1e-3, 0.1, 1.0, 4.0, 50.0])
     assert np.array_equal(step_factors(w, 0.0), np.ones(5))
@@ -82,11 +84,11 @@ def test_channel_steps_factors_and_coding():
 
 
 def test_channel_steps_quick(capsys, tmp_path):
-    from eval import channel_steps
+    from eval.studies import channel_steps
 
     doc_md = tmp_path / "codec.md"
     doc_md.write_text("a\n<!-- channel_steps:start -->\nOLD\n<!-- channel_steps:end -->\nb\n")
-    assert channel_steps.main(["--quick", "--cache-dir", str(tmp_path / "cache"), "--update-doc", str(doc_md)]) == 0
+    assert run_entry(["channel-steps", "--quick", "--cache-dir", str(tmp_path / "cache"), "--update-doc", str(doc_md)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["references"]) == {"16", "8"} and len(doc["families"]) == 2 * 3
     assert doc["encoders"]["feedback 1 in the plane"]["error_diffusion"] == "plane"
@@ -102,9 +104,9 @@ def test_channel_steps_quick(capsys, tmp_path):
 
 
 def test_demo_codec_prints_real_prediction(capsys):
-    from eval import demo_codec
+    from eval.demos import codec as demo_codec
 
-    assert demo_codec.main(["--levels", "4"]) == 0
+    assert run_entry(["demo-codec", "--levels", "4"]) == 0
     out = capsys.readouterr().out
     assert "'Egyptian cat'" in out
     rows = [line for line in out.splitlines() if line.strip().startswith("4 ")]
@@ -112,9 +114,9 @@ def test_demo_codec_prints_real_prediction(capsys):
 
 
 def test_context_study_small(capsys):
-    from eval import context_study
+    from eval.studies import context_study
 
-    assert context_study.main(["--splits", "blocks.11.expand", "--levels", "2"]) == 0
+    assert run_entry(["context-study", "--splits", "blocks.11.expand", "--levels", "2"]) == 0
     doc = json.loads(capsys.readouterr().out)
     row = doc["rows"][0]
     assert set(context_study.CANDIDATES) <= set(row)

@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from eval import explore  # noqa: E402
-from eval.__main__ import main  # noqa: E402
-from eval.evaluate import fidelity_counts, fixed_sum, FIXED  # noqa: E402
+from eval.studies import explore# noqa: E402
+from eval.core.runner import main  # noqa: E402
+from eval.core.evaluate import fidelity_counts, fixed_sum, FIXED  # noqa: E402
 
 
 def test_fidelity_counts_on_known_logits():

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
-from eval.__main__ import main  # noqa: E402
+from eval.core.runner import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_shards_merge_to_the_unsharded_result(capsys, cache_dir, tmp_path):
 
 
 def test_activation_cache_resumes(cache_dir):
-    from eval.activations import open_cache
+    from eval.core.activations import open_cache
 
     c = open_cache("efficientnet_lite0", "paper", None, "photos:40", cache_dir=cache_dir)
     c.build(range(33))  # chunk 0 and 1 (32 per chunk)
@@ -279,7 +279,7 @@ def test_rate_accuracy_encoder_families_and_savings(capsys, cache_dir, tmp_path)
 
 
 def test_frontier_keeps_only_points_no_cheaper_point_matches():
-    from eval.report import frontier
+    from eval.core.report import frontier
 
     rows = [{"bits_per_element": b, "kl": k, "fidelity_top1": a}
             for b, k, a in [(1.0, 0.5, 0.5), (2.0, 0.6, 0.4), (3.0, 0.1, 0.9), (3.0, 0.2, 0.95), (4.0, 0.1, 0.9)]]

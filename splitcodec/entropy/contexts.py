@@ -14,7 +14,7 @@ bitstream header; never renumber them.
     ``ctx = 7 k + 2 [L > k] + 2 [A > k] + [AL > k] + [AR > k]`` where L, A, AL, AR
     are the indices to the left, above, above-left and above-right (0 outside
     the plane): 7 (N - 1) contexts.  Chosen by measurement on EfficientNet-Lite0
-    activations of real photos (``python -m eval.context_study``): it beat the
+    activations of real photos (``python -m eval context-study``): it beat the
     left+above-only model on large planes and tied it on small ones, and plane
     classes or a cross-channel activity context each gained only about 1 %.
 """

@@ -2,24 +2,24 @@
 compressors and an ideal coder, on paper-shaped tensors and on real
 EfficientNet-Lite0 activations of the photos shipped with scikit-image.
 
-    python -m eval.bench_codec [--quick] [--output bench.json] [--update-readme README.md]
+    python -m eval bench-codec [--quick] [--output results/MACHINE/bench_codec.json] [--update-doc README.md]
 
 One JSON document goes to stdout (progress to stderr).  Every figure in one run
 is measured side by side, so ratios are comparable; absolute speeds depend on
-the machine (recorded under "machine").
+the machine (recorded in the envelope and under "machine").
 """
 
 from __future__ import annotations
 
-import argparse
 import platform
 import subprocess
 import sys
 import time
 
-from .common import (
-    best_time, constriction_bits, emit, index_baselines, log, pin_threads, synthetic_activations, update_section,
-)
+from eval.baselines.general import constriction_bits, index_baselines
+from eval.core.common import best_time, log, synthetic_activations
+from eval.core.envelope import cpu_name
+from eval.core.tensors import PEER_SPLITS, real_activations
 
 PAPER_SHAPES = {
     "yolov3_layer12_like": (256, 52, 52),
@@ -33,17 +33,20 @@ SPEED_CASE = ("yolov3_layer12_like", 4)  # the issue's speed target: 256x52x52, 
 RDO_SPEED = (16, (0.05, 0.1, 0.2, 0.4))  # RDO encode speed on the same tensor: N and the λ tried for ~1 bit/element
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m eval.bench_codec", description=__doc__.split("\n\n")[0])
+NAME = "bench-codec"
+KIND = "bench"
+HELP = "codec rate and speed against general-purpose compressors, an ideal coder and NNCodec"
+SECTION = "bench_codec"
+THREADS = 1
+
+
+def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true", help="small tensors and few repeats (for tests)")
     p.add_argument("--repeats", type=int, default=None, help="timing repeats (min is reported)")
-    p.add_argument("--output", help="also write the JSON here")
-    p.add_argument("--update-readme", metavar="PATH", help="rewrite the benchmark section of this README")
     p.add_argument("--no-real", action="store_true", help="skip the EfficientNet-Lite0 activations")
     p.add_argument("--nncodec-python", metavar="PATH",
                    help="an interpreter with PyPI nncodec installed (its own venv): adds the side-by-side with "
-                        "NNCodec on real activations (eval/peer_nncodec.py); without it those rows say 'not measured'")
-    return p
+                        "NNCodec on real activations (eval/baselines/nncodec.py); without it those rows say 'not measured'")
 
 
 def cold_start_seconds() -> float:
@@ -56,29 +59,6 @@ def cold_start_seconds() -> float:
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)  # fills the numba cache
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return float(out.stdout.strip())
-
-
-def real_activations(splits, quick: bool):
-    """{split: [(photo name, activation (C,H,W) float32)]} from EfficientNet-Lite0."""
-    import torch
-
-    from splitcodec import models
-    from splitcodec.datasets import shipped_photos
-
-    torch.set_num_threads(1)
-    photos = shipped_photos()[: 2 if quick else None]
-    model = models.get_model("efficientnet_lite0", weights="DEFAULT")
-    pre = models.imagenet_preprocess()
-    x = torch.stack([pre(img) for _, img in photos])
-    wanted, out = set(splits), {}
-    with torch.no_grad():
-        for name, unit in model.units.items():
-            x = unit(x)
-            if name in wanted:
-                out[name] = [(n, a.numpy().copy()) for (n, _), a in zip(photos, x)]
-            if len(out) == len(wanted):
-                break
-    return out
 
 
 def measure_group(name: str, tensors, levels: int, repeats: int) -> dict:
@@ -188,14 +168,11 @@ def measure_rdo_speed(x, repeats: int) -> dict:
             "plain_encode_melem_s": x.size / best["plain"] / 1e6, "decode_melem_s": x.size / best["decode"] / 1e6}
 
 
-PEER_SPLITS = ("blocks.2", "blocks.3.expand", "blocks.5.expand", "blocks.11.expand")
-
-
 def nncodec_side_by_side(python: str | None, quick: bool) -> dict:
     """The NNCodec comparison (eval/peer_nncodec.py), or why it was not measured."""
     if not python:
         return {"status": "not measured", "reason": "run with --nncodec-python PATH (NNCodec in its own venv)"}
-    from . import peer_nncodec
+    from eval.baselines import nncodec as peer_nncodec
 
     acts = real_activations(PEER_SPLITS[:1] if quick else PEER_SPLITS, quick)
     groups = {f"efficientnet_lite0 {k}": v for k, v in acts.items()}
@@ -221,7 +198,7 @@ def summarize(cells) -> dict:
 
 def markdown(doc: dict) -> str:
     lines = [
-        f"Measured by `python -m eval.bench_codec` on {doc['machine']['cpu']} (one core), "
+        f"Measured by `python -m eval bench-codec` on {doc['machine']['cpu']} (one core), "
         f"splitcodec {doc['splitcodec']}, numba {doc['numba']}. Uniform quantizer, clip `[0, c]` with "
         "`c` the MSE-optimal value for each N; bits/element include the 16-byte header. `best general` is the "
         "smaller of zstd-19 and lzma-9e on the same bit-packed indices (zlib-9 and the uint8 forms are in the JSON); "
@@ -266,7 +243,7 @@ def markdown(doc: dict) -> str:
                      f"{100 * (worst - 1):+.2f} % larger (header included on our side).")
     peer = doc.get("nncodec", {})
     if peer.get("status") == "measured" and peer.get("summary"):
-        from .peer_nncodec import markdown as peer_markdown
+        from eval.baselines.nncodec import markdown as peer_markdown
 
         lines += ["", "**Side by side with NNCodec** (`--nncodec-python`, eval/peer_nncodec.py): EfficientNet-Lite0 "
                   "activations of 2 shipped photos per row; bits per element at no more MSE than our plain quantizer "
@@ -292,9 +269,7 @@ def _rdo_speed_line(doc) -> list[str]:
             f"{r['plain_encode_melem_s']:.0f}); decoding the RDO stream {r['decode_melem_s']:.0f} M elements/s."]
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    pin_threads(1)
+def run(args) -> dict:
     import numba
     import numpy as np
 
@@ -334,7 +309,7 @@ def main(argv=None) -> int:
         "splitcodec": sc.__version__,
         "numba": numba.__version__,
         "numpy": np.__version__,
-        "machine": {"cpu": _cpu_name(), "python": platform.python_version(), "machine": platform.machine()},
+        "machine": {"cpu": cpu_name(), "python": platform.python_version(), "machine": platform.machine()},
         "quick": args.quick,
         "repeats": repeats,
         "photos": photos,
@@ -347,22 +322,4 @@ def main(argv=None) -> int:
         "summary": summarize(cells),
         "seconds": time.time() - t0,
     }
-    emit(doc, args.output)
-    if args.update_readme:
-        update_section(args.update_readme, "bench_codec", markdown(doc))
-    return 0
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return doc

@@ -1,6 +1,6 @@
 """System benchmark: edge → gRPC → cloud on localhost, with the real EfficientNet-Lite0.
 
-    python -m eval.bench_system [--requests 240] [--output bench_system.json] [--update-readme README.md]
+    python -m eval bench-system [--requests 240] [--output bench_system.json] [--update-doc README.md]
 
 The server runs as its own process (``python -m cloud_app``), once with request
 batching and once without; 1, 4 and 8 client threads send pre-encoded frames
@@ -13,7 +13,6 @@ machine's cores, so absolute figures are pessimistic for a real deployment.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import signal
@@ -24,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from .common import emit, log
+from eval.core.common import log
 
 METHOD = "/splitcodec.v1.SplitInference/Infer"
 
@@ -86,14 +85,19 @@ def _load(port: int, requests, clients: int, total: int) -> dict:
             "throughput_rps": len(lat) / wall}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.bench_system", description=__doc__.split("\n\n")[0])
+NAME = "bench-system"
+KIND = "bench"
+HELP = "the whole system on localhost: bytes, latency and throughput with and without batching"
+SECTION = "bench_system"
+
+
+def add_arguments(p) -> None:
     p.add_argument("--requests", type=int, default=240, help="requests per (clients, batching) case")
     p.add_argument("--clients", default="1,4,8")
     p.add_argument("--frames", type=int, default=32, help="distinct frames (augmented shipped photos)")
-    p.add_argument("--output")
-    p.add_argument("--update-readme", metavar="PATH")
-    args = p.parse_args(argv)
+
+
+def run(args) -> dict:
     import numpy as np
     import torch
     from PIL import Image
@@ -145,16 +149,11 @@ def main(argv=None) -> int:
            "bytes_per_frame": bytes_per_frame, "raw_float32_bytes": raw, "jpeg90_bytes": float(np.mean(jpeg)),
            "vs_float32": raw / bytes_per_frame, "vs_jpeg90": float(np.mean(jpeg)) / bytes_per_frame,
            "edge": edge, "cases": cases}
-    emit(doc, args.output)
-    if args.update_readme:
-        from .common import update_section
-
-        update_section(args.update_readme, "bench_system", markdown(doc))
-    return 0
+    return doc
 
 
 def markdown(doc) -> str:
-    lines = [f"Measured by `python -m eval.bench_system`: EfficientNet-Lite0 split at `{doc['split']}`, N = "
+    lines = [f"Measured by `python -m eval bench-system`: EfficientNet-Lite0 split at `{doc['split']}`, N = "
              f"{doc['operating_point']['levels']}, clip {doc['operating_point']['clip']}, spatial contexts; server "
              f"and clients on one {doc['cpu_count']}-core machine over loopback.", "",
              f"- Bytes per frame: {doc['bytes_per_frame']:.0f} (raw float32 tensor {doc['raw_float32_bytes']}: "
@@ -167,7 +166,3 @@ def markdown(doc) -> str:
         lines.append(f"| {'on' if c['batching'] else 'off'} | {c['clients']} | {c['round_trip_ms_p50']:.1f} | "
                      f"{c['round_trip_ms_p95']:.1f} | {c['end_to_end_ms_p50']:.1f} | {c['throughput_rps']:.1f} | {c['errors']} |")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,26 +2,28 @@
 decode), against the payload's size.  Prints one JSON document; ``--update-doc`` rewrites the
 ``decode_cost`` section of docs/bitstream.md from it.
 
-    python -m eval.bench_decode_cost --output docs/decode_cost.json --update-doc docs/bitstream.md
+    python -m eval bench-decode-cost --output docs/decode_cost.json --update-doc docs/bitstream.md
 """
 
 from __future__ import annotations
 
-import argparse
 import struct
 import time
 import tracemalloc
 import zlib
 
-from .common import emit, log, pin_threads, update_section
+from eval.core.common import log
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m eval.bench_decode_cost", description=__doc__.splitlines()[0])
-    p.add_argument("--output", help="also write the JSON here")
-    p.add_argument("--update-doc", help="rewrite the decode_cost section of this markdown file")
+NAME = "bench-decode-cost"
+KIND = "bench"
+HELP = "what hostile streams cost the decoder"
+SECTION = "decode_cost"
+THREADS = 1
+
+
+def add_arguments(p) -> None:
     p.add_argument("--repeats", type=int, default=3)
-    return p
 
 
 def _leb128(v: int) -> bytes:
@@ -86,7 +88,7 @@ def measure(data: bytes, repeats: int) -> dict:
 
 
 def markdown(doc: dict) -> str:
-    lines = [f"Measured by `python -m eval.bench_decode_cost` ({doc['machine']}, one core, best of "
+    lines = [f"Measured by `python -m eval bench-decode-cost` ({doc['machine']}, one core, best of "
              f"{doc['repeats']}); peak allocation by tracemalloc, scratch = peak minus the returned array.", "",
              "| stream | bytes | outcome | time | peak allocation | scratch | time per payload byte |",
              "|---|---|---|---|---|---|---|"]
@@ -102,9 +104,7 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    pin_threads(1)
+def run(args) -> dict:
     import platform
 
     import numpy as np
@@ -124,11 +124,4 @@ def main(argv=None) -> int:
     doc = {"benchmark": "bench_decode_cost", "splitcodec": sc.__version__, "machine": platform.machine(),
            "repeats": args.repeats, "max_bins_per_byte": MAX_BINS_PER_BYTE, "cases": cases,
            "worst_ns_per_payload_byte": max(c["ns_per_payload_byte"] for c in cases)}
-    emit(doc, args.output)
-    if args.update_doc:
-        update_section(args.update_doc, "decode_cost", markdown(doc))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return doc

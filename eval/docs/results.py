@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .evaluate import accuracy_key
+from eval.core.evaluate import accuracy_key
 
 COMMANDS = """\
 ## Regenerating the paper's studies on real data
@@ -87,7 +87,7 @@ FAMILY_NAMES = {"rdo": "RDO", "rdo+feedback": "+ error feedback", "rdo+feedback+
 
 def encoder_section(doc) -> list[str]:
     """Rate-distortion optimised encoding against task fidelity: the bits each encoder family needs."""
-    from .studies import ENCODER_FAMILIES
+    from eval.core.studies import ENCODER_FAMILIES
 
     rows = doc["rows"][1:]
     settings = {k: sorted({r.get(k) for r in rows if r.get(k)}) for k in ("rdo_lambda", "error_feedback")}
@@ -121,8 +121,25 @@ def encoder_section(doc) -> list[str]:
     return out
 
 
-def write_results(args) -> None:
-    Path(args.output).write_text(render(args))
+NAME = "results"
+KIND = "doc"
+HELP = "write docs/results.md from study JSON files"
+JSON = False  # writes a whole page
+
+
+def add_arguments(s) -> None:
+    s.add_argument("--rate-accuracy", required=True)
+    s.add_argument("--hevc")
+    s.add_argument("--calibrate")
+    s.add_argument("--clip-sweep")
+    s.add_argument("--ecq")
+    s.add_argument("--rate-accuracy-rdo", help="a rate-accuracy run with --rdo-lambda/--error-feedback/--task-weights")
+    s.add_argument("--page", default="docs/results.md", help="the page to write (default docs/results.md)")
+
+
+def run(args) -> int:
+    Path(args.page).write_text(render(args))
+    return 0
 
 
 def render(args) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import log
+from eval.core.common import log
 
 CHUNK = 32
 CACHE_VERSION = 1
@@ -34,7 +34,7 @@ CACHE_VERSION = 1
 
 @dataclass
 class DatasetSpec:
-    kind: str  # photos | imagenet | coco
+    kind: str  # photos | folder | imagenet | coco
     args: tuple
     limit: int | None = None
 
@@ -45,6 +45,11 @@ class DatasetSpec:
         if kind == "photos":
             n = int(parts[1]) if len(parts) > 1 and parts[1] else 96
             return cls("photos", (n,), limit)
+        if kind == "folder":
+            path = text.partition(":")[2]
+            if not path:
+                raise ValueError("folder dataset needs a path: folder:PATH (any images below it, recursively)")
+            return cls("folder", (path,), limit)
         if kind == "imagenet":
             if len(parts) < 2:
                 raise ValueError("imagenet dataset needs a path: imagenet:ROOT[:LABELS_FILE]")
@@ -53,16 +58,19 @@ class DatasetSpec:
             if len(parts) != 3:
                 raise ValueError("coco dataset needs images and annotations: coco:IMAGES_DIR:ANNOTATIONS_JSON")
             return cls("coco", tuple(parts[1:3]), limit)
-        raise ValueError(f"unknown dataset {text!r}: use photos[:N], imagenet:ROOT[:LABELS] or coco:IMAGES:ANN")
+        raise ValueError(f"unknown --dataset {text!r}: use photos[:N], folder:PATH, imagenet:ROOT[:LABELS] or "
+                         "coco:IMAGES:ANN")
 
     def open(self):
         """(items, task_kind): items[i] -> (image, label or image_id); checks paths first."""
-        from splitcodec.datasets import CocoDetection, ImageNetVal, photo_crops
+        from splitcodec.datasets import CocoDetection, ImageFolder, ImageNetVal, photo_crops
 
         if self.kind == "photos":
             crops = photo_crops(self.args[0], seed=0)
             items = [(img, -1) for _, img in crops]
             return items[: self.limit] if self.limit else items
+        if self.kind == "folder":
+            return ImageFolder(self.args[0], limit=self.limit)
         if self.kind == "imagenet":
             root, labels = self.args[0], (self.args[1] if len(self.args) > 1 else None)
             return ImageNetVal(root, labels_file=labels, limit=self.limit)
@@ -182,7 +190,7 @@ def open_cache(model: str, split: str, weights, dataset: str, *, limit=None, cac
     s = models.split_model(model, split, weights=weights)
     if spec.kind == "coco" and s.task != "detection":
         raise ValueError(f"{model} is a classifier; a COCO dataset needs a detector (yolov3)")
-    if spec.kind in ("imagenet", "photos") and s.task == "detection":
+    if spec.kind in ("imagenet", "photos", "folder") and s.task == "detection":
         raise ValueError(f"{model} is a detector; evaluate it on a coco: dataset")
     log(f"{model} split {s.split} {tuple(s.feature_shape)}; dataset {dataset}")
     return ActivationCache(s, spec, weights, cache_dir, device=device)

@@ -1,6 +1,6 @@
 """Reliability benchmark: the cloud server under hostile and careless load, on loopback only.
 
-    python -m eval.bench_reliability [--quick] [--output docs/reliability.json] [--update-doc docs/deploy.md]
+    python -m eval bench-reliability [--quick] [--output docs/reliability.json] [--update-doc docs/deploy.md]
 
 Servers run as their own processes (``python -m cloud_app``, batching on, EfficientNet-Lite0 at its
 default split); clients are threads of this process.  Every load loop is bounded in count and time.
@@ -12,7 +12,6 @@ one killed mid-run (every frame answered once, answers equal to the in-process p
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import struct
@@ -23,18 +22,20 @@ import threading
 import time
 from pathlib import Path
 
-from .common import emit, log, update_section
+from eval.core.common import log
 
 MODEL = "efficientnet_lite0"
 GRACE = 2.0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m eval.bench_reliability", description=__doc__.splitlines()[0])
+NAME = "bench-reliability"
+KIND = "bench"
+HELP = "the server under hostile load, faults and SIGTERM"
+SECTION = "reliability"
+
+
+def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true", help="fewer requests and trials (a smoke run)")
-    p.add_argument("--output", help="also write the JSON here")
-    p.add_argument("--update-doc", help="rewrite the reliability section of this markdown file")
-    return p
 
 
 class Server:
@@ -371,7 +372,7 @@ def replica_kill(tmp, frames, expected, quick) -> dict:
 
 def markdown(doc: dict) -> str:
     i, h, s, r = doc["idle"], doc["heavy"], doc["sigterm"], doc["replicas"]
-    lines = ["Measured by `python -m eval.bench_reliability` on this 2-core machine (server processes and client "
+    lines = ["Measured by `python -m eval bench-reliability` on this 2-core machine (server processes and client "
              "threads share it; loopback only).", "",
              "| scenario | target | measured |", "|---|---|---|",
              f"| 64 idle streams + 8 active clients ({i['requests']} requests) | health p99 < 100 ms; active p95 ≤ 2× "
@@ -397,8 +398,7 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args) -> dict:
     t0 = time.time()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -416,11 +416,4 @@ def main(argv=None) -> int:
         log("replica kill ...")
         doc["replicas"] = replica_kill(tmp, frames, expected, args.quick)
     doc["seconds"] = time.time() - t0
-    emit(doc, args.output)
-    if args.update_doc:
-        update_section(args.update_doc, "reliability", markdown(doc))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return doc

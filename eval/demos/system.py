@@ -1,7 +1,7 @@
 """The main demo, offline: start a cloud server on localhost, run the edge client
 with EfficientNet-Lite0 on the photos shipped with scikit-image, stop the server.
 
-    python -m eval.demo_system [--stream] [extra edge_app arguments...]
+    python -m eval demo-system [--stream] [extra edge_app arguments...]
 
 Both apps run as separate processes that meet only over gRPC, as on a real
 edge device and server.  The summary then compares the frames with what a
@@ -12,6 +12,7 @@ photos matches the codec's (measured by the explorer's code, cached).
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -61,8 +62,8 @@ def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
     from splitcodec import models
     from splitcodec.datasets import shipped_photos
 
-    from .evaluate import FIXED, fidelity_counts
-    from .explore import input_baselines
+    from eval.core.evaluate import FIXED, fidelity_counts
+    from eval.studies.explore import input_baselines
 
     split = models.split_model("efficientnet_lite0", split_name, weights="DEFAULT")
     photos = [img for _, img in shipped_photos()]
@@ -99,8 +100,17 @@ def print_comparison(doc: dict) -> None:
     print(line, flush=True)
 
 
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+NAME = "demo-system"
+KIND = "demo"
+HELP = "offline: cloud server + edge client on localhost, real predictions on shipped photos"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("edge_args", nargs=argparse.REMAINDER, help="passed on to python -m edge_app (e.g. --stream)")
+
+
+def run(args) -> int:
+    argv = list(args.edge_args)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with tempfile.TemporaryDirectory() as tmp:
         port_file, log_file = Path(tmp) / "port", Path(tmp) / "server.log"
@@ -135,7 +145,3 @@ def main(argv=None) -> int:
     if rc == 0 and not own:
         print_comparison(cloud_only_comparison())
     return rc
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,10 +24,49 @@ import numpy as np
 
 import splitcodec as sc
 
-from .activations import open_cache
-from .common import log
-from .evaluate import Accumulator, evaluate, finalize, fidelity_counts, uniform_point
-from .studies import sample_sets
+from eval.core import options
+from eval.core.activations import open_cache
+from eval.core.common import log
+from eval.core.evaluate import Accumulator, evaluate, finalize, fidelity_counts, uniform_point
+from eval.core.studies import sample_sets
+
+NAME = "explore"
+KIND = "study"
+HELP = "every split point × operating point against coding the input itself"
+SECTION = "explore"
+DEFAULT_CALIB = 16
+
+
+def add_arguments(s) -> None:
+    options.add_model_arguments(s, dataset="photos:48", split=False)
+    s.add_argument("--splits", help="a,b,... (default: every split point)")
+    s.add_argument("--levels", type=options.ints, default=[2, 4, 8, 16])
+    s.add_argument("--calib", type=int, default=None,
+                   help=f"samples (from the start) for the clip; the rest are held out (default: a third of the "
+                        f"samples, at most {DEFAULT_CALIB})")
+    s.add_argument("--context", default="spatial")
+    s.add_argument("--baselines", default="jpeg,webp,hevc", help="input codings to compare (empty: none)")
+    s.add_argument("--target-agreement", type=options.floats, default=[0.99, 0.95],
+                   help="fidelity target(s); the first one's choice is saved with --save")
+    s.add_argument("--edge-budget-ms", type=float, help="edge head latency budget (torch CPU, 1 thread)")
+    s.add_argument("--bandwidth", type=float, help="link budget in bits/s (with --fps)")
+    s.add_argument("--fps", type=float, default=30.0)
+    s.add_argument("--save", help="write the recommended configuration as a quantizer file here")
+    s.add_argument("--no-onnx", action="store_true", help="do not time an onnxruntime head")
+
+
+def run(args) -> dict:
+    doc = explore(args.model, args.dataset, weights=args.weights, limit=args.limit,
+                  splits=args.splits.split(",") if args.splits else None, levels=args.levels, calib=args.calib,
+                  context=args.context, cache_dir=args.cache_dir, baselines=[b for b in args.baselines.split(",") if b],
+                  onnx=not args.no_onnx)
+    doc["recommendations"] = [recommend(doc["rows"], t, edge_budget_ms=args.edge_budget_ms,
+                                        bandwidth=args.bandwidth, fps=args.fps) for t in args.target_agreement]
+    doc["recommendation"] = doc["recommendations"][0]
+    if args.save:
+        doc["quantizer_file"] = save_recommendation(doc, args.save)
+    return doc
+
 
 BASELINES = {"jpeg": (20, 50, 70, 90), "webp": (20, 50, 70, 90), "hevc": (20, 50, 70, 90)}
 def _median_ms(fn, repeats: int = 5) -> float:
@@ -154,10 +193,11 @@ def recommend(rows: list[dict], target: float, *, edge_budget_ms=None, bandwidth
     return rec
 
 
-def explore(model: str, dataset: str, *, weights=None, splits=None, levels=(2, 4, 8, 16), calib: int = 16,
+def explore(model: str, dataset: str, *, weights=None, splits=None, levels=(2, 4, 8, 16), calib: int | None = None,
             baselines=("jpeg", "webp", "hevc"), context: str = "spatial", cache_dir=".cache/splitcodec-eval",
             onnx: bool = True, limit=None, progress: bool = True) -> dict:
-    """Every (split, N) operating point and every input baseline, on the same samples and axes."""
+    """Every (split, N) operating point and every input baseline, on the same samples and axes.  ``calib`` None:
+    a third of the samples, at most ``DEFAULT_CALIB``, at least one held out."""
     from splitcodec import models
 
     all_splits = [name for name, _ in models.list_splits(model)]
@@ -171,9 +211,7 @@ def explore(model: str, dataset: str, *, weights=None, splits=None, levels=(2, 4
         cache = open_cache(model, name, weights, dataset, limit=limit, cache_dir=cache_dir)
         if cache.task != "classification":
             raise ValueError("the explorer measures classifiers (agreement, KL); detectors are not supported yet")
-        calib_idx, eval_idx = sample_sets(cache, calib, exclude_calib=True)
-        if not eval_idx:
-            raise ValueError(f"no held-out samples: the dataset has {cache.n}, --calib takes {calib}")
+        calib_idx, eval_idx = sample_sets(cache, calib, exclude_calib=True, cap=DEFAULT_CALIB)
         cache.build(progress=progress)
         feats = cache.features(calib_idx)
         signed = bool(feats.min() < 0)

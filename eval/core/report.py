@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from .evaluate import accuracy_key
+from eval.core.evaluate import accuracy_key
 
 SCALARS = ("method", "levels", "clip", "context_model", "lambda", "rdo_lambda", "error_feedback", "error_diffusion", "channel_weights", "quality", "bits_per_element", "mse", "top1", "top5",
            "fidelity_top1", "fidelity_top5", "kl", "fidelity_top1_confident", "confident_samples", "mAP50", "mAP",
@@ -14,7 +14,8 @@ SCALARS = ("method", "levels", "clip", "context_model", "lambda", "rdo_lambda", 
 
 
 def _jsonable(doc: dict) -> dict:
-    return {k: v for k, v in doc.items() if k != "quantizer"}
+    """The document without its objects: the quantizer (a file says it better), the encoder as its dict."""
+    return {k: (v.to_dict() if k == "encoder" else v) for k, v in doc.items() if k != "quantizer"}
 
 
 def write_json(doc: dict, path: str | None) -> str:
@@ -113,7 +114,7 @@ def _plot_encoder_frontiers(doc: dict, path: str, title: str) -> None:
     """Rate-accuracy with encoder families: fidelity and KL divergence against bits, one frontier per family."""
     import matplotlib.pyplot as plt
 
-    from .studies import ENCODER_FAMILIES, _family_rows
+    from eval.core.studies import ENCODER_FAMILIES, family_rows
 
     rows = [r for r in doc["rows"][1:] if r.get("bits_per_element")]
     panels = [("kl", False, "KL(float ‖ decoded) of the softmax, nats (lower is better)")] if "kl" in rows[0] else []
@@ -122,7 +123,7 @@ def _plot_encoder_frontiers(doc: dict, path: str, title: str) -> None:
     for ax, (key, higher, label) in zip(axes[0], panels):
         ax.scatter([r["bits_per_element"] for r in rows], [r[key] for r in rows], s=6, c="0.75", label="all points")
         for fam, style in zip(ENCODER_FAMILIES, ("o-", "s-", "^-", "d-")):
-            f = frontier(_family_rows(rows, fam), key, higher)
+            f = frontier(family_rows(rows, fam), key, higher)
             ax.plot([r["bits_per_element"] for r in f], [r[key] for r in f], style, ms=4,
                     label="plain quantizer" if fam == "plain" else f"+ {fam}")
         ax.set(xlabel="bits per element (header included)", ylabel=label)

@@ -1,7 +1,7 @@
 """Codec demo on real data: EfficientNet-Lite0 activations of a shipped photo,
 encoded at N = 2, 4, 8 with both context models.
 
-    python -m eval.demo_codec [--photo chelsea] [--split blocks.11.expand]
+    python -m eval demo-codec [--photo chelsea] [--split blocks.11.expand]
 
 Prints, for each setting, bits/element, compression against float32, MSE,
 encode/decode speed, and whether the cloud half of the network still predicts
@@ -10,24 +10,24 @@ the same class as the uncompressed model.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
-from .common import best_time, pin_threads
+from eval.core.common import best_time
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m eval.demo_codec", description=__doc__.split("\n\n")[0])
+NAME = "demo-codec"
+KIND = "demo"
+HELP = "the codec alone on real EfficientNet-Lite0 activations (N = 2, 4, 8)"
+THREADS = 1
+
+
+def add_arguments(p) -> None:
     p.add_argument("--photo", default="chelsea", help="a photo shipped with scikit-image (default: chelsea)")
     p.add_argument("--split", default="blocks.11.expand", help="EfficientNet-Lite0 split point")
     p.add_argument("--levels", default="2,4,8", help="comma-separated N values")
-    return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    pin_threads(1)
+def run(args) -> int:
     import numpy as np
     import torch
 
@@ -66,7 +66,3 @@ def main(argv=None) -> int:
                   f"{a.size * 4 / len(data):>6.0f}x {mse:>9.5f} {1e3 * te:>7.2f} {1e3 * td:>7.2f} "
                   f"{'same' if pred == top else names[pred]:>6}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ accumulators, so shards merge exactly (``merge_rows``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -23,16 +23,23 @@ class OperatingPoint:
     method: str  # uniform | ecq-conventional | ecq-modified | lloyd-max | hevc | float
     levels: int | None = None
     clip: tuple[float, float] | None = None
-    context: str = "spatial"
+    encoder: sc.EncoderConfig = field(default_factory=sc.EncoderConfig)  # context model, RDO, feedback, weights
     lam: float | None = None
     quality: int | None = None  # hevc
     quantizer: object = None
     encode: bool = True  # False: accuracy and MSE only (clip sweeps)
-    rdo_lambda: float = 0.0  # > 0: indices chosen by the rate-distortion optimised encoder
-    channel_weights: object = None  # with rdo_lambda: per-channel distortion weights (splitcodec.sensitivity)
-    weights_power: float | None = None  # how the weights were made (for the record)
-    error_feedback: float = 0.0  # > 0: the encoder diffuses each element's error into the next one
-    error_diffusion: str = "row"  # where that error goes: along the row, or right and below ("plane")
+    weights_power: float | None = None  # how the encoder's channel weights were made (for the record)
+
+    @property
+    def context(self) -> str:
+        return self.encoder.context_model
+
+    def codec(self) -> sc.FeatureCodec:
+        return sc.FeatureCodec(self.quantizer, config=self.encoder)
+
+    def with_encoder(self, **options) -> "OperatingPoint":
+        """This point with encoder ``options`` changed (validated together, as ``EncoderConfig`` does)."""
+        return replace(self, encoder=replace(self.encoder, **options))
 
     def describe(self) -> dict:
         d = {"method": self.method, "levels": self.levels, "clip": list(self.clip) if self.clip else None,
@@ -41,22 +48,18 @@ class OperatingPoint:
             d["lambda"] = self.lam
         if self.quality is not None:
             d["quality"] = self.quality
-        if self.rdo_lambda:
-            d["rdo_lambda"] = self.rdo_lambda
-        if self.error_feedback:
-            d["error_feedback"] = self.error_feedback
-        if self.error_diffusion != "row":
-            d["error_diffusion"] = self.error_diffusion
-        if self.channel_weights is not None:
+        d.update({k: v for k, v in self.encoder.to_dict().items() if k not in ("context_model", "channel_weights")})
+        if self.encoder.channel_weights is not None:
             d["channel_weights"] = "sensitivity" if self.weights_power is None else f"sensitivity^{self.weights_power:g}"
         if self.quantizer is not None and self.method != "uniform":
             d["reconstruction"] = [float(v) for v in self.quantizer.reconstruction]
         return d
 
 
-def uniform_point(levels, clip, context="spatial", encode=True) -> OperatingPoint:
-    return OperatingPoint("uniform", levels, tuple(clip), context, quantizer=sc.UniformQuantizer(clip[0], clip[1], levels),
-                          encode=encode)
+def uniform_point(levels, clip, context="spatial", encode=True, **options) -> OperatingPoint:
+    """The uniform quantizer on ``clip`` with the encoder ``options`` (EncoderConfig fields)."""
+    return OperatingPoint("uniform", levels, tuple(clip), sc.EncoderConfig(context, **options),
+                          quantizer=sc.UniformQuantizer(clip[0], clip[1], levels), encode=encode)
 
 
 def designed_point(method: str, samples, levels: int, clip, lam: float = 0.0, context="spatial") -> OperatingPoint:
@@ -64,7 +67,7 @@ def designed_point(method: str, samples, levels: int, clip, lam: float = 0.0, co
         q = sc.lloyd_max(samples, levels, clip[0], clip[1])
     else:
         q = sc.design_ecq(samples, levels, lam, clip[0], clip[1], method=method.split("-", 1)[1])
-    return OperatingPoint(method, levels, tuple(clip), context, lam=lam, quantizer=q)
+    return OperatingPoint(method, levels, tuple(clip), sc.EncoderConfig(context), lam=lam, quantizer=q)
 
 
 @dataclass
@@ -157,7 +160,7 @@ def evaluate(cache, points: list[OperatingPoint], indices=None, *, device: str =
     """One accumulator per operating point, plus the float baseline first."""
     import torch
 
-    from .hevc import hevc_round_trip
+    from eval.baselines.hevc import hevc_round_trip
 
     cache.build(indices, progress=progress)
     split = cache.split
@@ -186,17 +189,15 @@ def evaluate(cache, points: list[OperatingPoint], indices=None, *, device: str =
                 xq, nbytes = zip(*(hevc_round_trip(f, p.quality) for f in feats))
                 xq = np.stack(xq)
                 acc.bits += 8 * sum(nbytes)
-            elif p.rdo_lambda or p.error_feedback:  # the reconstruction is what the encoder chose
-                codec = sc.FeatureCodec(p.quantizer, p.context, rdo_lambda=p.rdo_lambda,
-                                        channel_weights=p.channel_weights, error_feedback=p.error_feedback,
-                                        error_diffusion=p.error_diffusion)
+            elif p.encoder.rdo:  # the reconstruction is what the encoder chose
+                codec = p.codec()
                 coded = [codec.encode(f, return_indices=True) for f in feats]
                 acc.bits += sum(8 * len(data) for data, _ in coded)
                 xq = np.stack([p.quantizer.dequantize(idx) for _, idx in coded])
             else:
                 xq = p.quantizer(feats)
                 if p.encode:
-                    codec = sc.FeatureCodec(p.quantizer, p.context)
+                    codec = p.codec()
                     acc.bits += sum(8 * len(codec.encode(f)) for f in feats)
             acc.elements += feats.size
             err = (xq.astype(np.float64) - feats) ** 2

@@ -6,7 +6,27 @@ from __future__ import annotations
 
 import splitcodec as sc
 
-from .studies import sample_sets
+from eval.core import options
+from eval.core.studies import sample_sets
+
+NAME = "rd-frontier"
+KIND = "study"
+HELP = "operational RD curve (bits vs MSE) with and without RDO encoding"
+
+
+def add_arguments(s) -> None:
+    options.add_dataset_arguments(s, shardable=False)
+    s.add_argument("--levels", type=options.ints, default=[2, 3, 4, 6, 8, 12, 16])
+    s.add_argument("--lambdas", type=options.floats, default=[0.0, 0.05, 0.1, 0.2, 0.4, 0.8], help="RDO λ values")
+    s.add_argument("--context", default="spatial")
+    s.add_argument("--target-mse", type=float, help="report the fewest bits reaching this MSE")
+    s.add_argument("--max-bits", type=float, help="report the least MSE within this many bits per element")
+
+
+def run(args) -> dict:
+    return rd_frontier_study(options.open_study_cache(args), levels=args.levels, lambdas=args.lambdas,
+                             samples=args.calib or 16, context=args.context, target_mse=args.target_mse,
+                             max_bits=args.max_bits)
 
 
 def rd_frontier_study(cache, *, levels, lambdas, samples: int = 16, context="spatial", target_mse=None,

@@ -1,27 +1,29 @@
 """Choose a model's default operating point (N, clip) by measurement: top-1
 agreement with the float model on augmented shipped photos, and the rate.
 
-    python -m eval.operating_point [--model efficientnet_lite0] [--crops 96]
+    python -m eval operating-point [--model efficientnet_lite0] [--crops 96]
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from .common import emit, log, pin_threads
+from eval.core.common import log
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.operating_point", description=__doc__.split("\n\n")[0])
+NAME = "operating-point"
+KIND = "study"
+HELP = "the default operating point per model (N and clip by agreement)"
+THREADS = 2
+
+
+def add_arguments(p) -> None:
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--split", default="paper")
     p.add_argument("--crops", type=int, default=96)
     p.add_argument("--levels", default="2,3,4,6,8,12,16,24,32")
     p.add_argument("--calibration", type=int, default=32, help="crops used to choose the clip (scored on the others)")
-    p.add_argument("--output")
-    args = p.parse_args(argv)
-    pin_threads(2)
+
+
+def run(args) -> dict:
     import numpy as np
     import torch
 
@@ -58,11 +60,6 @@ def main(argv=None) -> int:
         log({k: rows[-1][k] for k in ("levels", "clip", "agreement", "bits_per_element")})
     ok = [r for r in rows if r["agreement"] >= 0.95]
     best = min(ok, key=lambda r: r["bits_per_element"]) if ok else max(rows, key=lambda r: r["agreement"])
-    emit({"model": args.model, "split": s.split, "test_crops": args.crops, "calibration_crops": args.calibration,
-          "rows": rows, "chosen": best, "rule": "clip chosen by agreement on the calibration crops; "
-          "default = lowest rate with >= 95 % top-1 agreement on the held-out crops"}, args.output)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return {"model": args.model, "split": s.split, "test_crops": args.crops, "calibration_crops": args.calibration,
+            "rows": rows, "chosen": best, "rule": "clip chosen by agreement on the calibration crops; "
+            "default = lowest rate with >= 95 % top-1 agreement on the held-out crops"}

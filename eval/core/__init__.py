@@ -1,0 +1,1 @@
+"""Shared machinery of the studies and benchmarks: activation cache, evaluation, reports, the runner."""

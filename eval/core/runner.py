@@ -1,0 +1,153 @@
+"""splitcodec-eval: the one runner of every study, benchmark, documentation generator and demo.
+
+    python -m eval --help                     # every entry, by kind
+    python -m eval rate-accuracy --dataset folder:~/frames --levels 8,4 --output ra.json --csv ra.csv --plot ra.png
+    python -m eval bench-codec --output results/x86_64-2cpu/bench_codec.json --update-doc README.md
+
+An entry is a module listed in ``ENTRIES`` that defines ``NAME``, ``KIND`` (study | bench | doc | demo),
+``HELP``, ``add_arguments(parser)`` and ``run(args)``, which returns the result document (a dict) or, for a
+demo, an exit status.  Optional: ``THREADS`` (the default thread limit), ``write_csv(doc, path)``,
+``plot(doc, path)``, ``markdown(doc)`` with ``SECTION`` (the generated section ``--update-doc`` rewrites), and
+``JSON = False`` for an entry that writes its own output (it returns an exit status, as a demo does).
+
+The runner does the rest once for all: it seeds numpy/torch/random, limits threads at run time
+(threadpoolctl for BLAS/OpenMP, numba, torch), wraps the document in an envelope (splitcodec version, git
+commit, library versions, machine), prints it as JSON on stdout (progress goes to stderr) and writes
+``--output`` / ``--csv`` / ``--plot`` / ``--update-doc``.  A usage problem (a bad flag value, a missing file,
+too few samples) is one ``error:`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+
+ENTRIES = (
+    "eval.studies.rate_accuracy", "eval.studies.clip_sweep", "eval.studies.ecq", "eval.studies.hevc",
+    "eval.studies.calibrate", "eval.studies.target_rate", "eval.studies.rd_frontier", "eval.studies.explore",
+    "eval.studies.merge", "eval.studies.context_study", "eval.studies.rdo_variants", "eval.studies.channel_steps",
+    "eval.studies.operating_point", "eval.studies.darknet_fidelity",
+    "eval.bench.codec", "eval.bench.decode_cost", "eval.bench.reliability", "eval.bench.system",
+    "eval.docs.results", "eval.docs.model_table",
+    "eval.demos.system", "eval.demos.codec",
+)
+KINDS = {"study": "studies", "bench": "benchmarks", "doc": "documentation", "demo": "demos"}
+
+
+class UsageError(ValueError):
+    """A study's inputs cannot be used as given (the message names the flag to change)."""
+
+
+def entries() -> dict:
+    """{name: module} of every registered entry, in ``ENTRIES`` order; names must be unique."""
+    out = {}
+    for path in ENTRIES:
+        m = importlib.import_module(path)
+        if m.NAME in out:
+            raise RuntimeError(f"two entries are named {m.NAME!r}: {out[m.NAME].__name__} and {path}")
+        if m.KIND not in KINDS:
+            raise RuntimeError(f"{path}: KIND must be one of {sorted(KINDS)}, got {m.KIND!r}")
+        out[m.NAME] = m
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    mods = entries()
+    listing = "\n".join(f"{title}:\n" + "\n".join(f"  {n:<20} {m.HELP}" for n, m in mods.items() if m.KIND == kind)
+                        for kind, title in KINDS.items())
+    p = argparse.ArgumentParser(prog="splitcodec-eval", description=__doc__.split("\n\n")[0],
+                                epilog=listing, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="entry", required=True, metavar="NAME")
+    for name, m in mods.items():
+        sp = sub.add_parser(name, description=(m.__doc__ or m.HELP).strip().split("\n\n")[0])
+        m.add_arguments(sp)
+        _add_runner_arguments(sp, m)
+    return p
+
+
+def _add_runner_arguments(sp, m) -> None:
+    g = sp.add_argument_group("runner")
+    g.add_argument("--seed", type=int, default=0, help="seed of numpy, torch and random (default 0)")
+    g.add_argument("--threads", type=int, default=getattr(m, "THREADS", 2),
+                   help=f"thread limit of BLAS/OpenMP, numba and torch (default {getattr(m, 'THREADS', 2)})")
+    if not getattr(m, "JSON", m.KIND != "demo"):  # prints or writes its own output (a demo, a whole page)
+        return
+    g.add_argument("--output", help="write the JSON document here too")
+    if hasattr(m, "write_csv"):
+        g.add_argument("--csv", help="write the rows as CSV")
+    if hasattr(m, "plot"):
+        g.add_argument("--plot", help="write a PNG plot")
+    if hasattr(m, "markdown"):
+        g.add_argument("--update-doc", metavar="PATH", help=f"rewrite the {m.SECTION} section of this markdown file")
+
+
+def limit_threads(n: int) -> None:
+    """At most ``n`` threads in BLAS/OpenMP pools (threadpoolctl), numba and torch, from now on."""
+    if n < 1:
+        raise UsageError(f"--threads must be >= 1, got {n}")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+    import numba
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    if "torch" in sys.modules or importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    m = entries()[args.entry]
+    from .common import log
+
+    try:
+        limit_threads(args.threads)
+        seed_everything(args.seed)
+        result = m.run(args)
+    except (UsageError, KeyError, FileNotFoundError, ValueError) as e:
+        log(f"error: {e}")
+        return 2
+    if isinstance(result, int):
+        return result
+    return write_outputs(m, args, result, argv)
+
+
+def write_outputs(m, args, doc: dict, argv) -> int:
+    from .envelope import envelope
+    from .report import write_json
+
+    doc = {**doc, "envelope": envelope(m.NAME, argv, threads=args.threads, seed=args.seed)}
+    print(write_json(doc, args.output))
+    if getattr(args, "csv", None):
+        m.write_csv(doc, args.csv)
+    if getattr(args, "plot", None):
+        m.plot(doc, args.plot)
+    if getattr(args, "update_doc", None):
+        from .common import update_section
+
+        update_section(args.update_doc, m.SECTION, m.markdown(doc), source=args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

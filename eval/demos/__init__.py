@@ -1,0 +1,1 @@
+"""Demos: the system end to end on localhost, the codec alone on real activations."""

@@ -1,0 +1,1 @@
+"""Documentation generators: sections and pages written from study JSON."""

@@ -1,0 +1,1 @@
+"""The studies: each module registers a name, its arguments and run(args) -> dict (eval.core.runner)."""

@@ -1,0 +1,27 @@
+"""Combine the --shard outputs of one study into one document (accumulators add exactly)."""
+
+from __future__ import annotations
+
+import json
+
+from eval.core import report
+from eval.core.studies import merge_documents
+
+NAME = "merge"
+KIND = "study"
+HELP = "combine --shard outputs of one study"
+write_csv = report.write_csv
+plot = report.plot
+
+
+def add_arguments(s) -> None:
+    s.add_argument("inputs", nargs="+")
+    s.add_argument("--coco", help="annotation json (detection studies)")
+
+
+def run(args) -> dict:
+    try:
+        docs = [json.loads(open(p).read()) for p in args.inputs]
+        return merge_documents(docs, coco=args.coco)
+    except (OSError, KeyError) as e:
+        raise ValueError(f"cannot merge: {e}") from None
