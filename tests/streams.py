@@ -1,17 +1,9 @@
 """Helpers that build and doctor streams for the hostile-input tests."""
 
-import struct
-import zlib
-
 import numpy as np
 
 import splitcodec as sc
-
-
-def resign(data: bytes, header_size: int) -> bytes:
-    """Recompute the CRC-32 so a doctored stream reaches the decoder proper."""
-    head, payload = data[: header_size - 4], data[header_size:]
-    return head + struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + payload
+from eval.core.streams import resign  # noqa: F401 (re-signing doctored streams, shared with the benchmarks)
 
 
 def sample_stream(levels=4, model="spatial", shape=(4, 8, 8), seed=0):

@@ -120,7 +120,7 @@ def test_envelope_rejects_before_decoding(server, shape):
 def test_equal_level_table_is_invalid_argument_and_the_stream_goes_on(server, shape):
     import struct
 
-    from .conformance.generate import _leb128, flags_of, raw
+    from eval.core.streams import _leb128, flags_of, raw
 
     addr, _ = server()
     # a table stream of the served shape whose two levels are equal (the writer refuses to make one)

@@ -13,6 +13,7 @@ import tracemalloc
 import zlib
 
 from eval.core.common import log
+from eval.core.streams import _leb128
 
 
 NAME = "bench-decode-cost"
@@ -24,15 +25,6 @@ THREADS = 1
 
 def add_arguments(p) -> None:
     p.add_argument("--repeats", type=int, default=3)
-
-
-def _leb128(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, v = v & 0x7F, v >> 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
 
 
 def _stream(shape, levels: int, payload: bytes, model: int = 1) -> bytes:

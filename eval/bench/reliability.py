@@ -268,8 +268,8 @@ def malformed(tmp, frames, shape) -> list[dict]:
     from splitcodec.wire import rpc
     from splitcodec.wire import pb
 
-    from tests.conformance.generate import _leb128, flags_of, raw  # the corpus's stream builder
-    from tests.streams import resign
+    from eval.core.streams import _leb128, flags_of, raw  # the corpus's stream builder
+    from eval.core.streams import resign
 
     good = frames[0]
     hs = sc.decode_header(good).size
