@@ -169,7 +169,7 @@ def measure_rdo_speed(x, repeats: int) -> dict:
 
 
 def nncodec_side_by_side(python: str | None, quick: bool) -> dict:
-    """The NNCodec comparison (eval/peer_nncodec.py), or why it was not measured."""
+    """The NNCodec comparison (eval/baselines/nncodec.py), or why it was not measured."""
     if not python:
         return {"status": "not measured", "reason": "run with --nncodec-python PATH (NNCodec in its own venv)"}
     from eval.baselines import nncodec as peer_nncodec
@@ -245,7 +245,7 @@ def markdown(doc: dict) -> str:
     if peer.get("status") == "measured" and peer.get("summary"):
         from eval.baselines.nncodec import markdown as peer_markdown
 
-        lines += ["", "**Side by side with NNCodec** (`--nncodec-python`, eval/peer_nncodec.py): EfficientNet-Lite0 "
+        lines += ["", "**Side by side with NNCodec** (`--nncodec-python`, eval/baselines/nncodec.py): EfficientNet-Lite0 "
                   "activations of 2 shipped photos per row; bits per element at no more MSE than our plain quantizer "
                   "(uniform N, MSE-optimal clip) reaches; ours best = N, clip, RDO λ (looking one element ahead) and quantizer kind "
                   "searched (`uniform`, "
