@@ -201,3 +201,15 @@ def merge_documents(docs: list[dict], coco=None) -> dict:
     if "encoder_savings" in first:
         out["encoder_savings"] = encoder_savings(out["rows"][1:], task)
     return out
+
+
+def save_quantizer_file(path, doc: dict, cache, study: str) -> str:
+    """Write a study's chosen quantizer and encoder configuration as a quantizer file (default name
+    ``quantizer-MODEL-N.json``); returns its path."""
+    from splitcodec.quantizer_file import save_quantizer
+
+    path = path or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
+    save_quantizer(path, doc["quantizer"], doc["encoder"], model=doc["model"], split=doc["split"], study=study,
+                   fitted_on={"dataset": cache.dataset.identity(), "samples": doc["calibration_samples"]},
+                   metrics=doc.get("calibration_metrics") or doc.get("achieved"))
+    return path

@@ -7,7 +7,7 @@ import splitcodec as sc
 
 from eval.core import options
 from eval.core.evaluate import accuracy_key, uniform_point
-from eval.core.studies import score_on
+from eval.core.studies import save_quantizer_file, score_on
 
 NAME = "calibrate"
 KIND = "study"
@@ -28,7 +28,7 @@ def run(args) -> dict:
     cache = options.open_study_cache(args)
     doc = calibrate(cache, levels=args.levels, method=args.method, context=args.context, rdo_lambdas=args.rdo_lambda,
                     calib=args.calib, device=options.device_of(args))
-    doc["quantizer_file"] = save(args, doc, cache)
+    doc["quantizer_file"] = save_quantizer_file(args.save, doc, cache, NAME)
     return doc
 
 
@@ -64,14 +64,3 @@ def calibrate(cache, *, levels, method="mse", context="spatial", calib=100, devi
             "quantizer": p.quantizer, "encoder": p.encoder,
             "calibration_samples": len(calib_idx), "dataset": cache.dataset.identity(),
             "float": metrics[0], "calibration_metrics": metrics[1], "candidates": candidates}
-
-
-def save(args, doc: dict, cache) -> str:
-    """Write the chosen quantizer and encoder configuration as a quantizer file; returns its path."""
-    from splitcodec.quantizer_file import save_quantizer
-
-    path = args.save or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
-    save_quantizer(path, doc["quantizer"], doc["encoder"], model=doc["model"], split=doc["split"], study=NAME,
-                   fitted_on={"dataset": cache.dataset.identity(), "samples": doc["calibration_samples"]},
-                   metrics=doc.get("calibration_metrics") or doc.get("achieved"))
-    return path

@@ -8,7 +8,7 @@ import splitcodec as sc
 from eval.core import options, report
 from eval.core.common import log
 from eval.core.evaluate import accuracy_key, designed_point, uniform_point
-from eval.core.studies import encoder_variants, sample_sets, score_on
+from eval.core.studies import save_quantizer_file, encoder_variants, sample_sets, score_on
 
 NAME = "target-rate"
 KIND = "study"
@@ -38,7 +38,7 @@ def run(args) -> dict:
                       exclude_calib=args.exclude_calib, rdo_lambdas=args.rdo_lambda,
                       error_feedbacks=args.error_feedback, diffusions=args.error_diffusion, calib=args.calib,
                       device=options.device_of(args))
-    doc["quantizer_file"] = save(args, doc, cache)
+    doc["quantizer_file"] = save_quantizer_file(args.save, doc, cache, NAME)
     return doc
 
 
@@ -81,14 +81,3 @@ def target_key(row: dict) -> tuple:
     few calibration samples ties often, KL moves with every error — then fewer bits."""
     kl = row.get("kl")
     return accuracy_key(row), -kl if kl is not None else 0.0, -row["bits_per_element"]
-
-
-def save(args, doc: dict, cache) -> str:
-    """Write the chosen quantizer and encoder configuration as a quantizer file; returns its path."""
-    from splitcodec.quantizer_file import save_quantizer
-
-    path = args.save or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
-    save_quantizer(path, doc["quantizer"], doc["encoder"], model=doc["model"], split=doc["split"], study=NAME,
-                   fitted_on={"dataset": cache.dataset.identity(), "samples": doc["calibration_samples"]},
-                   metrics=doc.get("calibration_metrics") or doc.get("achieved"))
-    return path
