@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARCH := $(shell uname -m)
+# machine-dependent results (timings) go to docs/results/$(MACHINE)/, named as eval.core.envelope.machine_tag does
+MACHINE := $(ARCH)-$(shell getconf _NPROCESSORS_ONLN)cpu
 
 # Exact torch pins for the test set-up (users may bring any torch in the pyproject range).
 ifeq ($(ARCH),aarch64)
@@ -56,17 +58,17 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
-# mutmut (Python code) + cosmic-ray (numba kernels): tests/mutation.py, docs/testing.md
+# mutmut (Python code) + cosmic-ray (numba kernels): eval/tools/mutation.py, docs/testing.md
 mutation: install
 	$(PY) -m pip install -q -e ".[mutation]"
 	rm -rf mutants
-	$(PY) -m tests.mutation run
+	$(PY) -m eval.tools.mutation run
 
 # Debian arm64 root for the cross-architecture check (built on first use, outside the repository)
 AARCH64_ROOT ?= $(HOME)/.cache/splitcodec/arm64-root
 test-aarch64: install
-	bash tests/aarch64.sh $(AARCH64_ROOT) docs/aarch64.json
-	$(PY) -m tests.cross_arch report docs/aarch64.json docs/bitstream.md
+	bash eval/tools/aarch64.sh $(AARCH64_ROOT) docs/results/aarch64.json
+	$(PY) -m eval.tools.cross_arch report docs/results/aarch64.json docs/bitstream.md
 
 explore: install
 	$(PY) -m eval explore --model efficientnet_lite0 --dataset photos:48 --calib 16 \
@@ -78,21 +80,21 @@ test-reliability: install
 	$(PY) -m eval bench-reliability --quick > /dev/null
 
 bench-reliability: install
-	$(PY) -m eval bench-reliability --output docs/reliability.json --update-doc docs/deploy.md
+	$(PY) -m eval bench-reliability --output docs/results/$(MACHINE)/reliability.json --update-doc docs/deploy.md
 
 darknet-fidelity: install
-	$(PY) -m eval darknet-fidelity --output docs/darknet_fidelity.json --update-doc docs/models.md
+	$(PY) -m eval darknet-fidelity --output docs/results/darknet_fidelity.json --update-doc docs/models.md
 
 decode-cost: install
-	$(PY) -m eval bench-decode-cost --output docs/decode_cost.json --update-doc docs/bitstream.md
+	$(PY) -m eval bench-decode-cost --output docs/results/$(MACHINE)/decode_cost.json --update-doc docs/bitstream.md
 
 # NNCODEC_PYTHON=/tmp/nnc/bin/python make bench  adds the side-by-side with NNCodec (its own venv)
 bench: install
-	$(PY) -m eval bench-codec --output docs/bench_codec.json --update-doc README.md \
+	$(PY) -m eval bench-codec --output docs/results/$(MACHINE)/bench_codec.json --update-doc README.md \
 	    $(if $(NNCODEC_PYTHON),--nncodec-python $(NNCODEC_PYTHON))
 
 bench-system: install
-	$(PY) -m eval bench-system --output docs/bench_system.json --update-doc README.md
+	$(PY) -m eval bench-system --output docs/results/$(MACHINE)/bench_system.json --update-doc README.md
 
 RESULTS := docs/results
 EVALARGS := --dataset photos:96 --calib 32
@@ -117,13 +119,13 @@ results: install
 	    --rate-accuracy-rdo $(RESULTS)/rate_accuracy_rdo.json --page docs/results.md
 
 rdo-variants: install
-	$(PY) -m eval rdo-variants --output docs/rdo_variants.json --update-doc docs/codec.md
+	$(PY) -m eval rdo-variants --output docs/results/$(MACHINE)/rdo_variants.json --update-doc docs/codec.md
 
 channel-steps: install
-	$(PY) -m eval channel-steps --output docs/channel_steps.json --update-doc docs/codec.md
+	$(PY) -m eval channel-steps --output docs/results/channel_steps.json --update-doc docs/codec.md
 
 context-study: install
-	$(PY) -m eval context-study --output docs/context_study.json --update-doc docs/codec.md
+	$(PY) -m eval context-study --output docs/results/context_study.json --update-doc docs/codec.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

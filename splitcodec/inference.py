@@ -25,7 +25,7 @@ class FeatureShapeError(SplitCodecError, ValueError):
     """The stream's tensor does not have the shape the model's split produces."""
 
 
-# Operating points chosen by measurement (python -m eval operating-point, docs/operating_point.json)
+# Operating points chosen by measurement (python -m eval operating-point, docs/results/operating_point.json)
 # or, for the paper's networks, taken from its Tables 1-3 (Darknet activation scales).
 _DEFAULTS = {
     "efficientnet_lite0": (24, (0.0, 5.67578125)),

@@ -1,4 +1,4 @@
-"""The conformance corpus (tests/conformance/): every stream gives its documented outcome,
+"""The conformance corpus (tests/data/conformance/): every stream gives its documented outcome,
 and the files are exactly what the generator writes (so the corpus cannot drift from the code)."""
 
 import json
@@ -9,16 +9,16 @@ import pytest
 import splitcodec as sc
 from splitcodec import errors
 
-from .conformance import generate
+from eval.tools import conformance as generate
 
-ROOT = Path(__file__).parent / "conformance"
+ROOT = Path(__file__).parent / "data" / "conformance"
 MANIFEST = json.loads((ROOT / "manifest.json").read_text())
 
 
 def test_corpus_files_are_what_the_generator_writes():
     files, manifest = generate.build()
     on_disk = {p.name for p in (ROOT / "streams").glob("*.bin")}
-    assert on_disk == set(files), "regenerate with: python -m tests.conformance.generate"
+    assert on_disk == set(files), "regenerate with: python -m eval.tools.conformance"
     for name, data in files.items():
         assert (ROOT / "streams" / name).read_bytes() == data, name
     assert MANIFEST["cases"] == manifest

@@ -16,7 +16,7 @@ from splitcodec.bitstream import FORMAT_VERSION
 
 from .streams import golden_input
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parent / "data" / "golden"
 REGEN = os.environ.get("SPLITCODEC_REGEN_GOLDEN") == "1"
 
 

@@ -2,7 +2,7 @@
 compressors and an ideal coder, on paper-shaped tensors and on real
 EfficientNet-Lite0 activations of the photos shipped with scikit-image.
 
-    python -m eval bench-codec [--quick] [--output results/MACHINE/bench_codec.json] [--update-doc README.md]
+    python -m eval bench-codec [--quick] [--output docs/results/MACHINE/bench_codec.json] [--update-doc README.md]
 
 One JSON document goes to stdout (progress to stderr).  Every figure in one run
 is measured side by side, so ratios are comparable; absolute speeds depend on

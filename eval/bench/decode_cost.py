@@ -2,7 +2,7 @@
 decode), against the payload's size.  Prints one JSON document; ``--update-doc`` rewrites the
 ``decode_cost`` section of docs/bitstream.md from it.
 
-    python -m eval bench-decode-cost --output docs/decode_cost.json --update-doc docs/bitstream.md
+    python -m eval bench-decode-cost --output docs/results/MACHINE/decode_cost.json --update-doc docs/bitstream.md
 """
 
 from __future__ import annotations

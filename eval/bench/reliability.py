@@ -1,6 +1,6 @@
 """Reliability benchmark: the cloud server under hostile and careless load, on loopback only.
 
-    python -m eval bench-reliability [--quick] [--output docs/reliability.json] [--update-doc docs/deploy.md]
+    python -m eval bench-reliability [--quick] [--output docs/results/MACHINE/reliability.json] [--update-doc docs/deploy.md]
 
 Servers run as their own processes (``python -m cloud_app``, batching on, EfficientNet-Lite0 at its
 default split); clients are threads of this process.  Every load loop is bounded in count and time.

@@ -21,6 +21,7 @@ def _jsonable(doc: dict) -> dict:
 def write_json(doc: dict, path: str | None) -> str:
     text = json.dumps(_jsonable(doc), indent=2)
     if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n")
     return text
 

@@ -2,7 +2,7 @@
 
     python -m eval --help                     # every entry, by kind
     python -m eval rate-accuracy --dataset folder:~/frames --levels 8,4 --output ra.json --csv ra.csv --plot ra.png
-    python -m eval bench-codec --output results/x86_64-2cpu/bench_codec.json --update-doc README.md
+    python -m eval bench-codec --output docs/results/x86_64-2cpu/bench_codec.json --update-doc README.md
 
 An entry is a module listed in ``ENTRIES`` that defines ``NAME``, ``KIND`` (study | bench | doc | demo),
 ``HELP``, ``add_arguments(parser)`` and ``run(args)``, which returns the result document (a dict) or, for a
@@ -82,6 +82,8 @@ def _add_runner_arguments(sp, m) -> None:
         g.add_argument("--plot", help="write a PNG plot")
     if hasattr(m, "markdown"):
         g.add_argument("--update-doc", metavar="PATH", help=f"rewrite the {m.SECTION} section of this markdown file")
+        g.add_argument("--from-json", metavar="PATH", help="do not run: re-render --update-doc/--csv/--plot from a "
+                                                           "document this entry wrote before (its --output)")
 
 
 def limit_threads(n: int) -> None:
@@ -119,6 +121,8 @@ def main(argv=None) -> int:
     m = entries()[args.entry]
     from .common import log
 
+    if getattr(args, "from_json", None):
+        return render_saved(m, args)
     try:
         limit_threads(args.threads)
         seed_everything(args.seed)
@@ -145,6 +149,27 @@ def write_outputs(m, args, doc: dict, argv) -> int:
         from .common import update_section
 
         update_section(args.update_doc, m.SECTION, m.markdown(doc), source=args.output)
+    return 0
+
+
+def render_saved(m, args) -> int:
+    """The outputs of a saved document (``--from-json``) without running the entry again."""
+    import json
+    from pathlib import Path
+
+    from .common import log, update_section
+
+    try:
+        doc = json.loads(Path(args.from_json).read_text())
+    except (OSError, ValueError) as e:
+        log(f"error: --from-json {args.from_json}: {e}")
+        return 2
+    if getattr(args, "csv", None):
+        m.write_csv(doc, args.csv)
+    if getattr(args, "plot", None):
+        m.plot(doc, args.plot)
+    if args.update_doc:
+        update_section(args.update_doc, m.SECTION, m.markdown(doc), source=args.from_json)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Which RDO variant: greedy against looking one element ahead, on the operational RD curves of real activations.
 
-    python -m eval rdo-variants [--quick] [--output docs/rdo_variants.json] [--update-doc docs/codec.md]
+    python -m eval rdo-variants [--quick] [--output docs/results/MACHINE/rdo_variants.json] [--update-doc docs/codec.md]
 
 For each EfficientNet-Lite0 split of the NNCodec comparison (2 shipped photos): every uniform N, clip and
 a dense λ grid encoded with each variant; the lower convex hull of each variant's (bits, MSE) points is its

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# make test-aarch64: encode/decode the cross-architecture corpus (tests/cross_arch.py) on x86-64 and
+# make test-aarch64: encode/decode the cross-architecture corpus (eval/tools/cross_arch.py) on x86-64 and
 # under user-mode emulation of aarch64 Linux, and require bit-identical results both ways.
 # Needs root (apt, mmdebstrap, mount); makes a minimal Debian arm64 root with Debian's own tools from
 # this machine's configured package sources, and installs numpy/numba aarch64 wheels from PyPI into it.
 set -euo pipefail
-ROOT=${1:?usage: tests/aarch64.sh ARM64_ROOT [RESULT_JSON]}
-RESULT=${2:-docs/aarch64.json}
+ROOT=${1:?usage: eval/tools/aarch64.sh ARM64_ROOT [RESULT_JSON]}
+RESULT=${2:-docs/results/aarch64.json}
 PY=${PY:-.venv/bin/python}
 REPO=$(pwd)
 start=$(date +%s)
@@ -45,16 +45,16 @@ mount --bind "$work" "$ROOT/work"
 mount -t proc proc "$ROOT/proc"  # numba reads /proc/cpuinfo
 trap 'umount "$ROOT/src" "$ROOT/work" "$ROOT/proc"; rm -rf "$work"' EXIT
 arm() { chroot "$ROOT" /usr/bin/env PYTHONPATH=/src NUMBA_CACHE_DIR=/tmp/numba-cache PYTHONDONTWRITEBYTECODE=1 \
-        /bin/sh -c "cd /src && /opt/venv/bin/python -m tests.cross_arch $*"; }
+        /bin/sh -c "cd /src && /opt/venv/bin/python -m eval.tools.cross_arch $*"; }
 
-$PY -m tests.cross_arch write "$work/x86"
+$PY -m eval.tools.cross_arch write "$work/x86"
 arm_start=$(date +%s)
 arm write /work/arm
 arm decode /work/x86 > "$work/arm_decodes_x86.json"
 arm_s=$(( $(date +%s) - arm_start ))
-$PY -m tests.cross_arch decode "$work/arm" > "$work/x86_decodes_arm.json"
+$PY -m eval.tools.cross_arch decode "$work/arm" > "$work/x86_decodes_arm.json"
 set +e
-$PY -m tests.cross_arch compare "$work/x86" "$work/arm" "$work/x86_decodes_arm.json" "$work/arm_decodes_x86.json" \
+$PY -m eval.tools.cross_arch compare "$work/x86" "$work/arm" "$work/x86_decodes_arm.json" "$work/arm_decodes_x86.json" \
     > "$work/result.json"
 rc=$?
 set -e

@@ -1,6 +1,6 @@
 """The conformance corpus of docs/bitstream.md: streams with their expected outcome.
 
-``python -m tests.conformance.generate`` (re)writes ``streams/*.bin`` and ``manifest.json``
+``python -m eval.tools.conformance`` (re)writes ``streams/*.bin`` and ``manifest.json``
 beside this file; ``tests/test_conformance.py`` checks the files are what this script makes
 and that ``splitcodec.decode`` gives every expected outcome.  Another implementation claims
 conformance by decoding every file with the default element limit (2^26) and matching the
@@ -24,7 +24,7 @@ from eval.core.streams import _leb128, flags_of, raw  # noqa: F401 (the corpus a
 from splitcodec import bitstream
 from splitcodec.entropy import encode_indices
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[2] / "tests" / "data" / "conformance"
 
 
 def _field_input(shape, seed):

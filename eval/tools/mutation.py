@@ -13,13 +13,13 @@ Two tools, each where it measured best on this codebase (docs/testing.md):
   the bodies of njit functions are mutated, with the operators in ``KERNEL_OPERATORS``, in two
   copies of the tree at once.
 
-A surviving mutant is either killed by a test or listed in ``tests/mutation_equivalent.json`` with the
+A surviving mutant is either killed by a test or listed in ``eval/tools/mutation_equivalent.json`` with the
 reason it cannot change behaviour; the score counts the listed ones out.  Results go to
-``docs/mutation.json`` and the generated section of docs/testing.md.
+``docs/results/mutation.json`` and the generated section of docs/testing.md.
 
-    python -m tests.mutation run       # both tools, then the report (make mutation)
-    python -m tests.mutation report    # the docs section from docs/mutation.json
-    python -m tests.mutation survivors # the surviving mutants' diffs of the last run (to review)
+    python -m eval.tools.mutation run       # both tools, then the report (make mutation)
+    python -m eval.tools.mutation report    # the docs section from docs/results/mutation.json
+    python -m eval.tools.mutation survivors # the surviving mutants' diffs of the last run (to review)
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import time
 from concurrent import futures
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "docs" / "mutation.json"
-EQUIVALENT = ROOT / "tests" / "mutation_equivalent.json"
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "results" / "mutation.json"
+EQUIVALENT = Path(__file__).with_name("mutation_equivalent.json")
 DOC = ROOT / "docs" / "testing.md"
 PY = sys.executable
 
@@ -331,8 +331,8 @@ def markdown(doc: dict) -> str:
     for m in doc["mutants"]:
         if m["status"] == "equivalent":
             why[m["why"]] = why.get(m["why"], 0) + 1
-    lines += ["", "Equivalent mutants by reason (the rules in `tests/mutation.py`, the list in "
-              "`tests/mutation_equivalent.json`):", ""]
+    lines += ["", "Equivalent mutants by reason (the rules in `eval/tools/mutation.py`, the list in "
+              "`eval/tools/mutation_equivalent.json`):", ""]
     lines += [f"* {n} × {RULES.get(w, w)}" for w, n in sorted(why.items(), key=lambda kv: -kv[1])]
     t = doc["timing"]
     lines += ["", f"Run of {doc['date']} on {doc['machine']}: mutmut {t['mutmut_s']:.0f} s, cosmic-ray (kernels) "
@@ -343,7 +343,7 @@ def markdown(doc: dict) -> str:
         lines += [f"* `{m['module']}.{m['function']}` ({m['tool']}, {m['status']}): "
                   f"`{m['change'].replace(chr(10), ' ⏎ ').replace('`', chr(39))}`" for m in surv[:40]]
         if len(surv) > 40:
-            lines.append(f"* … and {len(surv) - 40} more (docs/mutation.json)")
+            lines.append(f"* … and {len(surv) - 40} more (docs/results/mutation.json)")
     return "\n".join(lines)
 
 
@@ -351,11 +351,11 @@ def write_report(doc: dict) -> None:
     sys.path.insert(0, str(ROOT))
     from eval.core.common import update_section
 
-    update_section(DOC, "mutation", markdown(doc))
+    update_section(DOC, "mutation", markdown(doc), source=str(RESULTS.relative_to(ROOT)))
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m eval.tools.mutation", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=["run", "report", "survivors"])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-kernels", action="store_true", help="mutmut only (a quicker partial run; not recorded)")

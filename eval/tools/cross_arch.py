@@ -1,9 +1,9 @@
 """Cross-architecture determinism check (``make test-aarch64``): the same corpus is encoded on
 x86-64 and on aarch64 (user-mode emulation), and everything must agree bit for bit.
 
-    python -m tests.cross_arch write DIR     # streams, indices and designed levels of the corpus
-    python -m tests.cross_arch decode DIR    # decode another machine's streams (JSON to stdout)
-    python -m tests.cross_arch compare A B A_DECODES_B B_DECODES_A   # JSON verdict to stdout
+    python -m eval.tools.cross_arch write DIR     # streams, indices and designed levels of the corpus
+    python -m eval.tools.cross_arch decode DIR    # decode another machine's streams (JSON to stdout)
+    python -m eval.tools.cross_arch compare A B A_DECODES_B B_DECODES_A   # JSON verdict to stdout
 
 Inputs come from integer arithmetic only, so both machines start from identical float32
 tensors; only numpy and numba are needed (this runs in a bare arm64 root).
@@ -118,7 +118,7 @@ def compare(a: Path, b: Path, a_decodes_b: Path, b_decodes_a: Path) -> dict:
 
 def markdown(res: dict) -> str:
     verdict = "identical" if res["identical"] else f"**{len(res['differences'])} differences**"
-    return (f"**Cross-architecture check** (`make test-aarch64`, generated from docs/aarch64.json): "
+    return (f"**Cross-architecture check** (`make test-aarch64`, generated from docs/results/aarch64.json): "
             f"{res['cases']} streams (every N from 2 to 256 in steps, both context models, negative c_min, ties, "
             f"rate-distortion optimised encoding — greedy, and with look-ahead, error feedback along rows and in the "
             f"plane, channel weights —, "
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     elif cmd == "report":  # JSON result -> the cross_arch section of a markdown file
         from eval.core.common import update_section
 
-        update_section(rest[1], "cross_arch", markdown(json.loads(Path(rest[0]).read_text())))
+        update_section(rest[1], "cross_arch", markdown(json.loads(Path(rest[0]).read_text())), source=rest[0])
     elif cmd == "compare":
         res = compare(*(Path(r) for r in rest))
         print(json.dumps(res, indent=1))
