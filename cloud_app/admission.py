@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import grpc
 
 from splitcodec.errors import BitstreamError, TensorTooLargeError
-from splitcodec.inference import CloudTail, FeatureShapeError, default_operating_point
+from splitcodec.errors import FeatureShapeError
+from splitcodec.inference import CloudTail
+from splitcodec.models import default_operating_point
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 << 20
 DEFAULT_MAX_LEVELS_FLOOR = 16  # the envelope admits at least this N, and any N a loaded calibration uses

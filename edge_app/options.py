@@ -71,7 +71,7 @@ def parse_clip(text: str) -> tuple[float, float]:
 def quantizer_factory(args, model: str, at_paper_split: bool):
     """A function first-frame features -> quantizer, from the options (see --help)."""
     import splitcodec as sc
-    from splitcodec.inference import default_operating_point
+    from splitcodec.models import default_operating_point
 
     f = quantizer_file(args)
     if f:

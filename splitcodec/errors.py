@@ -23,6 +23,7 @@ __all__ = [
     "TrailingBytesError",
     "ChecksumError",
     "CorruptPayloadError",
+    "FeatureShapeError",
 ]
 
 
@@ -76,3 +77,7 @@ class ChecksumError(BitstreamError):
 
 class CorruptPayloadError(BitstreamError):
     """The payload is inconsistent with any valid encoding."""
+
+
+class FeatureShapeError(SplitCodecError, ValueError):
+    """A stream's tensor does not have the shape the model's split produces."""

@@ -18,7 +18,8 @@ from cloud_app.server import ModelSpec, create_server, load_tails, shutdown  # n
 from splitcodec.wire import rpc  # noqa: E402
 from edge_app.client import EdgeClient, ServerUnreachable  # noqa: E402
 from splitcodec.datasets import shipped_photos  # noqa: E402
-from splitcodec.inference import EdgeEncoder, default_operating_point  # noqa: E402
+from splitcodec.inference import EdgeEncoder  # noqa: E402
+from splitcodec.models import default_operating_point  # noqa: E402
 from splitcodec.wire import pb  # noqa: E402
 
 from .streams import resign  # noqa: E402

@@ -92,3 +92,26 @@ def test_torchvision_weights_enum_from_hub_cache(tmp_path, monkeypatch):
     torch.save({"fc.weight": torch.zeros(1)}, bad)
     with pytest.raises(ValueError, match="do not match"):
         models.get_model("resnet50", weights=bad)
+
+
+def test_registry_operating_point_is_the_measured_one():
+    """EfficientNet-Lite0's default point is the one the operating-point study chose (its committed JSON)."""
+    import json
+    from pathlib import Path
+
+    from eval.studies.operating_point import registry_entry
+    from splitcodec.models import OPERATING_POINTS, default_operating_point
+
+    doc = json.loads((Path(__file__).parent.parent / "docs/results/operating_point.json").read_text())
+    packaged = json.loads(OPERATING_POINTS.read_text())[doc["model"]]
+    assert packaged == registry_entry(doc["split"], doc["chosen"])
+    assert default_operating_point(doc["model"]) == (doc["chosen"]["levels"], tuple(doc["chosen"]["clip"]))
+
+
+def test_operating_point_only_at_the_paper_split(monkeypatch):
+    from splitcodec import models
+
+    monkeypatch.setattr(models, "_operating_points", lambda: {"vgg16": {"split": "features.3", "levels": 8,
+                                                                        "clip": [0, 1], "source": "t"}})
+    assert models.default_operating_point("vgg16") is None  # recorded for another split than the paper's
+    assert models.default_operating_point("resnet50") is None

@@ -23,7 +23,7 @@ import splitcodec as sc  # noqa: E402
 from cloud_app.server import Limits, ModelSpec, clean, create_server, load_tails, shutdown  # noqa: E402
 from splitcodec.wire import rpc  # noqa: E402
 from edge_app.client import EdgeClient, StreamProtocolError, StreamSession, channel_target  # noqa: E402
-from splitcodec.inference import default_operating_point  # noqa: E402
+from splitcodec.models import default_operating_point  # noqa: E402
 from splitcodec.wire import pb  # noqa: E402
 
 MODEL = "efficientnet_lite0"

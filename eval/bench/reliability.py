@@ -83,7 +83,8 @@ def _frames():
     import splitcodec as sc
     from splitcodec import models
     from splitcodec.datasets import shipped_photos
-    from splitcodec.inference import CloudTail, EdgeEncoder, default_operating_point
+    from splitcodec.inference import CloudTail, EdgeEncoder
+    from splitcodec.models import default_operating_point
 
     split = models.split_model(MODEL, "paper", weights="DEFAULT")
     n, clip = default_operating_point(MODEL)

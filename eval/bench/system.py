@@ -105,7 +105,8 @@ def run(args) -> dict:
     import splitcodec as sc
     from splitcodec import models
     from splitcodec.datasets import photo_crops
-    from splitcodec.inference import EdgeEncoder, default_operating_point
+    from splitcodec.inference import EdgeEncoder
+    from splitcodec.models import default_operating_point
     from splitcodec.wire import pb
 
     torch.set_num_threads(1)

@@ -29,7 +29,7 @@ DEMO_QUANTIZER = Path(__file__).resolve().parent.parent / "docs" / "results" / "
 
 def demo_operating_point() -> tuple[str, int, tuple[float, float], str | None]:
     """(split, N, clip, quantizer file or None): the explorer's saved choice, else the model's default."""
-    from splitcodec.inference import default_operating_point
+    from splitcodec.models import default_operating_point
 
     if DEMO_QUANTIZER.exists():
         from splitcodec.quantizer_file import load_quantizer_file

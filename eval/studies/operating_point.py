@@ -21,6 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("--crops", type=int, default=96)
     p.add_argument("--levels", default="2,3,4,6,8,12,16,24,32")
     p.add_argument("--calibration", type=int, default=32, help="crops used to choose the clip (scored on the others)")
+    p.add_argument("--update-registry", action="store_true",
+                   help="write the chosen point into splitcodec/models/operating_points.json (the model's default)")
 
 
 def run(args) -> dict:
@@ -60,6 +62,25 @@ def run(args) -> dict:
         log({k: rows[-1][k] for k in ("levels", "clip", "agreement", "bits_per_element")})
     ok = [r for r in rows if r["agreement"] >= 0.95]
     best = min(ok, key=lambda r: r["bits_per_element"]) if ok else max(rows, key=lambda r: r["agreement"])
+    if args.update_registry:
+        update_registry(args.model, s.split, best)
     return {"model": args.model, "split": s.split, "test_crops": args.crops, "calibration_crops": args.calibration,
             "rows": rows, "chosen": best, "rule": "clip chosen by agreement on the calibration crops; "
             "default = lowest rate with >= 95 % top-1 agreement on the held-out crops"}
+
+
+def registry_entry(split: str, chosen: dict) -> dict:
+    """The registry's record of a measured point (``splitcodec.models.default_operating_point`` reads it)."""
+    return {"split": split, "levels": chosen["levels"], "clip": list(chosen["clip"]),
+            "source": "python -m eval operating-point --update-registry (docs/results/operating_point.json)"}
+
+
+def update_registry(model: str, split: str, chosen: dict) -> None:
+    import json
+
+    from splitcodec import models
+
+    points = json.loads(models.OPERATING_POINTS.read_text())
+    points[model] = registry_entry(split, chosen)
+    models.OPERATING_POINTS.write_text(json.dumps(points, indent=1) + "\n")
+    models._operating_points.cache_clear()

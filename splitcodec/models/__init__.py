@@ -12,13 +12,17 @@ True
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from ..preprocessing import preprocess as _preprocess
 
 __all__ = ["list_models", "get_model", "list_splits", "split_model", "SplitModel", "imagenet_preprocess",
-           "darknet_preprocess", "imagenet_categories", "register_model", "ModelEntry", "paper_split"]
+           "darknet_preprocess", "imagenet_categories", "register_model", "ModelEntry", "paper_split",
+           "default_operating_point", "OPERATING_POINTS"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,30 @@ def _entry(name: str) -> ModelEntry:
 def paper_split(name: str) -> str:
     """The split point the paper uses for ``name`` (its default split)."""
     return _entry(name).paper_split
+
+
+OPERATING_POINTS = Path(__file__).with_name("operating_points.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _operating_points() -> dict:
+    return json.loads(OPERATING_POINTS.read_text())
+
+
+def default_operating_point(name: str) -> tuple[int, tuple[float, float]] | None:
+    """(N, (c_min, c_max)) measured or published for ``name`` at its paper split, or None.
+
+    The points live beside the registry in ``operating_points.json``: EfficientNet-Lite0's is written by the
+    study that measured it (``python -m eval operating-point --update-registry``), the paper networks' come
+    from its Tables 1-3.
+
+    >>> default_operating_point("efficientnet_lite0")[0] >= 2
+    True
+    """
+    p = _operating_points().get(name)
+    if p is None or p["split"] != _entry(name).paper_split:
+        return None
+    return int(p["levels"]), (float(p["clip"][0]), float(p["clip"][1]))
 
 
 def get_model(name: str, *, weights=None, **kw):

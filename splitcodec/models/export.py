@@ -31,7 +31,7 @@ def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch:
     """Write ``split.head`` as ONNX (input ``image`` (B, 3, S, S), output ``features``), and
     beside it ``<path>.json``: model, split, input size, feature shape and the
     preprocessing spec, everything an edge device needs to run it without torch
-    (``splitcodec.inference.OnnxHead``)."""
+    (``splitcodec.inference.edge.OnnxHead``)."""
     import torch
 
     path = Path(path)
