@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
 from pathlib import Path
 
-from .server import (
-    DEFAULT_MAX_MESSAGE_BYTES, Limits, ModelSpec, RequestLog, default_max_levels, load_tails, start_async, stop_async,
-    token_from_env,
-)
+from .admission import LIMIT_HELP, Limits
+from .request_log import RequestLog
+from .server import resolve_limits, start_async, stop_async, token_from_env
+from .specs import ModelSpec, load_tails
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = Limits()
     p = argparse.ArgumentParser(prog="splitcodec-cloud", description="Serve the cloud half of split models over gRPC.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 or [::] for all)")
     p.add_argument("--port", type=int, default=50051, help="port (0 = any free port; see --port-file)")
@@ -36,16 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-batching", action="store_true", help="one tail forward pass per request")
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--batch-window-ms", type=float, default=2.0)
-    a = p.add_argument_group("admission control")
-    a.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
-    a.add_argument("--max-levels", type=int, help="largest N accepted (default: the largest N the served models' "
-                                                  "operating points and --calibration files use, at least 16)")
-    a.add_argument("--max-inflight", type=int, default=d.max_inflight, help="requests decoding or waiting for the tail")
-    a.add_argument("--max-queue-ms", type=float, default=d.max_queue_ms,
-                   help="refuse a request when more decoding than this is expected ahead of it")
-    a.add_argument("--decode-workers", type=int, default=d.decode_workers, help="threads that decode bitstreams")
-    a.add_argument("--stream-idle-s", type=float, default=d.stream_idle_s, help="close a stream after this long without a frame")
-    a.add_argument("--max-stream-frames", type=int, default=d.max_stream_frames)
+    a = p.add_argument_group("admission control and limits")
+    for f in dataclasses.fields(Limits):
+        kind = int if f.type in ("int", "int | None") else float
+        default = "" if f.default is None else f" (default {f.default:g})"
+        a.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, help=LIMIT_HELP[f.name] + default)
     s = p.add_argument_group("security")
     s.add_argument("--tls-cert", help="PEM certificate (with --tls-key: serve TLS)")
     s.add_argument("--tls-key", help="PEM private key")
@@ -68,24 +63,20 @@ async def serve(args, log) -> int:
         log.warning("a bearer token without TLS travels in clear text: use --tls-cert/--tls-key, or TLS at the "
                     "load balancer")
     tails = load_tails(specs, args.device)
-    limits = Limits(max_message_bytes=args.max_message_bytes,
-                    max_levels=args.max_levels or default_max_levels(tails, specs),
-                    max_inflight=args.max_inflight, max_queue_ms=args.max_queue_ms,
-                    decode_workers=args.decode_workers, stream_idle_s=args.stream_idle_s,
-                    max_stream_frames=args.max_stream_frames)
+    limits = resolve_limits(Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)}), tails, specs)
     server, port, service = await start_async(
         f"{args.host}:{args.port}", tails, token=token, limits=limits, batching=not args.no_batching,
         max_batch=args.max_batch, batch_window_ms=args.batch_window_ms, tls=tls, reflection_on=not args.no_reflection,
         request_log=RequestLog(as_json=args.log_json))
-    log.info("serving %s on %s:%d (batching %s, auth %s, tls %s, reflection %s, N <= %d)",
+    log.info("serving %s on %s:%d (batching %s, auth %s, tls %s, reflection %s, N <= %d, messages <= %d bytes)",
              ", ".join(f"{m}:{s}" for m, s in service.batchers), args.host, port,
              "off" if args.no_batching else "on", "on" if token else "off", "on" if tls else "off",
-             "off" if args.no_reflection else "on", limits.max_levels)
+             "off" if args.no_reflection else "on", limits.max_levels, limits.max_message_bytes)
     if args.port_file:
         Path(args.port_file).write_text(f"{port}\n")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a closed terminal drains too
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: finishing in-flight requests (grace %.1f s)", args.grace)

@@ -10,7 +10,12 @@ request (its size, its header, its token, the server's load) to a gRPC status is
     RESOURCE_EXHAUSTED (``status_for``: the one mapping from library errors to statuses);
   * ``check_inflight``: ``max_inflight`` requests already in flight → RESOURCE_EXHAUSTED with a
     ``retry-after-ms`` hint;
-  * ``check_token``: the bearer token, on every RPC → UNAUTHENTICATED.
+  * ``check_request``: the request's own fields (``top_k`` at most ``MAX_TOP_K``, an ``original_size`` a
+    real image can have) → INVALID_ARGUMENT;
+  * ``check_token``: the bearer token, at the start of every call (``cloud_app.interceptors``, before the
+    message is read or decompressed) → UNAUTHENTICATED.
+
+``default_max_message_bytes`` sizes the message limit from the served envelopes instead of a fixed 16 MB.
 """
 
 from __future__ import annotations
@@ -19,28 +24,63 @@ import hmac
 from dataclasses import dataclass
 
 import grpc
+import numpy as np
 
 from splitcodec.errors import BitstreamError, TensorTooLargeError
 from splitcodec.errors import FeatureShapeError
 from splitcodec.inference import CloudTail
 from splitcodec.models import default_operating_point
 
-DEFAULT_MAX_MESSAGE_BYTES = 16 << 20
+DEFAULT_MAX_MESSAGE_BYTES = 16 << 20  # a ceiling only: servers size theirs from the envelope (default_max_message_bytes)
+MESSAGE_FLOOR_BYTES = 64 << 10
 DEFAULT_MAX_LEVELS_FLOOR = 16  # the envelope admits at least this N, and any N a loaded calibration uses
 INFLIGHT_RETRY_MS = 50
+MAX_TOP_K = 100
+MAX_IMAGE_SIDE = 1 << 16
 
 
 @dataclass
 class Limits:
     """Admission limits (see cloud_app.server's docstring); every one has a command-line flag."""
 
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_message_bytes: int | None = None  # None: default_max_message_bytes of the served envelopes
     max_levels: int | None = None  # None: the largest N the served models' calibrations use, at least 16
     max_inflight: int = 64
     max_queue_ms: float = 150.0  # expected decoding wait ahead of a request, beyond which it is refused
     decode_workers: int = 2
-    stream_idle_s: float = 60.0
+    stream_idle_s: float = 60.0  # a stream with no frame read, or a response not taken, for this long is closed
     max_stream_frames: int = 1_000_000
+    # connections and streams (gRPC core; each has a flag)
+    max_concurrent_rpcs: int = 256  # server-wide; beyond it new calls get RESOURCE_EXHAUSTED from gRPC
+    max_streams_per_connection: int = 100  # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 advises >= 100)
+    connection_idle_s: float = 300.0  # a connection without calls for this long gets GOAWAY
+    connection_age_s: float = 3600.0  # then GOAWAY (clients reconnect; the edge client resumes its stream)
+    connection_age_grace_s: float = 30.0
+    min_ping_interval_s: float = 10.0  # keepalive pings more often than this are strikes; two strikes: GOAWAY
+    # the health watch and reflection streams answer without a token: bounded in number and duration
+    max_anonymous_streams: int = 16
+    anonymous_stream_s: float = 300.0
+
+
+LIMIT_HELP = {
+    "max_message_bytes": "largest message (default: sized from the served envelopes: twice the split's tensor at "
+                         "ceil(log2 N) bits per element, 64 KiB to 16 MiB)",
+    "max_levels": "largest N accepted (default: the largest N the served models' operating points and --calibration "
+                  "files use, at least 16)",
+    "max_inflight": "requests decoding or waiting for the tail",
+    "max_queue_ms": "refuse a request when more decoding than this is expected ahead of it",
+    "decode_workers": "threads that decode bitstreams",
+    "stream_idle_s": "close a stream after this long without a frame, or with a response the client does not take",
+    "max_stream_frames": "frames on one stream before it must be reopened",
+    "max_concurrent_rpcs": "calls in progress on the whole server (beyond: RESOURCE_EXHAUSTED from gRPC)",
+    "max_streams_per_connection": "HTTP/2 streams open at once on one connection",
+    "connection_idle_s": "close a connection (GOAWAY) after this long without a call",
+    "connection_age_s": "close a connection (GOAWAY) after this long; clients reconnect, the edge resumes its stream",
+    "connection_age_grace_s": "time calls get to finish after a connection's age is reached",
+    "min_ping_interval_s": "keepalive pings more often than this count as strikes (two: GOAWAY)",
+    "max_anonymous_streams": "health-watch and reflection streams (no token needed) open at once",
+    "anonymous_stream_s": "longest health-watch or reflection stream",
+}
 
 
 class Abort(Exception):
@@ -65,6 +105,21 @@ def check_size(n_bytes: int, limits: Limits) -> None:
     if n_bytes > limits.max_message_bytes:
         raise Abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"bitstream of {n_bytes} bytes exceeds {limits.max_message_bytes}")
+
+
+def check_request(req) -> None:
+    """The request's own fields, before anything is decoded."""
+    if req.top_k > MAX_TOP_K:
+        raise Abort(grpc.StatusCode.INVALID_ARGUMENT, f"top_k={req.top_k} is more than {MAX_TOP_K}")
+    if req.HasField("original_size"):
+        w, h = req.original_size.width, req.original_size.height
+        if not (0 < w <= MAX_IMAGE_SIDE and 0 < h <= MAX_IMAGE_SIDE):
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"original_size {w}x{h} is not an image size (each side 1..{MAX_IMAGE_SIDE})")
+
+
+def original_size(req) -> tuple[int, int] | None:
+    return (req.original_size.width, req.original_size.height) if req.HasField("original_size") else None
 
 
 def check_inflight(inflight: int, limits: Limits) -> None:
@@ -102,6 +157,15 @@ def default_max_levels(tails: dict, specs=()) -> int:
     for s in specs:
         n = max(n, s.levels or 0)
     return n
+
+
+def default_max_message_bytes(tails: dict, max_levels: int) -> int:
+    """A message limit sized from what the served splits can carry: twice the tensor at a fixed-length
+    ceil(log2 N) bits per element (the arithmetic coder spends less on any real frame) plus room for the
+    header, at least 64 KiB and never above 16 MiB."""
+    bits = max(1, (max_levels - 1).bit_length())
+    largest = max((int(np.prod(t.feature_shape)) for t in tails.values()), default=0)
+    return int(min(DEFAULT_MAX_MESSAGE_BYTES, max(MESSAGE_FLOOR_BYTES, 2 * largest * bits // 8 + 4096)))
 
 
 def check_token(metadata, token: str | None) -> None:

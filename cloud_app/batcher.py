@@ -90,7 +90,6 @@ class TailBatcher:
         return await job.future
 
     async def _loop(self):
-        loop = asyncio.get_running_loop()
         while True:
             await self._ready.wait()
             batch = [self._pop()]
@@ -107,17 +106,36 @@ class TailBatcher:
                 continue
             start = time.perf_counter()
             try:
-                preds = await loop.run_in_executor(self._executor, self.tail.run, [j.features for j in batch],
-                                                   [j.size for j in batch], max(j.top_k for j in batch))
-            except Exception as e:  # surfaced to every caller of the batch
-                for j in batch:
-                    if not j.future.done():
-                        j.future.set_exception(e)
+                preds = await self._run(batch)
+            except Exception:  # noqa: BLE001 - one request's failure must not be its batch-mates'
+                await self._run_alone(batch, start)
                 continue
             for j, p in zip(batch, preds):
-                p.classes = p.classes[: j.top_k]
+                self._answer(j, p, start)
+
+    async def _run(self, batch: list[_Job]) -> list[Prediction]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.tail.run, [j.features for j in batch],
+                                          [j.size for j in batch], max(j.top_k for j in batch))
+
+    async def _run_alone(self, batch: list[_Job], start: float) -> None:
+        """After a failed batch: each request on its own, so the error reaches only the requests causing it."""
+        for j in batch:
+            if j.future.done():
+                continue
+            try:
+                (p,) = await self._run([j])
+            except Exception as e:  # noqa: BLE001 - this request's own error
                 if not j.future.done():
-                    j.future.set_result((p, 1e3 * (start - j.t_submit)))
+                    j.future.set_exception(e)
+                continue
+            self._answer(j, p, start)
+
+    @staticmethod
+    def _answer(j: _Job, p: Prediction, start: float) -> None:
+        p.classes = p.classes[: j.top_k]
+        if not j.future.done():
+            j.future.set_result((p, 1e3 * (start - j.t_submit)))
 
     async def close(self) -> None:
         """Fail whatever is queued (UNAVAILABLE) and stop; nothing waits forever."""

@@ -1,5 +1,6 @@
 """What the server admits and the status each refusal gets: cloud_app/admission.py (no network)."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -141,4 +142,45 @@ def test_default_max_levels_is_the_largest_n_in_use_and_at_least_the_floor():
 def test_limit_defaults_match_the_documented_ones():
     lim = Limits()
     assert (lim.max_message_bytes, lim.max_levels, lim.max_inflight, lim.max_queue_ms, lim.decode_workers,
-            lim.stream_idle_s, lim.max_stream_frames) == (16 << 20, None, 64, 150.0, 2, 60.0, 1_000_000)
+            lim.stream_idle_s, lim.max_stream_frames) == (None, None, 64, 150.0, 2, 60.0, 1_000_000)
+    assert (lim.max_concurrent_rpcs, lim.max_streams_per_connection, lim.connection_idle_s, lim.connection_age_s,
+            lim.max_anonymous_streams, lim.anonymous_stream_s) == (256, 100, 300.0, 3600.0, 16, 300.0)
+    assert set(admission.LIMIT_HELP) == {f.name for f in dataclasses.fields(Limits)}  # every limit has its flag's help
+
+
+def test_message_limit_is_sized_from_the_envelope():
+    tails = {("m", "s"): SimpleNamespace(feature_shape=(672, 14, 14))}
+    # 131712 elements at ceil(log2 24) = 5 bits, twice, plus header room
+    assert admission.default_max_message_bytes(tails, 24) == 2 * 131712 * 5 // 8 + 4096
+    big = {("m", "s"): SimpleNamespace(feature_shape=(672, 28, 28)), ("m", "t"): SimpleNamespace(feature_shape=(8, 8))}
+    assert admission.default_max_message_bytes(big, 2) == 2 * 526848 // 8 + 4096  # the largest served split
+    assert admission.default_max_message_bytes({("m", "s"): SimpleNamespace(feature_shape=(4, 4))}, 8) == 64 << 10
+    huge = {("m", "s"): SimpleNamespace(feature_shape=(512, 512, 512))}
+    assert admission.default_max_message_bytes(huge, 256) == 16 << 20
+
+
+def _request(**kw):
+    from splitcodec.wire import pb
+
+    return pb.InferRequest(**kw)
+
+
+@pytest.mark.parametrize("fields,ok", [
+    ({}, True), ({"top_k": admission.MAX_TOP_K}, True), ({"top_k": admission.MAX_TOP_K + 1}, False),
+    ({"original_size": {"width": 640, "height": 480}}, True), ({"original_size": {"width": 0, "height": 480}}, False),
+    ({"original_size": {"width": 640, "height": admission.MAX_IMAGE_SIDE + 1}}, False),
+    ({"original_size": {"width": admission.MAX_IMAGE_SIDE, "height": 1}}, True),
+])
+def test_request_fields(fields, ok):
+    req = _request(**fields)
+    if ok:
+        admission.check_request(req)
+    else:
+        with pytest.raises(Abort) as e:
+            admission.check_request(req)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_original_size_of_a_request():
+    assert admission.original_size(_request()) is None
+    assert admission.original_size(_request(original_size={"width": 3, "height": 2})) == (3, 2)

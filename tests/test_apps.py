@@ -14,7 +14,8 @@ grpc = pytest.importorskip("grpc")
 torch = pytest.importorskip("torch")
 
 import splitcodec as sc  # noqa: E402
-from cloud_app.server import ModelSpec, create_server, load_tails, shutdown  # noqa: E402
+from cloud_app.server import create_server, shutdown  # noqa: E402
+from cloud_app.specs import ModelSpec, load_tails  # noqa: E402
 from splitcodec.wire import rpc  # noqa: E402
 from edge_app.client import EdgeClient, ServerUnreachable  # noqa: E402
 from splitcodec.datasets import shipped_photos  # noqa: E402

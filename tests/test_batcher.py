@@ -195,21 +195,24 @@ def test_callers_that_went_away_are_not_run():
     assert gone.cancelled() and tail.batches == [["busy"], ["kept"]]
 
 
-def test_a_failing_pass_fails_every_caller_of_its_batch_and_the_batcher_goes_on():
+def test_a_failing_pass_fails_only_the_request_causing_it_and_the_batcher_goes_on():
     tail = FakeTail(fail={"bad"})
 
     async def scenario():
         b = TailBatcher(tail, max_batch=8, window_ms=30)
         b.start()
         with b.announce():
-            res = await asyncio.gather(b.submit("bad", None, 1), b.submit("ok", None, 1), return_exceptions=True)
+            res = await asyncio.gather(b.submit("bad", None, 1), b.submit("ok", None, 3), b.submit("fine", None, 1),
+                                       return_exceptions=True)
         after = await b.submit("later", None, 2)
         await b.close()
         return res, after
 
     res, after = run(scenario())
-    assert tail.batches[0] == ["bad", "ok"]
-    assert all(isinstance(r, RuntimeError) for r in res)
+    assert tail.batches[0] == ["bad", "ok", "fine"]  # the batch failed as a whole ...
+    assert tail.batches[1:4] == [["bad"], ["ok"], ["fine"]]  # ... so each request ran alone
+    assert isinstance(res[0], RuntimeError)  # the bad request gets its own error
+    assert len(res[1][0].classes) == 3 and len(res[2][0].classes) == 1  # its batch-mates their answers
     assert len(after[0].classes) == 2 and tail.batches[-1] == ["later"]
 
 

@@ -73,7 +73,7 @@ def test_explore_cli_end_to_end(capsys, tmp_path):
             assert any(f["bytes_per_frame"] <= r["bytes_per_frame"] and f["agreement"] >= r["agreement"] for f in front)
     choice = doc["recommendation"]["choice"]
     assert choice["agreement"] >= 0.5 and (tmp_path / "e.png").stat().st_size > 0
-    from cloud_app.server import ModelSpec
+    from cloud_app.specs import ModelSpec
     from splitcodec.quantizer_file import load_quantizer_file
 
     q, _, meta = load_quantizer_file(save)

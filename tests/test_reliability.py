@@ -20,7 +20,10 @@ grpc = pytest.importorskip("grpc")
 torch = pytest.importorskip("torch")
 
 import splitcodec as sc  # noqa: E402
-from cloud_app.server import Limits, ModelSpec, clean, create_server, load_tails, shutdown  # noqa: E402
+from cloud_app.admission import Limits  # noqa: E402
+from cloud_app.request_log import clean  # noqa: E402
+from cloud_app.server import create_server, shutdown  # noqa: E402
+from cloud_app.specs import ModelSpec, load_tails  # noqa: E402
 from splitcodec.wire import rpc  # noqa: E402
 from edge_app.client import EdgeClient, StreamProtocolError, StreamSession, channel_target  # noqa: E402
 from splitcodec.models import default_operating_point  # noqa: E402
@@ -169,7 +172,7 @@ def test_decode_scheduler_runs_cheap_connections_first_and_refuses_costly_backlo
     import asyncio
 
     from cloud_app.admission import Abort
-    from cloud_app.server import DecodeScheduler
+    from cloud_app.scheduler import DecodeScheduler
 
     order = []
 
@@ -227,8 +230,8 @@ def test_idle_stream_is_closed_and_frames_are_bounded(server, shape):
 
 def test_log_lines_are_escaped_bounded_and_rate_limited(server, shape, caplog):
     addr, service = server()
-    service.log.max_rejects = 3
-    evil = "x\nFORGED status=OK " + "A" * 100_000
+    service.log.rejects.per_s = 3
+    evil = "x\nFORGED status=OK " + "A" * 50_000  # two fields of it stay under the message limit
     with caplog.at_level(logging.INFO, logger="splitcodec.cloud"), grpc.insecure_channel(addr) as ch:
         stub = rpc.SplitInferenceStub(ch)
         first = int(time.monotonic())

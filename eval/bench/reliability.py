@@ -195,7 +195,7 @@ def heavy_streams(tmp, frames, shape, quick) -> dict:
     srv = Server(tmp, "heavy")
     per_normal = 15 if quick else 40
     try:
-        from cloud_app.server import default_max_levels
+        from cloud_app.admission import default_max_levels
 
         levels = default_max_levels({(MODEL, "paper"): None})  # the server's envelope (no --max-levels given)
         # the most decoding work a valid stream of the served shape can cause: every index at N - 1

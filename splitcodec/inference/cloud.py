@@ -113,8 +113,9 @@ class CloudTail:
         from ..models.yolo import COCO80_TO_91, COCO_NAMES, DEPLOYMENT, letterbox_geometry, postprocess
 
         net = self.split.input_size
-        sizes = original_sizes or [(net, net)] * heads[0].shape[0]
-        geos = [letterbox_geometry(w or net, h or net, net) for w, h in sizes]
+        sizes = original_sizes or [None] * heads[0].shape[0]
+        sizes = [(w or net, h or net) for w, h in (size or (net, net) for size in sizes)]  # no size: the input's
+        geos = [letterbox_geometry(w, h, net) for w, h in sizes]
         layers = [self.split.model.layers[i] for i in self.split.model.yolo_layers]
         dets = postprocess([h.cpu() for h in heads], layers, geos, **DEPLOYMENT)
         return [Prediction(detections=[BoxDetection(tuple(float(v) for v in b), COCO80_TO_91[int(c)],

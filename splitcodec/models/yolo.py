@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 __all__ = ["COCO80_TO_91", "COCO_NAMES", "Letterbox", "letterbox", "letterbox_geometry", "decode_heads", "Detections",

@@ -1,0 +1,103 @@
+"""What the server decides from a call's method and metadata alone, before any message is read.
+
+``TokenGate``: a SplitInference call without the right bearer token is refused (UNAUTHENTICATED) at call
+start.  The refusal is served by a streaming handler that never reads its request iterator, so a client
+without the token cannot make the server buffer, decompress or parse a message (a unary handler would
+read the whole request first).
+
+``AnonymousStreamGate``: the health ``Watch`` and reflection streams answer without a token (load-balancer
+probes, ``grpcurl``); each is bounded in number (RESOURCE_EXHAUSTED beyond ``max_streams``) and in
+duration (it ends with DEADLINE_EXCEEDED after ``max_s``; a prober simply watches again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import grpc
+
+from splitcodec.wire import pb
+
+from .admission import Abort, check_token
+
+PROTECTED_PREFIX = "/" + pb.DESCRIPTOR.services_by_name["SplitInference"].full_name + "/"
+ANONYMOUS_STREAMS = ("/grpc.health.v1.Health/Watch",
+                     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+
+
+async def _refuse(code, message, on_refuse=None):
+    async def behaviour(request_iterator, context):
+        if on_refuse is not None:
+            on_refuse(code, message, context)
+        await context.abort(code, message)
+
+    return grpc.stream_stream_rpc_method_handler(behaviour)  # never reads (or deserializes) the request
+
+
+class TokenGate(grpc.aio.ServerInterceptor):
+    """Bearer-token check on every call whose method starts with ``prefix``, before its message is read."""
+
+    def __init__(self, token: str | None, prefix: str = PROTECTED_PREFIX, on_refuse=None):
+        self.token, self.prefix, self.on_refuse = token, prefix, on_refuse
+
+    async def intercept_service(self, continuation, details):
+        if self.token is not None and details.method.startswith(self.prefix):
+            try:
+                check_token(details.invocation_metadata, self.token)
+            except Abort as a:
+                return await _refuse(a.code, a.message, self.on_refuse)
+        return await continuation(details)
+
+
+class AnonymousStreamGate(grpc.aio.ServerInterceptor):
+    """At most ``max_streams`` open streams among ``methods``, each at most ``max_s`` seconds long."""
+
+    def __init__(self, max_streams: int, max_s: float, methods=ANONYMOUS_STREAMS):
+        self.max_streams, self.max_s, self.methods = max_streams, max_s, frozenset(methods)
+        self.open = 0
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or details.method not in self.methods:
+            return handler
+        if self.open >= self.max_streams:
+            return await _refuse(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                 f"{self.open} anonymous streams open (limit {self.max_streams})")
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(self._bounded(handler.unary_stream),
+                                                        handler.request_deserializer, handler.response_serializer)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(self._bounded(handler.stream_stream),
+                                                         handler.request_deserializer, handler.response_serializer)
+        return handler
+
+    def _bounded(self, behaviour):
+        gate = self
+
+        if inspect.isasyncgenfunction(behaviour):
+            async def stream(request, context):
+                gate.open += 1
+                try:
+                    async with asyncio.timeout(gate.max_s):
+                        async for item in behaviour(request, context):
+                            yield item
+                except TimeoutError:
+                    await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, gate._expired())
+                finally:
+                    gate.open -= 1
+            return stream
+
+        async def call(request, context):
+            gate.open += 1
+            try:
+                await asyncio.wait_for(behaviour(request, context), gate.max_s)
+            except asyncio.TimeoutError:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, gate._expired())
+            finally:
+                gate.open -= 1
+        return call
+
+    def _expired(self) -> str:
+        return f"anonymous streams last at most {self.max_s:g} s: watch again"

@@ -1,0 +1,166 @@
+"""The SplitInference RPCs (thin, as in grpc's asyncio examples): each request goes through admission
+(``cloud_app.admission``), decoding (``cloud_app.scheduler``) and the tail (``cloud_app.batcher``), and any
+failure becomes that request's status, never another's.
+
+The token is checked before a call's message is read (``cloud_app.interceptors.TokenGate``), not here.
+Every exception past admission is mapped once (``_status``): library errors about the stream to
+INVALID_ARGUMENT / RESOURCE_EXHAUSTED (``admission.status_for``), anything else to INTERNAL with the request
+id and no internals; the traceback goes to the server's log, rate-limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+import splitcodec
+from splitcodec.bitstream import FORMAT_VERSION
+from splitcodec.inference import Prediction
+from splitcodec.wire import pb, rpc
+
+from .admission import (Abort, Envelope, Limits, check_inflight, check_request, check_size, default_max_levels,
+                        original_size, status_for)
+from .batcher import TailBatcher
+from .request_log import RateLimit, RequestLog, clean
+from .scheduler import DecodeScheduler
+
+log = logging.getLogger("splitcodec.cloud")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SplitInference"].full_name
+
+
+class SplitInferenceService(rpc.SplitInferenceServicer):
+    def __init__(self, batchers: dict, *, limits: Limits | None = None, request_log: RequestLog | None = None):
+        self.batchers = batchers  # {(model, split): TailBatcher}
+        self.defaults = {}  # model -> its split
+        for (name, split) in batchers:
+            self.defaults.setdefault(name, split)
+        self.limits = limits or Limits()
+        levels = self.limits.max_levels or default_max_levels(batchers)
+        self.envelopes = {k: Envelope(b.tail, levels) for k, b in batchers.items()}
+        self.log = request_log or RequestLog()
+        self.inflight = 0
+        self.decoder = DecodeScheduler(self.limits.decode_workers, self.limits.max_queue_ms)
+        self.health = None
+        self._tracebacks = RateLimit(2)
+
+    def start(self) -> None:
+        for b in self.batchers.values():
+            b.start()
+
+    async def close(self) -> None:
+        for b in self.batchers.values():
+            await b.close()
+        self.decoder.close()
+
+    # -- one request --------------------------------------------------------------------------
+    def _batcher(self, model: str, split: str) -> tuple[TailBatcher, Envelope]:
+        split = split or self.defaults.get(model, "")
+        b = self.batchers.get((model, split))
+        if b is None:
+            have = ", ".join(f"{m}:{s}" for m, s in self.batchers)
+            raise Abort(grpc.StatusCode.NOT_FOUND,
+                        f"model {clean(model)!r} split {clean(split)!r} is not served here (serving: {have})")
+        return b, self.envelopes[(model, split)]
+
+    async def _infer(self, req, context) -> pb.InferResponse:
+        check_size(len(req.bitstream), self.limits)
+        check_request(req)
+        batcher, envelope = self._batcher(req.model, req.split)
+        envelope.admit(req.bitstream)
+        check_inflight(self.inflight, self.limits)
+        peer = context.peer() if context is not None else ""
+        self.inflight += 1
+        try:
+            with self.decoder.admit(peer) as priority:
+                with batcher.announce():
+                    feats, decode_ms = await self.decoder.run(peer, batcher.tail.decode, req.bitstream)
+                if context is not None and context.cancelled():
+                    raise asyncio.CancelledError
+                pred, queue_ms = await batcher.submit(feats, original_size(req), req.top_k or 5, priority)
+        except (Abort, asyncio.CancelledError):
+            raise
+        except Exception as e:  # noqa: BLE001 - every failure is this request's status
+            raise self._status(req, e) from None
+        finally:
+            self.inflight -= 1
+        return _response(req, pred, decode_ms, queue_ms, feats.size)
+
+    def _status(self, req, e: Exception) -> Abort:
+        known = status_for(e)
+        if known is not None:
+            return known
+        if self._tracebacks.allow():
+            log.error("internal error serving request %s", clean(req.request_id or "-"), exc_info=e)
+        return Abort(grpc.StatusCode.INTERNAL, f"internal error serving request {clean(req.request_id or '-')}")
+
+    async def _abort(self, context, a: Abort):
+        if a.tarpit:
+            await asyncio.sleep(min(a.retry_after_ms, 1000) / 1e3)
+        if a.retry_after_ms is not None:
+            context.set_trailing_metadata((("retry-after-ms", str(a.retry_after_ms)),))
+        await context.abort(a.code, a.message)
+
+    # -- RPCs ---------------------------------------------------------------------------------
+    async def Infer(self, request, context):
+        try:
+            resp = await self._infer(request, context)
+        except Abort as a:
+            self.log(request, a.code.name, reason=a.message, peer=context.peer())
+            await self._abort(context, a)
+        except asyncio.CancelledError:
+            self.log(request, "CANCELLED", peer=context.peer())
+            raise
+        self.log(request, "OK", resp)
+        return resp
+
+    async def InferStream(self, request_iterator, context):
+        frames, idle = 0, self.limits.stream_idle_s
+        while True:
+            try:
+                req = await asyncio.wait_for(context.read(), timeout=idle)
+            except asyncio.TimeoutError:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no frame for {idle:g} s: stream closed")
+            if req is grpc.aio.EOF:
+                return
+            frames += 1
+            if frames > self.limits.max_stream_frames:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"more than {self.limits.max_stream_frames} frames on one stream: open a new one")
+            resp = await self._stream_frame(req, context)
+            try:  # a client that stops reading (zero window) must not hold the stream open
+                await asyncio.wait_for(context.write(resp), timeout=idle)
+            except asyncio.TimeoutError:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                    f"response not taken for {idle:g} s: stream closed")
+
+    async def _stream_frame(self, req, context) -> pb.InferResponse:
+        """One frame of a stream: its answer, or its error in the response (the stream goes on)."""
+        try:
+            resp = await self._infer(req, context)
+            self.log(req, "OK", resp)
+            return resp
+        except Abort as a:
+            self.log(req, a.code.name, reason=a.message, peer=context.peer())
+            if a.tarpit:
+                await asyncio.sleep(min(a.retry_after_ms, 1000) / 1e3)
+            return pb.InferResponse(request_id=req.request_id, error=pb.FrameError(code=a.code.name, message=a.message))
+
+    async def ListModels(self, request, context):
+        out = pb.ListModelsResponse(server_version=splitcodec.__version__, bitstream_format_version=FORMAT_VERSION)
+        for (name, split), b in self.batchers.items():
+            s = b.tail.split
+            out.models.append(pb.ModelInfo(name=name, task=b.tail.task, default_split=split, input_size=s.input_size,
+                                           splits=[pb.SplitInfo(name=split, shape=list(s.feature_shape))]))
+        return out
+
+
+def _response(req, pred: Prediction, decode_ms: float, queue_ms: float, elements: int) -> pb.InferResponse:
+    r = pb.InferResponse(request_id=req.request_id, elements=elements, bitstream_bytes=len(req.bitstream),
+                         timings=pb.ServerTimings(decode_ms=decode_ms, tail_ms=pred.tail_ms, queue_ms=queue_ms,
+                                                  batch_size=pred.batch_size))
+    r.classes.extend(pb.ClassScore(index=c.index, name=c.name, score=c.score) for c in pred.classes)
+    r.detections.extend(pb.Detection(x0=d.box[0], y0=d.box[1], x1=d.box[2], y1=d.box[3], category_id=d.category_id,
+                                     name=d.name, score=d.score) for d in pred.detections)
+    return r
