@@ -265,6 +265,94 @@ def test_every_rpc_needs_the_token_but_health_does_not(server, shape):
     assert _health(addr) == 1
 
 
+def test_a_call_without_the_token_is_refused_before_its_message_is_read(server, shape):
+    addr, _ = server(token="s3cret", limits=Limits(max_message_bytes=64 << 10))
+    opts = [("grpc.max_send_message_length", -1)]
+    with grpc.insecure_channel(addr, options=opts) as ch:
+        stub = rpc.SplitInferenceStub(ch)
+        big = pb.InferRequest(bitstream=b"x" * (1 << 20), model=MODEL)
+        with pytest.raises(grpc.RpcError) as e:  # over the message limit, but refused for the token first
+            stub.Infer(big, timeout=5)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Infer(big, timeout=5, metadata=(("authorization", "bearer s3cret"),))
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # with the token the limit applies
+        gate = threading.Event()
+
+        def never_sends():
+            gate.wait(10)
+            return
+            yield
+
+        try:  # a stream that sends nothing is refused at once: the refusal does not wait for a message
+            with pytest.raises(grpc.RpcError) as e:
+                list(stub.InferStream(never_sends(), timeout=5))
+            assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        finally:
+            gate.set()
+
+
+def test_anonymous_health_watches_are_bounded_in_number_and_time(server):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    addr, _ = server(limits=Limits(max_anonymous_streams=2, anonymous_stream_s=1.0))
+    with grpc.insecure_channel(addr) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=10) for _ in range(2)]
+        assert [next(w).status for w in watches] == [1, 1]  # both open and SERVING
+        with pytest.raises(grpc.RpcError) as e:
+            next(health.Watch(health_pb2.HealthCheckRequest(), timeout=5))
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for w in watches:  # each ends by itself after anonymous_stream_s, well before its own deadline
+            with pytest.raises(grpc.RpcError) as e:
+                list(w)
+            assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED and "at most 1 s" in e.value.details()
+        assert next(health.Watch(health_pb2.HealthCheckRequest(), timeout=5)).status == 1  # slots freed
+        assert _health(addr) == 1  # Check is not a stream: never counted
+
+
+def test_an_unexpected_error_is_internal_names_the_request_and_fails_only_that_request(server, shape, caplog):
+    addr, service = server()
+    (batcher,) = service.batchers.values()
+    decode = batcher.tail.decode
+
+    def flaky(data):  # a bug in the library, triggered by one request's stream
+        if data.endswith(b"BOOM"):
+            raise RuntimeError("secret internals")
+        return decode(data)
+
+    batcher.tail.decode = flaky
+    try:
+        good = _stream_bytes(shape)
+        with caplog.at_level(logging.INFO, logger="splitcodec.cloud"), grpc.insecure_channel(addr) as ch:
+            stub = rpc.SplitInferenceStub(ch)
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Infer(_req(good + b"BOOM", rid="bad-1"), timeout=5)
+            assert e.value.code() == grpc.StatusCode.INTERNAL
+            assert "bad-1" in e.value.details() and "secret" not in e.value.details()
+            out = list(stub.InferStream(iter([_req(good, "a"), _req(good + b"BOOM", "b"), _req(good, "c")]),
+                                        timeout=10))
+        assert [r.request_id for r in out] == ["a", "b", "c"]  # the stream goes on past the failed frame
+        assert out[0].classes and out[2].classes and not out[1].classes
+        assert out[1].error.code == "INTERNAL" and "secret" not in out[1].error.message
+        assert any(r.exc_info for r in caplog.records if "internal error" in r.getMessage())  # traceback kept here
+    finally:
+        batcher.tail.decode = decode
+
+
+def test_a_malformed_message_logs_one_short_line(server, caplog):
+    addr, _ = server()
+    with caplog.at_level(logging.INFO), grpc.insecure_channel(addr) as ch:
+        raw = ch.unary_unary("/splitcodec.v1.SplitInference/Infer")
+        for _ in range(3):
+            with pytest.raises(grpc.RpcError):
+                raw(b"\xff\xff\xff\xff", timeout=5)
+        assert _health(addr) == 1
+    lib = [r for r in caplog.records if r.name.startswith("grpc") and r.levelno >= logging.WARNING]
+    assert lib, "the library reports the corrupt message"
+    assert all(not r.exc_info and "\n" not in r.getMessage() and len(r.getMessage()) < 1024 for r in lib)
+
+
 def test_channel_targets():
     assert channel_target("127.0.0.1:5") == "127.0.0.1:5"
     assert channel_target("127.0.0.1:5,127.0.0.1:6") == "ipv4:127.0.0.1:5,127.0.0.1:6"
@@ -393,7 +481,8 @@ def socket_port():
         s.close()
 
 
-def test_sigterm_under_load_with_batching_exits_within_grace(tmp_path, shape):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])  # a closed terminal drains too
+def test_sigterm_under_load_with_batching_exits_within_grace(tmp_path, shape, sig):
     port_file = tmp_path / "port"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "cloud_app", "--port", "0", "--port-file", str(port_file),
@@ -423,12 +512,12 @@ def test_sigterm_under_load_with_batching_exits_within_grace(tmp_path, shape):
             t.start()
         time.sleep(1.0)
         t0 = time.time()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         proc.wait(timeout=30)  # it must exit; the benchmark measures how fast (grace + 1 s)
         stop.set()
         for t in threads:
             t.join(timeout=30)
-        assert proc.returncode == 0 and time.time() - t0 < 30
+        assert proc.returncode == 0 and time.time() - t0 < 30  # drained, not killed by the signal
     finally:
         if proc.poll() is None:
             proc.kill()

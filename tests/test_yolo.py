@@ -126,3 +126,27 @@ def test_box_mapping_exact_and_darknet():
                                [[10 * 400 / 416, 6.5 * s, 20 * 400 / 416, 16.5 * s]], rtol=1e-5)
     with pytest.raises(ValueError, match="box mapping"):
         geo.to_original(b, "nope")
+
+
+def test_cloud_tail_detects_with_and_without_original_size_in_one_batch():
+    """A detector request without ``original_size`` is answered in the network's input frame; its
+    batch-mates keep their own frames (it used to raise TypeError for the whole batch)."""
+    from splitcodec import models
+    from splitcodec.inference import CloudTail
+
+    torch.manual_seed(0)
+    split = models.split_model("yolov3", "paper")
+    tail = CloudTail(split)
+    x = torch.randn(1, 3, split.input_size, split.input_size)
+    with torch.no_grad():
+        f = split.head(x)[0].numpy()
+    net = split.input_size
+    preds = tail.run([f, f, f], [(2 * net, net), None, (net // 2, net // 4)])
+    assert len(preds) == 3
+    boxes = [np.array([d.box for d in p.detections]).reshape(-1, 4) for p in preds]
+    assert all(len(b) for b in boxes), "a random network detects noise: there must be boxes to check"
+    # the same features: the boxes differ only by each request's frame
+    assert boxes[1][:, 2].max() <= net and boxes[1][:, 3].max() <= net
+    assert boxes[0][:, 2].max() > net  # the 2x wider frame of the first request
+    assert boxes[2][:, 2].max() <= net // 2 and boxes[2][:, 3].max() <= net // 4
+    assert len(tail.run([f], None)) == 1
