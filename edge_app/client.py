@@ -119,53 +119,17 @@ class StreamSession:
         import threading
         from collections import OrderedDict
 
-        pending: "OrderedDict[str, object]" = OrderedDict()
-        source = iter(frames)
-        lock = threading.Lock()
-        state = {"exhausted": False, "owner": 0, "error": None}
-
-        def requests(attempt: int, resend: list):
-            yield from resend
-            while True:
-                with lock:  # only the current attempt pulls from the source
-                    if state["owner"] != attempt or state["exhausted"]:
-                        return
-                    try:
-                        rid, req = next(source)
-                    except StopIteration:
-                        state["exhausted"] = True
-                        return
-                    except Exception as e:  # an input that cannot be read or encoded: stop sending
-                        state["error"], state["exhausted"] = e, True
-                        return
-                    if rid in pending:
-                        raise StreamProtocolError(f"two frames with request_id {rid!r}")
-                    pending[rid] = req
-                yield req
-
+        self._pending: "OrderedDict[str, object]" = OrderedDict()
+        self._source = iter(frames)
+        self._lock = threading.Lock()
+        self._state = {"exhausted": False, "owner": 0, "error": None}
+        pending, lock, state = self._pending, self._lock, self._state
         while True:
             with lock:
                 state["owner"] = attempt = self.attempts
                 resend = list(pending.values())
             self.attempts += 1
-            call = self.client.stream(requests(attempt, resend), timeout=self.timeout)
-            broken = None
-            try:
-                for resp in call:
-                    with lock:
-                        if resp.request_id not in pending:
-                            call.cancel()
-                            raise StreamProtocolError(
-                                f"the server answered request_id {resp.request_id[:64]!r}, which awaits no answer")
-                        pending.pop(resp.request_id)
-                    on_answer(resp.request_id, resp)
-            except grpc.RpcError as e:
-                if e.code() not in RETRYABLE + (grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
-                                                grpc.StatusCode.UNKNOWN):
-                    raise
-                broken = f"{e.code().name}: {e.details()}"
-            finally:
-                call.cancel()
+            broken = self._one_stream(attempt, resend, on_answer)
             if state["error"] is not None:
                 raise state["error"]
             with lock:
@@ -177,3 +141,45 @@ class StreamSession:
             if self.attempts > self.retries:
                 return list(pending)
             time.sleep(self.client.backoff * 2 ** (self.attempts - 1))
+
+    def _requests(self, attempt: int, resend: list):
+        """The frames of one stream: those awaiting an answer, then new ones while this attempt is current."""
+        pending, state = self._pending, self._state
+        yield from resend
+        while True:
+            with self._lock:  # only the current attempt pulls from the source
+                if state["owner"] != attempt or state["exhausted"]:
+                    return
+                try:
+                    rid, req = next(self._source)
+                except StopIteration:
+                    state["exhausted"] = True
+                    return
+                except Exception as e:  # an input that cannot be read or encoded: stop sending
+                    state["error"], state["exhausted"] = e, True
+                    return
+                if rid in pending:
+                    raise StreamProtocolError(f"two frames with request_id {rid!r}")
+                pending[rid] = req
+            yield req
+
+    def _one_stream(self, attempt: int, resend: list, on_answer) -> str | None:
+        """One ``InferStream`` call until it ends; why it broke (None: it ended normally)."""
+        call = self.client.stream(self._requests(attempt, resend), timeout=self.timeout)
+        try:
+            for resp in call:
+                with self._lock:
+                    if resp.request_id not in self._pending:
+                        call.cancel()
+                        raise StreamProtocolError(
+                            f"the server answered request_id {resp.request_id[:64]!r}, which awaits no answer")
+                    self._pending.pop(resp.request_id)
+                on_answer(resp.request_id, resp)
+        except grpc.RpcError as e:
+            if e.code() not in RETRYABLE + (grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
+                                            grpc.StatusCode.UNKNOWN):
+                raise
+            return f"{e.code().name}: {e.details()}"
+        finally:
+            call.cancel()
+        return None

@@ -27,30 +27,9 @@ with keyed_cache():  # the numba kernels cache under a key of their sources (spl
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "EncoderConfig",
-    "FeatureCodec",
-    "decode",
-    "decode_header",
-    "decode_indices",
-    "quantizer_from_header",
-    "Quantizer",
-    "UniformQuantizer",
-    "ScalarQuantizer",
-    "ECQResult",
-    "design_ecq",
-    "lloyd_max",
-    "sweep_lambda",
-    "rd",
-    "sensitivity",
-    "mse_optimal_clip",
-    "clip",
-    "pareto",
-    "binarize",
-    "debinarize",
-    "codeword_lengths",
-    "SplitCodecError",
-    "BitstreamError",
-    "QuantizerError",
-    "errors",
+__all__ = [  # the public names, sorted
+    "binarize", "BitstreamError", "clip", "codeword_lengths", "debinarize", "decode", "decode_header",
+    "decode_indices", "design_ecq", "ECQResult", "EncoderConfig", "errors", "FeatureCodec", "lloyd_max",
+    "mse_optimal_clip", "pareto", "Quantizer", "quantizer_from_header", "QuantizerError", "rd",
+    "ScalarQuantizer", "sensitivity", "SplitCodecError", "sweep_lambda", "UniformQuantizer",
 ]

@@ -64,7 +64,22 @@ def _open_rgb(path):
         return im.convert("RGB")
 
 
-class ImageFolder:
+class _LabelledFiles:
+    """Items ``(preprocess(image), label)`` read on demand from ``self.samples``, a list of ``(path, label)``."""
+
+    samples: list
+    preprocess = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        path, label = self.samples[i]
+        img = _open_rgb(path)
+        return (self.preprocess(img) if self.preprocess else img), label
+
+
+class ImageFolder(_LabelledFiles):
     """A user's own images, unlabelled: every image below ``root``, recursively, sorted by path.  Items are
     ``(image, -1)``: fidelity against the float model (agreement, KL) needs no labels."""
 
@@ -77,16 +92,10 @@ class ImageFolder:
         files = image_files(self.root)
         if not files:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {self.root}")
-        self.files = files[:limit] if limit else files
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i):
-        return _open_rgb(self.files[i]), -1
+        self.samples = [(f, -1) for f in (files[:limit] if limit else files)]
 
 
-class ImageNetVal:
+class ImageNetVal(_LabelledFiles):
     """ImageNet-style validation set in either usual layout:
 
     * class sub-folders (``root/n01440764/*.JPEG``): labels are the sorted folder
@@ -136,14 +145,6 @@ class ImageNetVal:
         if not samples:
             raise FileNotFoundError(f"no images found under {self.root}")
         self.samples = samples[:limit] if limit else samples
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i):
-        path, label = self.samples[i]
-        img = _open_rgb(path)
-        return (self.preprocess(img) if self.preprocess else img), label
 
 
 class CocoDetection:

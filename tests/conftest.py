@@ -15,6 +15,20 @@ def rng():
     return np.random.default_rng(12345)
 
 
+def slow_tail(monkeypatch, service, seconds: float) -> None:
+    """Make the (one) batcher's tail of a test server take ``seconds`` longer per run."""
+    import time
+
+    (batcher,) = service.batchers.values()
+    run = batcher.tail.run
+
+    def slow(*a, **kw):
+        time.sleep(seconds)
+        return run(*a, **kw)
+
+    monkeypatch.setattr(batcher.tail, "run", slow)
+
+
 def relu_field(rng, shape, scale=1.0, smooth=2):
     """Spatially correlated, ReLU-sparse activations (like a conv layer's output)."""
     x = rng.normal(size=shape)

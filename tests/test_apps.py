@@ -23,6 +23,7 @@ from splitcodec.inference import EdgeEncoder  # noqa: E402
 from splitcodec.models import default_operating_point  # noqa: E402
 from splitcodec.wire import pb  # noqa: E402
 
+from .conftest import slow_tail  # noqa: E402
 from .streams import resign  # noqa: E402
 
 
@@ -213,14 +214,7 @@ def test_batching_groups_concurrent_requests(tails, frames):
 
 def test_graceful_shutdown_finishes_in_flight_requests(tails, frames, monkeypatch):
     srv, port, service = create_server("127.0.0.1:0", tails, batching=False)
-    (batcher,) = service.batchers.values()
-    run = batcher.tail.run
-
-    def slow(*a, **kw):
-        time.sleep(1.0)
-        return run(*a, **kw)
-
-    monkeypatch.setattr(batcher.tail, "run", slow)
+    slow_tail(monkeypatch, service, 1.0)
     client = EdgeClient(f"127.0.0.1:{port}", timeout=30, retries=0)
     fut = cf.ThreadPoolExecutor(1).submit(client.infer, _req(frames["coffee"]))
     time.sleep(0.3)

@@ -67,6 +67,14 @@ async def _busy(tail: FakeTail, **kw):
     return b, first
 
 
+async def _busy_with_one_queued(tail: FakeTail, name: str, **kw):
+    """``_busy`` plus one more request, ``name``, queued behind "busy" (its future is returned too)."""
+    b, first = await _busy(tail, **kw)
+    queued = asyncio.ensure_future(b.submit(name, None, 1))
+    await asyncio.sleep(0.01)
+    return b, first, queued
+
+
 def test_batches_hold_at_most_max_batch_and_each_request_gets_its_own_top_k():
     tail = FakeTail(delay=0.02)
 
@@ -221,9 +229,7 @@ def test_close_fails_what_is_queued_and_refuses_new_requests():
     tail = FakeTail(gate=gate)
 
     async def scenario():
-        b, first = await _busy(tail, max_batch=1, window_ms=1)
-        queued = asyncio.ensure_future(b.submit("queued", None, 1))
-        await asyncio.sleep(0.01)
+        b, first, queued = await _busy_with_one_queued(tail, "queued", max_batch=1, window_ms=1)
         await b.close()
         gate.set()
         with pytest.raises(Abort) as late:
@@ -311,9 +317,7 @@ def test_a_batch_whose_callers_all_went_away_does_not_stop_the_batcher():
     tail = FakeTail(gate=gate)
 
     async def scenario():
-        b, first = await _busy(tail, max_batch=8, window_ms=1)
-        gone = asyncio.ensure_future(b.submit("gone", None, 1))
-        await asyncio.sleep(0.01)
+        b, first, gone = await _busy_with_one_queued(tail, "gone", max_batch=8, window_ms=1)
         gone.cancel()
         await asyncio.sleep(0.01)
         gate.set()

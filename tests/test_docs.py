@@ -28,20 +28,20 @@ def test_docstring_examples(module):
 
 
 # every generated section of README/docs is exactly what its module renders from the JSON its first line names
-GENERATED = [
-    ("README.md", "bench_codec", "eval.bench.codec"),
-    ("README.md", "bench_system", "eval.bench.system"),
-    ("docs/codec.md", "context_study", "eval.studies.context_study"),
-    ("docs/codec.md", "rdo_variants", "eval.studies.rdo_variants"),
-    ("docs/codec.md", "channel_steps", "eval.studies.channel_steps"),
-    ("docs/models.md", "model_table", "eval.docs.model_table"),
-    ("docs/models.md", "darknet_fidelity", "eval.studies.darknet_fidelity"),
-    ("docs/bitstream.md", "decode_cost", "eval.bench.decode_cost"),
-    ("docs/bitstream.md", "cross_arch", "eval.tools.cross_arch"),
-    ("docs/explore.md", "explore", "eval.studies.explore"),
-    ("docs/deploy.md", "reliability", "eval.bench.reliability"),
-    ("docs/testing.md", "mutation", "eval.tools.mutation"),
-]
+GENERATED = [tuple(row.split()) for row in """
+README.md          bench_codec       eval.bench.codec
+README.md          bench_system      eval.bench.system
+docs/codec.md      context_study     eval.studies.context_study
+docs/codec.md      rdo_variants      eval.studies.rdo_variants
+docs/codec.md      channel_steps     eval.studies.channel_steps
+docs/models.md     model_table       eval.docs.model_table
+docs/models.md     darknet_fidelity  eval.studies.darknet_fidelity
+docs/bitstream.md  decode_cost       eval.bench.decode_cost
+docs/bitstream.md  cross_arch        eval.tools.cross_arch
+docs/explore.md    explore           eval.studies.explore
+docs/deploy.md     reliability       eval.bench.reliability
+docs/testing.md    mutation          eval.tools.mutation
+""".strip().splitlines()]  # file, section, module
 SOURCE = re.compile(r"<!-- source: (\S+) -->\n")
 
 

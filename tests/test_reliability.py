@@ -25,6 +25,7 @@ from cloud_app.request_log import clean  # noqa: E402
 from cloud_app.server import create_server, shutdown  # noqa: E402
 from cloud_app.specs import ModelSpec, load_tails  # noqa: E402
 from splitcodec.wire import rpc  # noqa: E402
+from .conftest import slow_tail  # noqa: E402
 from edge_app.client import EdgeClient, StreamProtocolError, StreamSession, channel_target  # noqa: E402
 from splitcodec.models import default_operating_point  # noqa: E402
 from splitcodec.wire import pb  # noqa: E402
@@ -141,14 +142,7 @@ def test_equal_level_table_is_invalid_argument_and_the_stream_goes_on(server, sh
 
 def test_admission_rejects_fast_when_full(server, shape, monkeypatch):
     addr, service = server(limits=Limits(max_inflight=2), batching=False)
-    (batcher,) = service.batchers.values()
-    run = batcher.tail.run
-
-    def slow(*a, **kw):
-        time.sleep(0.5)
-        return run(*a, **kw)
-
-    monkeypatch.setattr(batcher.tail, "run", slow)
+    slow_tail(monkeypatch, service, 0.5)
     data = _stream_bytes(shape)
 
     def call(i):

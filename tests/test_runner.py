@@ -14,9 +14,8 @@ def test_every_entry_is_registered_once_and_listed_in_help():
     assert len(mods) == len(runner.ENTRIES)
     text = runner.build_parser().format_help()
     for name, m in mods.items():
-        assert name in text and m.HELP in text and callable(m.run) and callable(m.add_arguments)
-        if hasattr(m, "markdown"):
-            assert m.SECTION
+        assert name in text and m.ENTRY.help in text and callable(m.run) and callable(m.add_arguments)
+        assert hasattr(m, "markdown") == bool(m.ENTRY.section)
 
 
 def test_calibration_count_adapts_and_errors_name_the_flag():

@@ -20,6 +20,7 @@ from eval.baselines.general import constriction_bits, index_baselines
 from eval.core.common import best_time, log, synthetic_activations
 from eval.core.envelope import cpu_name
 from eval.core.tensors import PEER_SPLITS, real_activations
+from eval.core.entry import Entry
 
 PAPER_SHAPES = {
     "yolov3_layer12_like": (256, 52, 52),
@@ -33,11 +34,8 @@ SPEED_CASE = ("yolov3_layer12_like", 4)  # the issue's speed target: 256x52x52, 
 RDO_SPEED = (16, (0.05, 0.1, 0.2, 0.4))  # RDO encode speed on the same tensor: N and the λ tried for ~1 bit/element
 
 
-NAME = "bench-codec"
-KIND = "bench"
-HELP = "codec rate and speed against general-purpose compressors, an ideal coder and NNCodec"
-SECTION = "bench_codec"
-THREADS = 1
+ENTRY = Entry("bench-codec", "bench", section="bench_codec", threads=1,
+              help="codec rate and speed against general-purpose compressors, an ideal coder and NNCodec")
 
 
 def add_arguments(p) -> None:

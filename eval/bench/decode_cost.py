@@ -14,13 +14,11 @@ import zlib
 
 from eval.core.common import log
 from eval.core.streams import _leb128
+from eval.core.entry import Entry
 
 
-NAME = "bench-decode-cost"
-KIND = "bench"
-HELP = "what hostile streams cost the decoder"
-SECTION = "decode_cost"
-THREADS = 1
+ENTRY = Entry("bench-decode-cost", "bench", section="decode_cost", threads=1,
+              help="what hostile streams cost the decoder")
 
 
 def add_arguments(p) -> None:

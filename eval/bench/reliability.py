@@ -23,15 +23,14 @@ import time
 from pathlib import Path
 
 from eval.core.common import log
+from eval.core.entry import Entry
 
 MODEL = "efficientnet_lite0"
 GRACE = 2.0
 
 
-NAME = "bench-reliability"
-KIND = "bench"
-HELP = "the server under hostile load, faults and SIGTERM"
-SECTION = "reliability"
+ENTRY = Entry("bench-reliability", "bench", section="reliability",
+              help="the server under hostile load, faults and SIGTERM")
 
 
 def add_arguments(p) -> None:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from eval.core.common import log
+from eval.core.entry import Entry
 
 METHOD = "/splitcodec.v1.SplitInference/Infer"
 
@@ -85,10 +86,8 @@ def _load(port: int, requests, clients: int, total: int) -> dict:
             "throughput_rps": len(lat) / wall}
 
 
-NAME = "bench-system"
-KIND = "bench"
-HELP = "the whole system on localhost: bytes, latency and throughput with and without batching"
-SECTION = "bench_system"
+ENTRY = Entry("bench-system", "bench", section="bench_system",
+              help="the whole system on localhost: bytes, latency and throughput with and without batching")
 
 
 def add_arguments(p) -> None:

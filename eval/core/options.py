@@ -45,9 +45,13 @@ def add_model_arguments(sp, *, dataset="photos:96", split=True) -> None:
     sp.add_argument("--cache-dir", default=".cache/splitcodec-eval")
 
 
-def add_dataset_arguments(sp, *, shardable=True) -> None:
-    """The flags of the studies that evaluate operating points on one split's cached activations."""
+def add_dataset_arguments(sp, *, shardable=True, levels=None) -> None:
+    """The flags of the studies that evaluate operating points on one split's cached activations; with
+    ``levels`` (the default list) also ``--levels``, the quantizer level counts N to evaluate."""
     add_model_arguments(sp)
+    if levels is not None:
+        sp.add_argument("--levels", type=ints, default=list(levels),
+                        help=f"quantizer level counts N, comma-separated (default {','.join(map(str, levels))})")
     sp.add_argument("--calib", type=int, default=None,
                     help="samples (from the start) used to design/calibrate (default: a third of the samples, "
                          "at most 100)")

@@ -4,11 +4,11 @@
     python -m eval rate-accuracy --dataset folder:~/frames --levels 8,4 --output ra.json --csv ra.csv --plot ra.png
     python -m eval bench-codec --output docs/results/x86_64-2cpu/bench_codec.json --update-doc README.md
 
-An entry is a module listed in ``ENTRIES`` that defines ``NAME``, ``KIND`` (study | bench | doc | demo),
-``HELP``, ``add_arguments(parser)`` and ``run(args)``, which returns the result document (a dict) or, for a
-demo, an exit status.  Optional: ``THREADS`` (the default thread limit), ``write_csv(doc, path)``,
-``plot(doc, path)``, ``markdown(doc)`` with ``SECTION`` (the generated section ``--update-doc`` rewrites), and
-``JSON = False`` for an entry that writes its own output (it returns an exit status, as a demo does).
+An entry is a module listed in ``ENTRIES`` that defines ``ENTRY`` (an ``eval.core.entry.Entry``: name, kind,
+help, and optionally the generated section, the default thread limit and whether it prints JSON),
+``add_arguments(parser)`` and ``run(args)``, which returns the result document (a dict) or, for a demo or an
+entry that writes its own output, an exit status.  Optional: ``write_csv(doc, path)``, ``plot(doc, path)`` and
+``markdown(doc)`` (the text of ``ENTRY.section``, rewritten by ``--update-doc``).
 
 The runner does the rest once for all: it seeds numpy/torch/random, limits threads at run time
 (threadpoolctl for BLAS/OpenMP, numba, torch), wraps the document in an envelope (splitcodec version, git
@@ -25,6 +25,8 @@ import importlib.util
 import os
 import sys
 
+from .entry import KINDS
+
 ENTRIES = (
     "eval.studies.rate_accuracy", "eval.studies.clip_sweep", "eval.studies.ecq", "eval.studies.hevc",
     "eval.studies.calibrate", "eval.studies.target_rate", "eval.studies.rd_frontier", "eval.studies.explore",
@@ -34,7 +36,6 @@ ENTRIES = (
     "eval.docs.results", "eval.docs.model_table",
     "eval.demos.system", "eval.demos.codec",
 )
-KINDS = {"study": "studies", "bench": "benchmarks", "doc": "documentation", "demo": "demos"}
 
 
 class UsageError(ValueError):
@@ -46,23 +47,24 @@ def entries() -> dict:
     out = {}
     for path in ENTRIES:
         m = importlib.import_module(path)
-        if m.NAME in out:
-            raise RuntimeError(f"two entries are named {m.NAME!r}: {out[m.NAME].__name__} and {path}")
-        if m.KIND not in KINDS:
-            raise RuntimeError(f"{path}: KIND must be one of {sorted(KINDS)}, got {m.KIND!r}")
-        out[m.NAME] = m
+        name = m.ENTRY.name
+        if name in out:
+            raise RuntimeError(f"two entries are named {name!r}: {out[name].__name__} and {path}")
+        if hasattr(m, "markdown") != bool(m.ENTRY.section):
+            raise RuntimeError(f"{path}: markdown() and ENTRY.section come together")
+        out[name] = m
     return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     mods = entries()
-    listing = "\n".join(f"{title}:\n" + "\n".join(f"  {n:<20} {m.HELP}" for n, m in mods.items() if m.KIND == kind)
+    listing = "\n".join(f"{title}:\n" + "\n".join(f"  {n:<20} {m.ENTRY.help}" for n, m in mods.items() if m.ENTRY.kind == kind)
                         for kind, title in KINDS.items())
     p = argparse.ArgumentParser(prog="splitcodec-eval", description=__doc__.split("\n\n")[0],
                                 epilog=listing, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="entry", required=True, metavar="NAME")
     for name, m in mods.items():
-        sp = sub.add_parser(name, description=(m.__doc__ or m.HELP).strip().split("\n\n")[0])
+        sp = sub.add_parser(name, description=(m.__doc__ or m.ENTRY.help).strip().split("\n\n")[0])
         m.add_arguments(sp)
         _add_runner_arguments(sp, m)
     return p
@@ -71,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_runner_arguments(sp, m) -> None:
     g = sp.add_argument_group("runner")
     g.add_argument("--seed", type=int, default=0, help="seed of numpy, torch and random (default 0)")
-    g.add_argument("--threads", type=int, default=getattr(m, "THREADS", 2),
-                   help=f"thread limit of BLAS/OpenMP, numba and torch (default {getattr(m, 'THREADS', 2)})")
-    if not getattr(m, "JSON", m.KIND != "demo"):  # prints or writes its own output (a demo, a whole page)
+    g.add_argument("--threads", type=int, default=m.ENTRY.threads,
+                   help=f"thread limit of BLAS/OpenMP, numba and torch (default {m.ENTRY.threads})")
+    if not m.ENTRY.prints_json:  # prints or writes its own output (a demo, a whole page)
         return
     g.add_argument("--output", help="write the JSON document here too")
     if hasattr(m, "write_csv"):
@@ -81,7 +83,7 @@ def _add_runner_arguments(sp, m) -> None:
     if hasattr(m, "plot"):
         g.add_argument("--plot", help="write a PNG plot")
     if hasattr(m, "markdown"):
-        g.add_argument("--update-doc", metavar="PATH", help=f"rewrite the {m.SECTION} section of this markdown file")
+        g.add_argument("--update-doc", metavar="PATH", help=f"rewrite the {m.ENTRY.section} section of this markdown file")
         g.add_argument("--from-json", metavar="PATH", help="do not run: re-render --update-doc/--csv/--plot from a "
                                                            "document this entry wrote before (its --output)")
 
@@ -139,7 +141,7 @@ def write_outputs(m, args, doc: dict, argv) -> int:
     from .envelope import envelope
     from .report import write_json
 
-    doc = {**doc, "envelope": envelope(m.NAME, argv, threads=args.threads, seed=args.seed)}
+    doc = {**doc, "envelope": envelope(m.ENTRY.name, argv, threads=args.threads, seed=args.seed)}
     print(write_json(doc, args.output))
     if getattr(args, "csv", None):
         m.write_csv(doc, args.csv)
@@ -148,7 +150,7 @@ def write_outputs(m, args, doc: dict, argv) -> int:
     if getattr(args, "update_doc", None):
         from .common import update_section
 
-        update_section(args.update_doc, m.SECTION, m.markdown(doc), source=args.output)
+        update_section(args.update_doc, m.ENTRY.section, m.markdown(doc), source=args.output)
     return 0
 
 
@@ -169,7 +171,7 @@ def render_saved(m, args) -> int:
     if getattr(args, "plot", None):
         m.plot(doc, args.plot)
     if args.update_doc:
-        update_section(args.update_doc, m.SECTION, m.markdown(doc), source=args.from_json)
+        update_section(args.update_doc, m.ENTRY.section, m.markdown(doc), source=args.from_json)
     return 0
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import time
 
 from eval.core.common import best_time
+from eval.core.entry import Entry
 
 
-NAME = "demo-codec"
-KIND = "demo"
-HELP = "the codec alone on real EfficientNet-Lite0 activations (N = 2, 4, 8)"
-THREADS = 1
+ENTRY = Entry("demo-codec", "demo", threads=1,
+              help="the codec alone on real EfficientNet-Lite0 activations (N = 2, 4, 8)")
 
 
 def add_arguments(p) -> None:

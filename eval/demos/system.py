@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from eval.core.entry import Entry
 
 
 JPEG_QUALITIES = tuple(range(10, 100, 5)) + (100,)
@@ -100,9 +101,8 @@ def print_comparison(doc: dict) -> None:
     print(line, flush=True)
 
 
-NAME = "demo-system"
-KIND = "demo"
-HELP = "offline: cloud server + edge client on localhost, real predictions on shipped photos"
+ENTRY = Entry("demo-system", "demo",
+              help="offline: cloud server + edge client on localhost, real predictions on shipped photos")
 
 
 def add_arguments(p) -> None:

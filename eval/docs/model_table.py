@@ -5,12 +5,10 @@ predictions on the shipped photos.
 """
 
 from __future__ import annotations
+from eval.core.entry import Entry
 
-NAME = "model-table"
-KIND = "doc"
-HELP = "the model registry's table (split points, shapes)"
-SECTION = "model_table"
-THREADS = 1
+ENTRY = Entry("model-table", "doc", section="model_table", threads=1,
+              help="the model registry's table (split points, shapes)")
 
 
 def add_arguments(p) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from eval.core.evaluate import accuracy_key
+from eval.core.entry import Entry
 
 COMMANDS = """\
 ## Regenerating the paper's studies on real data
@@ -121,10 +122,7 @@ def encoder_section(doc) -> list[str]:
     return out
 
 
-NAME = "results"
-KIND = "doc"
-HELP = "write docs/results.md from study JSON files"
-JSON = False  # writes a whole page
+ENTRY = Entry("results", "doc", "write docs/results.md from study JSON files", json=False)
 
 
 def add_arguments(s) -> None:

@@ -8,10 +8,9 @@ import splitcodec as sc
 from eval.core import options
 from eval.core.evaluate import accuracy_key, uniform_point
 from eval.core.studies import save_quantizer_file, score_on
+from eval.core.entry import Entry
 
-NAME = "calibrate"
-KIND = "study"
-HELP = "choose the clip range for N levels and save a quantizer file"
+ENTRY = Entry("calibrate", "study", "choose the clip range for N levels and save a quantizer file")
 
 
 def add_arguments(s) -> None:
@@ -28,7 +27,7 @@ def run(args) -> dict:
     cache = options.open_study_cache(args)
     doc = calibrate(cache, levels=args.levels, method=args.method, context=args.context, rdo_lambdas=args.rdo_lambda,
                     calib=args.calib, device=options.device_of(args))
-    doc["quantizer_file"] = save_quantizer_file(args.save, doc, cache, NAME)
+    doc["quantizer_file"] = save_quantizer_file(args.save, doc, cache, ENTRY.name)
     return doc
 
 

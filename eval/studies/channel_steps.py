@@ -24,6 +24,7 @@ import numpy as np
 
 from eval.core.common import log
 from eval.studies.rdo_variants import bits_at, hull
+from eval.core.entry import Entry
 
 SIM_LEVELS = 64  # fine enough that no element of a ReLU6 layer clips at the steps scanned
 EXPONENTS = (0.0, 0.25, 0.35, 0.5)
@@ -151,11 +152,8 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-NAME = "channel-steps"
-KIND = "study"
-HELP = "what a quantizer step per channel would buy (a what-if)"
-SECTION = "channel_steps"
-THREADS = 1
+ENTRY = Entry("channel-steps", "study", section="channel_steps", threads=1,
+              help="what a quantizer step per channel would buy (a what-if)")
 
 
 def add_arguments(p) -> None:

@@ -7,17 +7,14 @@ import numpy as np
 from eval.core import options, report
 from eval.core.evaluate import evaluate, uniform_point
 from eval.core.studies import clip_optima, document, sample_sets
+from eval.core.entry import Entry
 
-NAME = "clip-sweep"
-KIND = "study"
-HELP = "Fig. 2: accuracy and MSQE against c_max"
-write_csv = report.write_csv
-plot = report.plot
+ENTRY = Entry("clip-sweep", "study", "Fig. 2: accuracy and MSQE against c_max")
+write_csv, plot = report.write_csv, report.plot  # a row per operating point
 
 
 def add_arguments(s) -> None:
-    options.add_dataset_arguments(s)
-    s.add_argument("--levels", type=options.ints, default=[2, 4, 8])
+    options.add_dataset_arguments(s, levels=[2, 4, 8])
     s.add_argument("--cmax", help="LO:HI:COUNT (default: quantiles of the calibration activations)")
     s.add_argument("--points", type=int, default=16)
 

@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from eval.core.common import log
+from eval.core.entry import Entry
 
 ONE = 1 << 15
 CANDIDATES = {
@@ -123,11 +124,8 @@ def _plane_classes(q, levels):
     return c.astype(np.int64)
 
 
-NAME = "context-study"
-KIND = "study"
-HELP = "context models measured on real activations"
-SECTION = "context_study"
-THREADS = 1
+ENTRY = Entry("context-study", "study", section="context_study", threads=1,
+              help="context models measured on real activations")
 
 
 def add_arguments(p) -> None:

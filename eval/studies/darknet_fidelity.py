@@ -15,13 +15,11 @@
 from __future__ import annotations
 
 from eval.core.common import log
+from eval.core.entry import Entry
 
 
-NAME = "darknet-fidelity"
-KIND = "study"
-HELP = "Darknet-exact preprocessing and detection caps against the reference"
-SECTION = "darknet_fidelity"
-THREADS = 2
+ENTRY = Entry("darknet-fidelity", "study", section="darknet_fidelity", threads=2,
+              help="Darknet-exact preprocessing and detection caps against the reference")
 
 
 def add_arguments(p) -> None:

@@ -8,17 +8,14 @@ import splitcodec as sc
 from eval.core import options, report
 from eval.core.evaluate import OperatingPoint, designed_point, evaluate, uniform_point
 from eval.core.studies import document, encoder_variants, parse_clips, sample_sets
+from eval.core.entry import Entry
 
-NAME = "ecq"
-KIND = "study"
-HELP = "Figs. 4-6: uniform vs conventional and modified ECQ over λ"
-write_csv = report.write_csv
-plot = report.plot
+ENTRY = Entry("ecq", "study", "Figs. 4-6: uniform vs conventional and modified ECQ over λ")
+write_csv, plot = report.write_csv, report.plot  # a row per operating point
 
 
 def add_arguments(s) -> None:
-    options.add_dataset_arguments(s)
-    s.add_argument("--levels", type=options.ints, default=[2, 3, 4])
+    options.add_dataset_arguments(s, levels=[2, 3, 4])
     s.add_argument("--lams", type=options.floats, help="λ values (default: 6 scaled to the data)")
     s.add_argument("--clip", default="auto")
     s.add_argument("--context", default="spatial")

@@ -29,11 +29,10 @@ from eval.core.activations import open_cache
 from eval.core.common import log
 from eval.core.evaluate import Accumulator, evaluate, finalize, fidelity_counts, uniform_point
 from eval.core.studies import sample_sets
+from eval.core.entry import Entry
 
-NAME = "explore"
-KIND = "study"
-HELP = "every split point × operating point against coding the input itself"
-SECTION = "explore"
+ENTRY = Entry("explore", "study", section="explore",
+              help="every split point × operating point against coding the input itself")
 DEFAULT_CALIB = 16
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from eval.core import options, report
 from eval.core.evaluate import OperatingPoint, evaluate
 from eval.core.studies import document, sample_sets
+from eval.core.entry import Entry
 
-NAME = "hevc"
-KIND = "study"
-HELP = "HEVC baseline: 8-bit channel mosaic through x265"
-write_csv = report.write_csv
-plot = report.plot
+ENTRY = Entry("hevc", "study", "HEVC baseline: 8-bit channel mosaic through x265")
+write_csv, plot = report.write_csv, report.plot  # a row per operating point
 
 
 def add_arguments(s) -> None:

@@ -6,12 +6,10 @@ import json
 
 from eval.core import report
 from eval.core.studies import merge_documents
+from eval.core.entry import Entry
 
-NAME = "merge"
-KIND = "study"
-HELP = "combine --shard outputs of one study"
-write_csv = report.write_csv
-plot = report.plot
+ENTRY = Entry("merge", "study", "combine --shard outputs of one study")
+write_csv, plot = report.write_csv, report.plot  # a row per operating point
 
 
 def add_arguments(s) -> None:

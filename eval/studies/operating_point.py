@@ -7,12 +7,11 @@ agreement with the float model on augmented shipped photos, and the rate.
 from __future__ import annotations
 
 from eval.core.common import log
+from eval.core.entry import Entry
 
 
-NAME = "operating-point"
-KIND = "study"
-HELP = "the default operating point per model (N and clip by agreement)"
-THREADS = 2
+ENTRY = Entry("operating-point", "study", threads=2,
+              help="the default operating point per model (N and clip by agreement)")
 
 
 def add_arguments(p) -> None:

@@ -11,17 +11,14 @@ from eval.core import options, report
 from eval.core.evaluate import OperatingPoint, designed_point, evaluate, uniform_point
 from eval.core.studies import (default_lambda, document, encoder_family, encoder_savings, encoder_variants,
                                parse_clips, sample_sets)
+from eval.core.entry import Entry
 
-NAME = "rate-accuracy"
-KIND = "study"
-HELP = "Tables 1-3: float baseline and one row per operating point"
-write_csv = report.write_csv
-plot = report.plot
+ENTRY = Entry("rate-accuracy", "study", "Tables 1-3: float baseline and one row per operating point")
+write_csv, plot = report.write_csv, report.plot  # a row per operating point
 
 
 def add_arguments(s) -> None:
-    options.add_dataset_arguments(s)
-    s.add_argument("--levels", type=options.ints, default=[16, 8, 7, 6, 5, 4, 3, 2])
+    options.add_dataset_arguments(s, levels=[16, 8, 7, 6, 5, 4, 3, 2])
     s.add_argument("--clip", default="auto", help="auto | C_MAX | C_MIN:C_MAX | one C_MIN:C_MAX per N")
     s.add_argument("--context", default="spatial", help="spatial,paper")
     s.add_argument("--quantizer", default="uniform", help="uniform,ecq-modified,ecq-conventional,lloyd-max")

@@ -8,15 +8,13 @@ import splitcodec as sc
 
 from eval.core import options
 from eval.core.studies import sample_sets
+from eval.core.entry import Entry
 
-NAME = "rd-frontier"
-KIND = "study"
-HELP = "operational RD curve (bits vs MSE) with and without RDO encoding"
+ENTRY = Entry("rd-frontier", "study", "operational RD curve (bits vs MSE) with and without RDO encoding")
 
 
 def add_arguments(s) -> None:
-    options.add_dataset_arguments(s, shardable=False)
-    s.add_argument("--levels", type=options.ints, default=[2, 3, 4, 6, 8, 12, 16])
+    options.add_dataset_arguments(s, shardable=False, levels=[2, 3, 4, 6, 8, 12, 16])
     s.add_argument("--lambdas", type=options.floats, default=[0.0, 0.05, 0.1, 0.2, 0.4, 0.8], help="RDO λ values")
     s.add_argument("--context", default="spatial")
     s.add_argument("--target-mse", type=float, help="report the fewest bits reaching this MSE")

@@ -17,6 +17,7 @@ import numpy as np
 import splitcodec as sc
 
 from eval.core.common import log
+from eval.core.entry import Entry
 
 LEVELS = (2, 3, 4, 6, 8, 12)
 LAMBDAS = tuple(float(v) for v in np.round(np.geomspace(0.02, 4.0, 16), 4))
@@ -99,11 +100,8 @@ def markdown(doc: dict) -> str:
                      + f" | {sp['greedy']:.0f}, {sp['lookahead']:.0f} |")
     return "\n".join(lines)
 
-NAME = "rdo-variants"
-KIND = "study"
-HELP = "greedy vs look-ahead RDO on real activations"
-SECTION = "rdo_variants"
-THREADS = 1
+ENTRY = Entry("rdo-variants", "study", section="rdo_variants", threads=1,
+              help="greedy vs look-ahead RDO on real activations")
 
 
 def add_arguments(p) -> None:

@@ -9,17 +9,15 @@ from eval.core import options, report
 from eval.core.common import log
 from eval.core.evaluate import accuracy_key, designed_point, uniform_point
 from eval.core.studies import save_quantizer_file, encoder_variants, sample_sets, score_on
+from eval.core.entry import Entry
 
-NAME = "target-rate"
-KIND = "study"
-HELP = "best accuracy within a bits/element budget"
+ENTRY = Entry("target-rate", "study", "best accuracy within a bits/element budget")
 write_csv = report.write_csv  # the candidates, one row each
 
 
 def add_arguments(s) -> None:
-    options.add_dataset_arguments(s, shardable=False)
+    options.add_dataset_arguments(s, shardable=False, levels=[2, 3, 4, 5, 6, 8, 12, 16])
     s.add_argument("--budget", type=float, required=True, help="bits per element")
-    s.add_argument("--levels", type=options.ints, default=[2, 3, 4, 5, 6, 8, 12, 16])
     s.add_argument("--with-ecq", action="store_true", help="also consider modified-ECQ quantizers")
     s.add_argument("--context", default="spatial")
     s.add_argument("--rdo-lambda", type=options.floats, default=[],
@@ -38,7 +36,7 @@ def run(args) -> dict:
                       exclude_calib=args.exclude_calib, rdo_lambdas=args.rdo_lambda,
                       error_feedbacks=args.error_feedback, diffusions=args.error_diffusion, calib=args.calib,
                       device=options.device_of(args))
-    doc["quantizer_file"] = save_quantizer_file(args.save, doc, cache, NAME)
+    doc["quantizer_file"] = save_quantizer_file(args.save, doc, cache, ENTRY.name)
     return doc
 
 

@@ -81,20 +81,24 @@ def _valid_cases():
     return cases
 
 
+HALF_0_2 = struct.pack("<2e", 0.0, 2.0)  # the clip range [0, 2] in half precision
+SHAPE_4_8_8 = bytes([4, 8, 8])
+
+
 def _rejected_cases():
-    cases = []
+    """(name, stream, error class, reason) of each stream a decoder must refuse, in corpus order."""
     base = sc.FeatureCodec(sc.UniformQuantizer(0.0, 2.0, 4)).encode(np.abs(_field_input((4, 8, 8), 5)))
-    h = sc.decode_header(base)
-    payload = base[h.size:]
-    half01 = struct.pack("<2e", 0.0, 2.0)
-    shape = bytes([4, 8, 8])
+    header_size = sc.decode_header(base).size
+    return _rejected_header_fields(base, base[header_size:]) + _rejected_sizes_and_payloads(base, header_size)
+
+
+def _rejected_header_fields(base: bytes, payload: bytes) -> list:
+    """Magic, version, ids, flags, N, clip ranges and level tables."""
+    cases = []
+    half01, shape = HALF_0_2, SHAPE_4_8_8
 
     def add(name, data, error, reason):
         cases.append((name, data, error, reason))
-
-    def resign(data: bytes, header_size: int) -> bytes:
-        head, pl = data[: header_size - 4], data[header_size:]
-        return head + struct.pack("<I", zlib.crc32(pl, zlib.crc32(head))) + pl
 
     add("empty", b"", "TruncatedStreamError", "no bytes")
     add("bad_magic", b"\x00" + base[1:], "BadMagicError", "first byte not 0xCF")
@@ -124,6 +128,21 @@ def _rejected_cases():
             "InvalidHeaderError", f"table {lv}: levels must be finite and strictly increasing")
     add("table_all_equal", raw(flags_of(kind=1), 2, struct.pack("<2e", 1.0, 1.0), shape, payload),
         "InvalidHeaderError", "table [1, 1]: every level equal")
+    return cases
+
+
+def _rejected_sizes_and_payloads(base: bytes, header_size: int) -> list:
+    """Dimensions and element limits, check order, truncation, the CRC and the payload."""
+    cases = []
+    half01, payload = HALF_0_2, base[header_size:]
+
+    def add(name, data, error, reason):
+        cases.append((name, data, error, reason))
+
+    def resign(data: bytes) -> bytes:
+        head, pl = data[: header_size - 4], data[header_size:]
+        return head + struct.pack("<I", zlib.crc32(pl, zlib.crc32(head))) + pl
+
     add("dimension_zero", raw(flags_of(), 4, half01, bytes([4, 0, 8]), payload), "InvalidHeaderError",
         "a dimension of 0")
     add("dimension_over_32_bits", raw(flags_of(ndim=1), 4, half01, _leb128(1 << 32), payload),
@@ -137,18 +156,18 @@ def _rejected_cases():
         "InvalidHeaderError", "the clip range is checked when read, before the shape")
     add("elements_before_crc_field", raw(flags_of(ndim=1), 4, half01, _leb128(1 << 27), b"")[:-4],
         "TensorTooLargeError", "the element count is checked before the CRC field is read")
-    for cut, what in ((2, "flags"), (4, "clip"), (7, "shape"), (h.size - 1, "crc32")):
+    for cut, what in ((2, "flags"), (4, "clip"), (7, "shape"), (header_size - 1, "crc32")):
         add(f"truncated_in_{what}", base[:cut], "TruncatedStreamError", f"stream ends inside the header ({what})")
     add("crc_mismatch", base[:-1] + bytes([base[-1] ^ 1]), "ChecksumError", "one payload bit flipped")
-    add("crc_before_payload_checks", base[:h.size], "ChecksumError",
+    add("crc_before_payload_checks", base[:header_size], "ChecksumError",
         "no payload, CRC not re-signed: the CRC is checked before the payload")
-    add("payload_3_bytes", resign(base[:h.size] + payload[:3], h.size), "TruncatedPayloadError",
+    add("payload_3_bytes", resign(base[:header_size] + payload[:3]), "TruncatedPayloadError",
         "a payload under 4 bytes")
     add("payload_cannot_hold_elements", raw(flags_of(ndim=1), 4, half01, _leb128(1 << 26), b"\x00" * 8),
         "TruncatedPayloadError", "8 payload bytes cannot code 2^26 elements (at most 2562 * (8 - 3) bins)")
-    add("payload_truncated", resign(base[:-2], h.size), "TruncatedPayloadError", "the last 2 payload bytes cut")
-    add("payload_trailing", resign(base + b"\x00", h.size), "TrailingBytesError", "one byte after the payload")
-    add("payload_bad_start", resign(base[:h.size] + b"\xff\xff\xff\xff" + payload[4:], h.size),
+    add("payload_truncated", resign(base[:-2]), "TruncatedPayloadError", "the last 2 payload bytes cut")
+    add("payload_trailing", resign(base + b"\x00"), "TrailingBytesError", "one byte after the payload")
+    add("payload_bad_start", resign(base[:header_size] + b"\xff\xff\xff\xff" + payload[4:]),
         "CorruptPayloadError", "first 4 payload bytes 0xFFFFFFFF")
     return cases
 
