@@ -8,6 +8,7 @@ by ``EncoderConfig.merged``, the one defaulting rule.
 
 from __future__ import annotations
 
+import argparse
 import functools
 
 
@@ -29,7 +30,8 @@ def add_quantizer_arguments(parser) -> None:
         needs = f"; needs --{meta['requires'].replace('_', '-')}" if meta["requires"] else ""
         help_ = f"{meta['help']} (default: {default!r}{needs})"
         if meta["type"] is bool:
-            q.add_argument(flag, action="store_true", default=None, help=help_)
+            # --x / --no-x: either can override a quantizer file's value (None: not given)
+            q.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
             q.add_argument(flag, type=meta["type"], choices=meta["choices"], default=None, help=help_)
 

@@ -283,6 +283,8 @@ def test_edge_encoder_config_flags_over_the_quantizer_file(tmp_path):
     assert from_file.context_model == "paper" and from_file.error_diffusion == "plane"
     assert config("--quantizer", str(plane), "--context-model", "spatial").context_model == "spatial"
     assert config("--quantizer", str(plane), "--error-diffusion", "row").error_diffusion == "row"
+    assert not config("--quantizer", str(plane), "--no-rdo-lookahead").rdo_lookahead  # a file's True turned off
+    assert config("--quantizer", str(plane), "--rdo-lookahead") == from_file
     # a flag that turns a prerequisite off resets what refines it (EncoderConfig.merged) ...
     assert config("--quantizer", str(plane), "--error-feedback", "0").error_diffusion == "row"
     off = config("--quantizer", str(plane), "--rdo-lambda", "0")
