@@ -121,3 +121,18 @@ def test_context_study_small(capsys):
     row = doc["rows"][0]
     assert set(context_study.CANDIDATES) <= set(row)
     assert row["ratios_to_paper"]["4-neighbour weighted (chosen)"] < 1.0
+
+
+def test_raw_http2_client_writes_valid_frames_and_hpack_literals():
+    from eval.bench.h2raw import _hpack_int, _literal_after, frame, grpc_message, header_block
+
+    assert _hpack_int(10) == b"\x0a" and _hpack_int(126) == b"\x7e"
+    assert _hpack_int(127) == b"\x7f\x00" and _hpack_int(1337) == b"\x7f\xba\x09"  # RFC 7541 §5.1 with N = 7
+    assert frame(0x4, 0x1, 0) == b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+    assert frame(0x0, 0x1, 3, b"ab") == b"\x00\x00\x02\x00\x01\x00\x00\x00\x03ab"
+    assert header_block([(":path", "/x")]) == b"\x00\x05:path\x02/x"
+    assert grpc_message(b"abc") == b"\x00\x00\x00\x00\x03abc"
+    assert grpc_message(b"", compressed=True, declared=1 << 24) == b"\x01\x01\x00\x00\x00"
+    block = b"\x88@\x0bgrpc-status\x0216\x00\x0cgrpc-message\x01x"
+    assert _literal_after(block, b"grpc-status") == 16
+    assert _literal_after(b"@\x0bgrpc-status\x82\x00\x00", b"grpc-status") is None  # Huffman-coded: unread

@@ -7,7 +7,9 @@ default split); clients are threads of this process.  Every load loop is bounded
 Scenarios: idle streams beside active clients; clients sending the most expensive streams the envelope
 admits beside a normal client; corrupt and hostile requests (status code, health after, log growth);
 SIGTERM under load (exit time against the grace period); three replicas behind gRPC's round_robin with
-one killed mid-run (every frame answered once, answers equal to the in-process pipeline).
+one killed mid-run (every frame answered once, answers equal to the in-process pipeline); and the
+serving-round-2 attacks (calls without a token holding huge messages open, a detector batch with bad
+request fields, malformed protobuf, HTTP/2 rapid reset, gzip bombs, a client that never reads).
 """
 
 from __future__ import annotations
@@ -290,12 +292,15 @@ def malformed(tmp, frames, shape) -> list[dict]:
         "oversized message (20 MB)": (b"\x00" * (20 << 20), {}),
         "unknown model": (good, {"model": "nope\n" * 1000}),
         "request_id of 100 KB with newlines": (b"junk", {"request_id": "x\nFORGED " * 10_000}),
+        # not an InferRequest at all: field 1 with a length varint that never ends (sent as raw bytes)
+        "malformed protobuf": (b"\x0a" + b"\xff" * 10 + b"\x01", {"raw": True}),
     }
     srv = Server(tmp, "malformed")
     rows = []
     try:
         with grpc.insecure_channel(srv.address, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
             stub = rpc.SplitInferenceStub(ch)
+            raw_infer = ch.unary_unary(INFER)  # bytes in, bytes out: no serializer
             for name, (data, fields) in cases.items():
                 before = srv.log_bytes()
                 codes = []
@@ -303,7 +308,7 @@ def malformed(tmp, frames, shape) -> list[dict]:
                     req = pb.InferRequest(bitstream=data, model=fields.get("model", MODEL),
                                           request_id=fields.get("request_id", "r"))
                     try:
-                        stub.Infer(req, timeout=10)
+                        raw_infer(data, timeout=10) if fields.get("raw") else stub.Infer(req, timeout=10)
                         codes.append("OK")
                     except grpc.RpcError as e:
                         codes.append(e.code().name)
@@ -370,6 +375,287 @@ def replica_kill(tmp, frames, expected, quick) -> dict:
             "answered_twice": sum(len(v) > 1 for v in answers.values()), "answers_differing_from_pipeline": wrong}
 
 
+# --- serving round 2: attacks by a client that speaks HTTP/2 itself (eval/bench/h2raw.py) ---------------
+INFER = "/splitcodec.v1.SplitInference/Infer"
+STREAM = "/splitcodec.v1.SplitInference/InferStream"
+TOKEN = "bench-token"
+UNAUTHENTICATED = 16
+
+
+def _proc_mb(pid: int) -> float:
+    """Resident memory of a process in MB (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _PeakMemory:
+    """Samples a process's resident memory every 50 ms while in the ``with`` block."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _proc_mb(self.pid))
+            time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _proc_mb(self.pid))
+
+
+def _token_server(tmp: Path, name: str, *extra: str) -> Server:
+    token_file = tmp / "token"
+    token_file.write_text(TOKEN)
+    return Server(tmp, name, "--token-file", str(token_file), *extra)
+
+
+def _authorized_ok(address: str, frame: bytes) -> bool:
+    import grpc
+
+    from splitcodec.wire import rpc
+
+    with grpc.insecure_channel(address) as ch:
+        try:
+            r = rpc.SplitInferenceStub(ch).Infer(_req(frame), metadata=[("authorization", f"Bearer {TOKEN}")],
+                                                 timeout=30)
+            return bool(r.classes)
+        except grpc.RpcError:
+            return False
+
+
+def _settled_mb(pid: int, seconds: float = 2.0) -> float:
+    """Resident memory after ``seconds`` of quiet (what the server kept)."""
+    time.sleep(seconds)
+    return _proc_mb(pid)
+
+
+def no_token_partial_messages(tmp, frames, quick) -> dict:
+    """Finding 1: calls without a token, each sending all but the last byte of a 16 MB message, held open."""
+    from eval.bench.h2raw import RawConnection, grpc_message
+
+    conns_n, per_conn, size = (4, 5, 16 << 20) if quick else (10, 10, 16 << 20)
+    body = grpc_message(bytes(size - 1), declared=size)  # one byte short: the message never completes
+    srv = _token_server(tmp, "no-token")
+    try:
+        _authorized_ok(srv.address, frames[0])
+        before = _settled_mb(srv.proc.pid, 1.0)
+        conns = [RawConnection(srv.address) for _ in range(conns_n)]
+        sent, streams = [], []
+        lock = threading.Lock()
+
+        def attack(c):
+            for _ in range(per_conn):
+                s = c.open(INFER)
+                n = c.send_data(s, body, deadline=time.time() + 5.0)
+                with lock:
+                    sent.append(n)
+                    streams.append((c, s))
+
+        t0 = time.time()
+        with _PeakMemory(srv.proc.pid) as mem:
+            threads = [threading.Thread(target=attack, args=(c,)) for c in conns]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            held = time.time() - t0
+            time.sleep(2.0)  # the attacker holds its connections open
+            served = _authorized_ok(srv.address, frames[0])
+        refused = sum(c.status.get(s) == UNAUTHENTICATED for c, s in streams)
+        refusal_ms = [1e3 * (c.ended[s] - t0) for c, s in streams if s in c.ended]
+        for c in conns:
+            c.close()
+        after = _settled_mb(srv.proc.pid)
+    finally:
+        srv.stop()
+    return {"calls": conns_n * per_conn, "connections": conns_n, "message_bytes": size,
+            "refused_unauthenticated": refused, "bytes_accepted_max": max(sent), "bytes_accepted_total": sum(sent),
+            "attack_s": held, "last_refusal_ms": max(refusal_ms) if refusal_ms else None,
+            "rss_mb_before": before, "rss_mb_peak": mem.peak, "rss_mb_after": after,
+            "rss_growth_mb": mem.peak - before, "rss_kept_mb": after - before, "authorized_client_served": served}
+
+
+def gzip_bombs(tmp, frames, quick) -> dict:
+    """Finding 5: messages of ~16 KB that inflate to 16 MB (grpc-encoding: gzip), without and with a token."""
+    import gzip
+
+    from eval.bench.h2raw import RawConnection, grpc_message
+    from splitcodec.wire import pb
+
+    bomb = gzip.compress(pb.InferRequest(bitstream=bytes(16 << 20), model=MODEL).SerializeToString(), 9)
+    body = grpc_message(bomb, compressed=True)
+    srv = _token_server(tmp, "gzip")
+    out = {"compressed_bytes": len(bomb), "inflated_bytes": 16 << 20}
+    try:
+        _authorized_ok(srv.address, frames[0])
+        for label, calls, meta in (("without_token", 40 if quick else 200, []),
+                                   ("with_token", 10 if quick else 50, [("authorization", f"Bearer {TOKEN}")])):
+            before, cpu0 = _settled_mb(srv.proc.pid, 1.0), _proc_cpu_s(srv.proc.pid)
+            t0 = time.time()
+            with _PeakMemory(srv.proc.pid) as mem:
+                conn, streams = RawConnection(srv.address), []
+                for _ in range(calls):
+                    s = conn.open(INFER, [("grpc-encoding", "gzip"), *meta])
+                    conn.send_data(s, body, end_stream=True, deadline=time.time() + 5.0)
+                    streams.append(s)
+                deadline = time.time() + 60
+                while not all(conn.done(s) for s in streams) and time.time() < deadline:
+                    time.sleep(0.05)
+                wall = time.time() - t0
+                statuses = sorted({_status_name(conn.status.get(s)) for s in streams})
+                conn.close()
+            out[label] = {"calls": calls, "statuses": statuses, "answered_s": wall,
+                          "server_cpu_s": _proc_cpu_s(srv.proc.pid) - cpu0, "rss_growth_mb": mem.peak - before,
+                          "rss_kept_mb": _settled_mb(srv.proc.pid) - before}
+        out["authorized_client_served"] = _authorized_ok(srv.address, frames[0])
+    finally:
+        srv.stop()
+    return out
+
+
+def _status_name(code) -> str:
+    import grpc
+
+    names = {s.value[0]: s.name for s in grpc.StatusCode}
+    return names.get(code, "none") if code is not None else "none"
+
+
+def _rapid_reset_attack(address: str, seconds: float, max_streams: int, stop, results) -> None:
+    """Open a stream and reset it at once, as fast as one connection allows, until ``stop`` is set (bounded
+    in count and time)."""
+    from eval.bench.h2raw import RawConnection
+
+    conn = RawConnection(address)
+    n, t0 = 0, time.time()
+    while n < max_streams and not conn.closed and (n % 256 or (time.time() - t0 < seconds and not stop.is_set())):
+        s = conn.open(INFER)
+        conn.rst(s)
+        n += 1
+    results.put({"streams": n, "seconds": time.time() - t0, "goaway": conn.goaway, "closed": conn.closed})
+    conn.close()
+
+
+def rapid_reset(tmp, frames, quick) -> dict:
+    """Finding 4: HTTP/2 rapid reset on one connection beside a normal client."""
+    import multiprocessing as mp
+
+    srv = Server(tmp, "rapid-reset")
+    per = 60 if quick else 200
+    infer = lambda stub, i, t: stub.Infer(_req(frames[i % len(frames)]), timeout=t)  # noqa: E731
+    try:
+        base, base_err = _clients(srv.address, infer, 1, per)
+        ctx = mp.get_context("spawn")
+        results, stop = ctx.Queue(), ctx.Event()
+        attacker = ctx.Process(target=_rapid_reset_attack, args=(srv.address, 60.0, 5_000_000, stop, results))
+        attacker.start()
+        time.sleep(3.0)  # the attacker's interpreter is up and resetting
+        loaded, loaded_err = _clients(srv.address, infer, 1, per)
+        stop.set()
+        res = results.get(timeout=90)
+        attacker.join(timeout=10)
+        served_after = not _clients(srv.address, infer, 1, 5)[1]
+    finally:
+        srv.stop()
+    return {"normal_requests": per, "normal_p99_ms_baseline": _pct(base, 99), "normal_p99_ms_attacked": _pct(loaded, 99),
+            "normal_errors": len(base_err) + len(loaded_err), "attack_streams": res["streams"],
+            "attack_per_s": res["streams"] / res["seconds"] if res["streams"] else None,
+            "attacker_got_goaway": res["goaway"], "attacker_disconnected": res["closed"], "served_after": served_after}
+
+
+def zero_window(tmp, frames) -> dict:
+    """Finding 6: a client that keeps sending on InferStream but never opens its receive window."""
+    from eval.bench.h2raw import RawConnection, grpc_message
+    from splitcodec.wire import pb
+
+    idle = 3.0
+    srv = Server(tmp, "zero-window", "--stream-idle-s", str(idle))
+    try:
+        conn = RawConnection(srv.address, window=0, read=False)
+        s = conn.open(STREAM)
+        t0 = time.time()
+        sent = 0
+        while not conn.done(s) and time.time() - t0 < 12.0:
+            msg = grpc_message(pb.InferRequest(bitstream=frames[sent % len(frames)], model=MODEL,
+                                               request_id=str(sent)).SerializeToString())
+            if conn.send_data(s, msg, deadline=time.time() + 1.0) == len(msg):
+                sent += 1
+            time.sleep(0.25)
+        ended = conn.ended.get(s, conn.reset and time.time())
+        out = {"stream_idle_s": idle, "requests_sent": sent, "answer_bytes_received": conn.data_bytes,
+               "stream_ended_after_s": (ended - t0) if ended else None,
+               "status": _status_name(conn.status.get(s)), "reset": s in conn.reset}
+        conn.close()
+        out["served_after"] = not _clients(srv.address, lambda st, i, t: st.Infer(_req(frames[0]), timeout=t), 1, 3)[1]
+    finally:
+        srv.stop()
+    return out
+
+
+def detector_batch_mates(tmp, quick) -> dict:
+    """Finding 2: a detector batch holding a request without ``original_size`` (and one with a zero-sized one)
+    beside two ordinary requests; the batch window is widened so the four share a tail pass."""
+    import grpc
+    import numpy as np
+
+    import splitcodec as sc
+    from splitcodec import models
+    from splitcodec.wire import pb, rpc
+
+    shape = models.split_model("yolov3", "paper").feature_shape
+    data = sc.FeatureCodec(sc.UniformQuantizer(0.0, 4.0, 8)).encode(
+        np.abs(np.random.default_rng(0).normal(size=shape)).astype(np.float32))
+    kinds = {"good_a": pb.ImageSize(width=640, height=480), "good_b": pb.ImageSize(width=320, height=240),
+             "no_size": None, "zero_size": pb.ImageSize(width=0, height=480)}
+    trials = 5 if quick else 20
+    srv = Server(tmp, "detector", "--models", "yolov3", "--batch-window-ms", "100")
+    rows = []
+    try:
+        for trial in range(trials):
+            barrier, got = threading.Barrier(len(kinds)), {}
+
+            def call(kind, size):
+                req = pb.InferRequest(bitstream=data, model="yolov3", request_id=f"{trial}:{kind}")
+                if size is not None:
+                    req.original_size.CopyFrom(size)
+                with grpc.insecure_channel(srv.address) as ch:
+                    stub = rpc.SplitInferenceStub(ch)
+                    barrier.wait(30)
+                    try:
+                        r = stub.Infer(req, timeout=120)
+                        got[kind] = ("OK", r.timings.batch_size)
+                    except grpc.RpcError as e:
+                        got[kind] = (e.code().name, 0)
+
+            threads = [threading.Thread(target=call, args=kv) for kv in kinds.items()]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            rows.append(got)
+    finally:
+        srv.stop()
+    return {"trials": trials, "requests_per_trial": len(kinds),
+            "mates_failed": sum(r[k][0] != "OK" for r in rows for k in ("good_a", "good_b")),
+            "no_size_status": sorted({r["no_size"][0] for r in rows}),
+            "zero_size_status": sorted({r["zero_size"][0] for r in rows}),
+            "trials_sharing_a_batch": sum(max(v[1] for v in r.values()) >= 2 for r in rows),
+            "largest_batch": max(v[1] for r in rows for v in r.values())}
+
+
 def markdown(doc: dict) -> str:
     i, h, s, r = doc["idle"], doc["heavy"], doc["sigterm"], doc["replicas"]
     lines = ["Measured by `python -m eval bench-reliability` on this 2-core machine (server processes and client "
@@ -395,7 +681,44 @@ def markdown(doc: dict) -> str:
     for m in doc["malformed"]:
         lines.append(f"| {m['input']} | {', '.join(m['status'])} | {'yes' if m['healthy_after'] else '**no**'} | "
                      f"{m['log_bytes_per_request']:.0f} |")
+    if "round2" in doc:
+        lines += ["", *_round2_rows(doc["round2"])]
     return "\n".join(lines)
+
+
+def _round2_rows(r: dict) -> list[str]:
+    """The serving-round-2 findings re-run; "before" quotes the issue's measurements of the earlier server."""
+    nt, gz, rr, zw, det = r["no_token"], r["gzip"], r["rapid_reset"], r["zero_window"], r["detector"]
+    wt = gz["without_token"]
+    zw_after = (f"ended after {zw['stream_ended_after_s']:.1f} s ({zw['status']})" if zw["stream_ended_after_s"]
+                else f"**still open after {zw['requests_sent']} requests (12 s)**: gRPC takes each write into its "
+                     f"buffer whatever the window, so the write timeout never fires; bounded by --max-stream-frames")
+    return [
+        "Serving round 2: the attacks of a client that speaks HTTP/2 itself (`eval/bench/h2raw.py`), re-run on "
+        "the server of this commit (before: the measurements that opened the issue, on the server before it):", "",
+        "| finding | target | before | after |", "|---|---|---|---|",
+        f"| {nt['calls']} calls without a token, each 1 byte short of a {nt['message_bytes'] >> 20} MB message, held "
+        f"open | RSS growth ≤ 100 MB, returned | 849 → 2461 MB in 5 s; +765 MB kept | {nt['refused_unauthenticated']} "
+        f"of {nt['calls']} UNAUTHENTICATED within {nt['last_refusal_ms']:.0f} ms, ≤ {nt['bytes_accepted_max'] >> 20} MB "
+        f"accepted per call; RSS +{nt['rss_growth_mb']:.0f} MB peak, +{nt['rss_kept_mb']:.0f} MB kept |",
+        f"| detector batch: no `original_size` and a zero-sized one beside 2 ordinary requests, {det['trials']} trials "
+        f"| 0 batch-mates failed | TypeError: batch-mates failed in 2 of 3 trials | {det['mates_failed']} failed; "
+        f"without size {', '.join(det['no_size_status'])}, zero size {', '.join(det['zero_size_status'])}; "
+        f"{det['trials_sharing_a_batch']} trials shared a batch (largest {det['largest_batch']}) |",
+        f"| malformed protobuf | log ≤ 1 KB per request | traceback per request, 721–1309 B | "
+        f"{r['malformed_protobuf_log_bytes']:.0f} B per request |",
+        f"| rapid reset: open + RST_STREAM on one connection, no token | normal p99 ≤ 3× its baseline | "
+        f"p99 11 → 160–505 ms at 7–11 k/s, CANCELLED calls | {rr['attack_per_s'] / 1e3:.0f} k/s: p99 "
+        f"{rr['normal_p99_ms_baseline']:.0f} → {rr['normal_p99_ms_attacked']:.0f} ms "
+        f"(**{rr['normal_p99_ms_attacked'] / rr['normal_p99_ms_baseline']:.1f}×**), {rr['normal_errors']} errors, "
+        f"GOAWAY {'yes' if rr['attacker_got_goaway'] else 'no'} |",
+        f"| {wt['calls']} gzip bombs without a token ({gz['compressed_bytes'] >> 10} KB → "
+        f"{gz['inflated_bytes'] >> 20} MB) | RSS ≤ 100 MB; bounded work | 20 s of server work, +700 MB kept | "
+        f"{', '.join(wt['statuses'])} in {wt['answered_s']:.2f} s; server CPU {wt['server_cpu_s']:.2f} s; "
+        f"RSS +{wt['rss_growth_mb']:.0f} MB; with a token: {', '.join(gz['with_token']['statuses'])} "
+        f"(message limit) |",
+        f"| InferStream client that never opens its window (keeps sending) | stream ends after --stream-idle-s "
+        f"({zw['stream_idle_s']:g} s) | open past the idle timeout | {zw_after} |"]
 
 
 def run(args) -> dict:
@@ -415,5 +738,13 @@ def run(args) -> dict:
         doc["sigterm"] = sigterm_trials(tmp, frames, 3 if args.quick else 20)
         log("replica kill ...")
         doc["replicas"] = replica_kill(tmp, frames, expected, args.quick)
+        log("serving round 2 ...")
+        doc["round2"] = {"no_token": no_token_partial_messages(tmp, frames, args.quick),
+                         "detector": detector_batch_mates(tmp, args.quick),
+                         "malformed_protobuf_log_bytes": next(m["log_bytes_per_request"] for m in doc["malformed"]
+                                                              if m["input"] == "malformed protobuf"),
+                         "rapid_reset": rapid_reset(tmp, frames, args.quick),
+                         "gzip": gzip_bombs(tmp, frames, args.quick),
+                         "zero_window": zero_window(tmp, frames)}
     doc["seconds"] = time.time() - t0
     return doc
