@@ -157,6 +157,10 @@ def test_message_limit_is_sized_from_the_envelope():
     assert admission.default_max_message_bytes({("m", "s"): SimpleNamespace(feature_shape=(4, 4))}, 8) == 64 << 10
     huge = {("m", "s"): SimpleNamespace(feature_shape=(512, 512, 512))}
     assert admission.default_max_message_bytes(huge, 256) == 16 << 20
+    # N = 17 needs 5 bits (indices 0..16), N = 16 only 4
+    assert admission.default_max_message_bytes(tails, 17) == 2 * 131712 * 5 // 8 + 4096
+    assert admission.default_max_message_bytes(tails, 16) == 2 * 131712 * 4 // 8 + 4096
+    assert admission.default_max_message_bytes({}, 24) == 64 << 10  # nothing served: the floor
 
 
 def _request(**kw):
@@ -170,6 +174,9 @@ def _request(**kw):
     ({"original_size": {"width": 640, "height": 480}}, True), ({"original_size": {"width": 0, "height": 480}}, False),
     ({"original_size": {"width": 640, "height": admission.MAX_IMAGE_SIDE + 1}}, False),
     ({"original_size": {"width": admission.MAX_IMAGE_SIDE, "height": 1}}, True),
+    ({"original_size": {"width": 1, "height": admission.MAX_IMAGE_SIDE}}, True),
+    ({"original_size": {"width": 640, "height": 0}}, False),
+    ({"original_size": {"width": admission.MAX_IMAGE_SIDE + 1, "height": 480}}, False),
 ])
 def test_request_fields(fields, ok):
     req = _request(**fields)
@@ -179,6 +186,7 @@ def test_request_fields(fields, ok):
         with pytest.raises(Abort) as e:
             admission.check_request(req)
         assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert ("top_k=" if "top_k" in fields else "original_size ") in e.value.message
 
 
 def test_original_size_of_a_request():

@@ -352,3 +352,24 @@ def test_batcher_defaults():
     b = TailBatcher(FakeTail())
     assert (b.max_batch, b.window, b.batching, b.arriving) == (8, 0.002, True, 0)
     assert str(Abort(grpc.StatusCode.UNAVAILABLE, "why")) == "why"
+
+
+def test_after_a_failed_pass_a_request_whose_caller_left_is_skipped_and_the_rest_still_run():
+    gate = threading.Event()
+    tail = FakeTail(gate=gate, fail={"bad"})
+
+    async def scenario():
+        b = TailBatcher(tail, max_batch=8, window_ms=30)
+        b.start()
+        with b.announce():
+            gone, bad, ok = (asyncio.ensure_future(b.submit(n, None, 1)) for n in ("gone", "bad", "ok"))
+            await _until(tail.started.is_set)
+        gone.cancel()  # its caller went away while the pass that will fail was running
+        gate.set()
+        res = await asyncio.wait_for(asyncio.gather(bad, ok, return_exceptions=True), BOUND_S)
+        await b.close()
+        return res
+
+    res = run(scenario())
+    assert tail.batches == [["gone", "bad", "ok"], ["bad"], ["ok"]]
+    assert isinstance(res[0], RuntimeError) and len(res[1][0].classes) == 1

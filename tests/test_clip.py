@@ -54,3 +54,25 @@ def test_parse_clip_list():
     assert clip.parse_clip_list("4,0.5:6,") == [(0.0, 4.0), (0.5, 6.0)]
     with pytest.raises(ValueError, match="at least one"):
         clip.parse_clip_list(" , ")
+
+
+def test_the_low_end_is_zero_for_any_non_negative_tensor_and_a_low_quantile_otherwise():
+    from splitcodec.clip import SIGNED_LOW_QUANTILES, low_clip, low_clips
+
+    relu = np.concatenate([[0.0], np.linspace(0.5, 3.0, 9999)]).astype(np.float32)  # one zero, then positives
+    positive = np.linspace(0.5, 3.0, 1000).astype(np.float32)  # no zero at all: still clipped at 0
+    for x in (relu, positive):
+        assert low_clip(x) == 0.0 and low_clips(x) == [0.0]
+    signed = np.linspace(-2.0, 2.0, 4001).astype(np.float32)
+    lo = low_clip(signed)
+    assert lo < 0 and lo == pytest.approx(np.quantile(signed, SIGNED_LOW_QUANTILES[0]), abs=2e-3)
+    assert len(low_clips(signed)) == len(SIGNED_LOW_QUANTILES) and max(low_clips(signed)) < 0
+
+
+def test_a_clip_range_must_be_increasing():
+    from splitcodec.clip import parse_clip_range
+
+    assert parse_clip_range("0.5:2") == (0.5, 2.0)
+    for bad in ("1:1", "2:1"):
+        with pytest.raises(ValueError):
+            parse_clip_range(bad)

@@ -97,3 +97,24 @@ def test_every_option_carries_the_description_a_command_line_needs():
     for name, default, meta in EncoderConfig.options():
         assert meta["help"] and (meta["requires"] is None or meta["requires"] in EncoderConfig.option_names())
         assert meta["choices"] is None or default in meta["choices"]
+
+
+def test_options_describe_every_field_to_a_command_line_with_its_default():
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(EncoderConfig)}
+    opts = EncoderConfig.options()
+    assert [name for name, _, _ in opts] == list(fields)
+    for name, default, meta in opts:
+        assert default == fields[name].default and set(meta) == {"help", "requires", "choices", "type"}
+        assert meta["help"]
+    by_name = {name: meta for name, _, meta in opts}
+    assert by_name["rdo_lookahead"]["requires"] == "rdo_lambda" and by_name["rdo_lookahead"]["type"] is bool
+    assert by_name["error_diffusion"]["choices"] == ("row", "plane")
+    assert EncoderConfig().rdo_lambda == 0.0 and EncoderConfig().error_diffusion == "row"
+
+
+def test_numbers_and_flags_are_normalised_to_python_types():
+    c = EncoderConfig(rdo_lambda=1, error_feedback=np.float32(0.5), rdo_lookahead=np.bool_(True))
+    assert type(c.rdo_lambda) is float and type(c.error_feedback) is float and type(c.rdo_lookahead) is bool
+    assert c.to_dict() == {"rdo_lambda": 1.0, "error_feedback": 0.5, "rdo_lookahead": True}
