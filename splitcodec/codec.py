@@ -54,7 +54,7 @@ class FeatureCodec:
 
     def __getattr__(self, name):
         """The encoder options read as attributes (``codec.rdo_lambda``; channel weights as float64)."""
-        if name != "config" and name in EncoderConfig.option_names():
+        if name in EncoderConfig.option_names():  # "config" is no option: a missing config raises below
             return self.config.weights if name == "channel_weights" else getattr(self.config, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 

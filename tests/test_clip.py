@@ -76,3 +76,14 @@ def test_a_clip_range_must_be_increasing():
     for bad in ("1:1", "2:1"):
         with pytest.raises(ValueError):
             parse_clip_range(bad)
+
+
+def test_clip_candidates_are_the_mse_optimum_and_high_quantiles_of_the_samples_above_c_min():
+    from splitcodec.clip import HIGH_QUANTILES, _half, clip_candidates, mse_optimal_clip
+
+    rng = np.random.default_rng(4)
+    x = np.where(rng.random(20000) < 0.9, 0.0, rng.exponential(0.2, 20000)).astype(np.float32)  # mostly exact zeros
+    above = x[x > 0]
+    want = sorted({_half(c) for c in [mse_optimal_clip(x, 4, 0.0), *np.quantile(above, HIGH_QUANTILES)]})
+    assert clip_candidates(x, 4) == clip_candidates(x, 4, 0.0) == want  # the zeros do not pull the quantiles down
+    assert all(c > 0 for c in want) and min(want) < 1.0  # (a default c_min of 1 would drop these)

@@ -234,3 +234,10 @@ def test_a_scalar_travels_as_a_one_element_vector():
     c = sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 4))
     out = sc.decode(c.encode(np.float32(0.7)))  # the stream's rank is at least 1 (docs/bitstream.md)
     assert out.shape == (1,) and out[0] == np.float32(c.quantizer.reconstruction[2])
+
+
+def test_a_missing_codec_attribute_names_the_codec_and_options_read_through():
+    c = sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, 4), config=sc.EncoderConfig(rdo_lambda=0.25))
+    assert c.rdo_lambda == 0.25 and c.error_diffusion == "row"
+    with pytest.raises(AttributeError, match="'FeatureCodec' object has no attribute 'nope'"):
+        c.nope

@@ -118,3 +118,17 @@ def test_numbers_and_flags_are_normalised_to_python_types():
     c = EncoderConfig(rdo_lambda=1, error_feedback=np.float32(0.5), rdo_lookahead=np.bool_(True))
     assert type(c.rdo_lambda) is float and type(c.error_feedback) is float and type(c.rdo_lookahead) is bool
     assert c.to_dict() == {"rdo_lambda": 1.0, "error_feedback": 0.5, "rdo_lookahead": True}
+
+
+def test_an_option_field_carries_its_default_and_command_line_metadata():
+    import dataclasses
+
+    from splitcodec.encoder_config import _option
+
+    @dataclasses.dataclass(frozen=True)
+    class Probe:
+        level: int = _option(3, "how much", requires="other", choices=(1, 3), cli_type=int)
+
+    (f,) = dataclasses.fields(Probe)
+    assert Probe().level == 3 and f.default == 3
+    assert dict(f.metadata) == {"help": "how much", "requires": "other", "choices": (1, 3), "type": int}
