@@ -87,3 +87,12 @@ def test_clip_candidates_are_the_mse_optimum_and_high_quantiles_of_the_samples_a
     want = sorted({_half(c) for c in [mse_optimal_clip(x, 4, 0.0), *np.quantile(above, HIGH_QUANTILES)]})
     assert clip_candidates(x, 4) == clip_candidates(x, 4, 0.0) == want  # the zeros do not pull the quantiles down
     assert all(c > 0 for c in want) and min(want) < 1.0  # (a default c_min of 1 would drop these)
+
+
+def test_candidates_that_round_onto_c_min_are_skipped_not_the_end_of_the_search():
+    from splitcodec.clip import mse_optimal_clip
+
+    # most samples sit just above c_min = 1, where half precision rounds them onto 1 itself
+    x = np.concatenate([np.linspace(1.0001, 1.0004, 900), np.linspace(1.5, 3.0, 100)]).astype(np.float32)
+    c = mse_optimal_clip(x, 4, 1.0)
+    assert 1.0 < c <= 3.0
