@@ -102,6 +102,11 @@ def _req(data, rid=""):
     return pb.InferRequest(bitstream=data, model=MODEL, request_id=rid)
 
 
+def _infer_cycling(frames):
+    """The work of a normal client for ``_clients``: call ``i`` sends frame ``i`` (cycling through them)."""
+    return lambda stub, i, t: stub.Infer(_req(frames[i % len(frames)]), timeout=t)
+
+
 def _clients(address, work, clients: int, per_client: int, timeout: float = 30.0):
     """``clients`` threads, each calling ``work(stub, i)`` ``per_client`` times; (latencies ms, errors)."""
     import grpc
@@ -157,7 +162,7 @@ def idle_streams(tmp, frames, quick) -> dict:
 
     srv = Server(tmp, "idle")
     per = 10 if quick else 30
-    infer = lambda stub, i, t: stub.Infer(_req(frames[i % len(frames)]), timeout=t)  # noqa: E731
+    infer = _infer_cycling(frames)
     try:
         base, base_err = _clients(srv.address, infer, 8, per)
         release = threading.Event()
@@ -201,7 +206,7 @@ def heavy_streams(tmp, frames, shape, quick) -> dict:
         levels = default_max_levels({(MODEL, "paper"): None})  # the server's envelope (no --max-levels given)
         # the most decoding work a valid stream of the served shape can cause: every index at N - 1
         heavy = sc.FeatureCodec(sc.UniformQuantizer(0.0, 1.0, levels)).encode(np.ones(shape, np.float32))
-        infer = lambda stub, i, t: stub.Infer(_req(frames[i % len(frames)]), timeout=t)  # noqa: E731
+        infer = _infer_cycling(frames)
         unloaded, _ = _clients(srv.address, infer, 1, per_normal)
         # the attackers run in another process, as other clients would: their threads must not share
         # this process's interpreter lock with the normal client being measured
@@ -555,7 +560,7 @@ def rapid_reset(tmp, frames, quick) -> dict:
 
     srv = Server(tmp, "rapid-reset")
     per = 60 if quick else 200
-    infer = lambda stub, i, t: stub.Infer(_req(frames[i % len(frames)]), timeout=t)  # noqa: E731
+    infer = _infer_cycling(frames)
     try:
         base, base_err = _clients(srv.address, infer, 1, per)
         ctx = mp.get_context("spawn")
@@ -599,7 +604,7 @@ def zero_window(tmp, frames) -> dict:
                "stream_ended_after_s": (ended - t0) if ended else None,
                "status": _status_name(conn.status.get(s)), "reset": s in conn.reset}
         conn.close()
-        out["served_after"] = not _clients(srv.address, lambda st, i, t: st.Infer(_req(frames[0]), timeout=t), 1, 3)[1]
+        out["served_after"] = not _clients(srv.address, _infer_cycling(frames), 1, 3)[1]
     finally:
         srv.stop()
     return out
