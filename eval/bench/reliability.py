@@ -599,7 +599,7 @@ def zero_window(tmp, frames) -> dict:
             if conn.send_data(s, msg, deadline=time.time() + 1.0) == len(msg):
                 sent += 1
             time.sleep(0.25)
-        ended = conn.ended.get(s, conn.reset and time.time())
+        ended = conn.ended.get(s) or (time.time() if s in conn.reset else None)  # trailers, or a reset of it
         out = {"stream_idle_s": idle, "requests_sent": sent, "answer_bytes_received": conn.data_bytes,
                "stream_ended_after_s": (ended - t0) if ended else None,
                "status": _status_name(conn.status.get(s)), "reset": s in conn.reset}
