@@ -1,6 +1,7 @@
-"""Bitstream format v1: the header syntax (one description for writer and reader),
-its validation, and the integrity check.  ``docs/bitstream.md`` is the prose
-version of this file.
+"""Bitstream formats v1 and v2: the header syntax (one description for writer and
+reader), its validation, and the integrity check.  ``docs/bitstream.md`` is the
+prose version of this file.  Version 2 is version 1 plus a frame field after the
+shape: a frame of a sequence, intra or predicted from the previous frame.
 
 Layout (little-endian):
 
@@ -16,6 +17,11 @@ levels_m1   u8                       N - 1  (N in 2..256)
 clip        2 floats                 c_min, c_max            (quantizer kind 0, uniform)
 levels      N floats                 reconstruction levels   (quantizer kind 1, table)
 shape       ndim LEB128 varints      each dimension, >= 1
+frame       u8                       v2 only: bit 0 predicted, bit 1 probability state carried
+                                     from the reference, bits 2-7 reserved (0)
+sequence    u32                      v2 only: the sequence id
+frame_no    LEB128 varint            v2 only: the frame's number in its sequence, 0 .. 2^32 - 1
+ref_crc     u32                      v2 predicted frames only: the crc32 field of the reference
 crc32       u32                      CRC-32 (zlib polynomial) of every byte before it
                                      and of the payload
 payload     rest of the stream       arithmetic-coded bins
@@ -37,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .entropy.contexts import CONTEXT_MODEL_NAMES
+from .entropy.contexts import CONTEXT_MODEL_NAMES, INTRA_MODELS, TEMPORAL
 from .errors import (
     BadMagicError,
     ChecksumError,
@@ -49,7 +55,12 @@ from .errors import (
 )
 
 MAGIC = 0xCF
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # what a frame coded on its own is written as
+SEQUENCE_VERSION = 2  # frames of a sequence (intra or predicted)
+VERSIONS = (FORMAT_VERSION, SEQUENCE_VERSION)
+FRAME_PREDICTED = 1
+FRAME_CARRY_STATE = 2
+MAX_U32 = (1 << 32) - 1
 DEFAULT_MAX_ELEMENTS = 1 << 26
 MAX_NDIM = 4
 MAX_DIM = (1 << 32) - 1
@@ -75,6 +86,12 @@ class Header:
     version: int = FORMAT_VERSION
     crc32: int = 0
     size: int = field(default=0, compare=False)  # header length in bytes, set by the reader
+    # version 2 (a frame of a sequence): ``sequence`` is None for a version-1 stream
+    sequence: int | None = None
+    frame_number: int = 0
+    predicted: bool = False
+    carry_state: bool = False
+    reference_crc: int = 0
 
     @property
     def elements(self) -> int:
@@ -90,6 +107,18 @@ class Header:
 
 
 # --- field checks, shared by the syntax (reader) and ``validate`` (writer) ----------------------
+
+def _known_models(version: int) -> list[int]:
+    """The context model ids a stream of ``version`` may name (v1 predates the temporal model)."""
+    return sorted(m for m, name in CONTEXT_MODEL_NAMES.items() if version >= SEQUENCE_VERSION or name in INTRA_MODELS)
+
+
+def _check_frame(model: int, predicted: bool, carry: bool) -> None:
+    if model == TEMPORAL and not predicted:
+        raise InvalidHeaderError("the temporal context model codes predicted frames only")
+    if carry and not predicted:
+        raise InvalidHeaderError("an intra frame cannot carry a reference's probability state")
+
 
 def _check_levels(levels: int) -> None:
     if not 2 <= levels <= 256:
@@ -112,9 +141,10 @@ def _check_table(table) -> None:
         )
 
 
-def _check_dim(d: int, axis: int) -> None:
-    if not 1 <= d <= MAX_DIM:
-        raise InvalidHeaderError(f"shape dimension {axis} is {d}, outside [1, {MAX_DIM}]")
+def _check_dim(d: int, axis: int, low: int = 1) -> None:
+    if not low <= d <= MAX_DIM:
+        what = f"shape dimension {axis}" if low else "frame number"
+        raise InvalidHeaderError(f"{what} is {d}, outside [{low}, {MAX_DIM}]")
 
 
 def _check_elements(shape, max_elements) -> None:
@@ -132,14 +162,16 @@ def _syntax(io, h: dict, max_elements) -> None:
     if h["magic"] != MAGIC:
         raise BadMagicError(f"not a splitcodec stream: first byte 0x{h['magic']:02x}, expected 0x{MAGIC:02x}")
     io.u8(h, "version")
-    if h["version"] != FORMAT_VERSION:
+    version = h["version"]
+    if version not in VERSIONS:
         raise UnsupportedVersionError(
-            f"bitstream format version {h['version']} is not supported (this decoder reads {FORMAT_VERSION})"
+            f"bitstream format version {version} is not supported (this decoder reads {', '.join(map(str, VERSIONS))})"
         )
     io.u8(h, "flags")
     flags = h["flags"]
-    if flags & 3 not in CONTEXT_MODEL_NAMES:
-        raise UnknownIdError(f"unknown context model id {flags & 3}; known {sorted(CONTEXT_MODEL_NAMES)}")
+    if flags & 3 not in _known_models(version):
+        raise UnknownIdError(f"unknown context model id {flags & 3} in a version {version} stream; "
+                             f"known {_known_models(version)}")
     if (flags >> 2) & 3 not in QUANTIZER_KIND_NAMES:
         raise UnknownIdError(f"unknown quantizer kind {(flags >> 2) & 3}; known {sorted(QUANTIZER_KIND_NAMES)}")
     if flags & 0x80:
@@ -155,6 +187,16 @@ def _syntax(io, h: dict, max_elements) -> None:
         _check_table(h["levels_table"])
     io.varints(h, "shape", ((flags >> 4) & 3) + 1)
     _check_elements(h["shape"], max_elements)
+    if version >= SEQUENCE_VERSION:
+        io.u8(h, "frame")
+        if h["frame"] & ~(FRAME_PREDICTED | FRAME_CARRY_STATE):
+            raise InvalidHeaderError(f"reserved frame bits set (frame field 0x{h['frame']:02x})")
+        predicted = bool(h["frame"] & FRAME_PREDICTED)
+        _check_frame(flags & 3, predicted, bool(h["frame"] & FRAME_CARRY_STATE))
+        io.u32(h, "sequence")
+        io.varints(h, "frame_number", 1, low=0)
+        if predicted:
+            io.u32(h, "reference_crc")
     io.u32(h, "crc32")
 
 
@@ -171,7 +213,7 @@ class _Writer:
     def floats(self, h, name, code, count):
         self.buf += struct.pack(f"<{count}{code}", *h[name])
 
-    def varints(self, h, name, count):
+    def varints(self, h, name, count, low=1):
         for v in h[name]:
             v = int(v)
             while True:
@@ -206,7 +248,7 @@ class _Reader:
         size = struct.calcsize(f"<{count}{code}")
         h[name] = struct.unpack(f"<{count}{code}", self._take(size, name))
 
-    def varints(self, h, name, count):
+    def varints(self, h, name, count, low=1):
         dims = []
         for d in range(count):
             v, shift = 0, 0
@@ -218,7 +260,7 @@ class _Reader:
                     break
                 if shift >= 35:
                     raise InvalidHeaderError(f"{name}[{d}] varint longer than 5 bytes")
-            _check_dim(v, d)
+            _check_dim(v, d, low)
             dims.append(v)
         h[name] = tuple(dims)
 
@@ -240,6 +282,9 @@ def _fields(h: Header) -> dict:
     flags = (h.context_model & 3) | ((h.quantizer_kind & 3) << 2) | ((len(h.shape) - 1) << 4) | (0x40 if single else 0)
     f = {"magic": MAGIC, "version": h.version, "flags": flags, "levels_m1": h.levels - 1,
          "shape": h.shape, "crc32": h.crc32}
+    if h.version >= SEQUENCE_VERSION:
+        f.update(frame=(FRAME_PREDICTED if h.predicted else 0) | (FRAME_CARRY_STATE if h.carry_state else 0),
+                 sequence=h.sequence, frame_number=(h.frame_number,), reference_crc=h.reference_crc)
     if h.quantizer_kind == QUANTIZER_UNIFORM:
         f["clip"] = [float(np.float32(c)) for c in h.clip]
     else:
@@ -250,8 +295,20 @@ def _fields(h: Header) -> dict:
 def validate(h: Header, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
     """The reader's checks, for a ``Header`` built in memory (the writer's side); raises
     ``BitstreamError`` subclasses."""
-    if h.context_model not in CONTEXT_MODEL_NAMES:
-        raise UnknownIdError(f"unknown context model id {h.context_model}; known {sorted(CONTEXT_MODEL_NAMES)}")
+    if h.version not in VERSIONS:
+        raise UnsupportedVersionError(f"bitstream format version {h.version} is not one this writer writes")
+    if (h.version >= SEQUENCE_VERSION) != (h.sequence is not None):
+        raise InvalidHeaderError("a version-2 header needs a sequence id, a version-1 header none")
+    if h.context_model not in _known_models(h.version):
+        raise UnknownIdError(f"unknown context model id {h.context_model} in a version {h.version} stream; "
+                             f"known {_known_models(h.version)}")
+    if h.version >= SEQUENCE_VERSION:
+        _check_frame(h.context_model, h.predicted, h.carry_state)
+        for name in ("sequence", "frame_number", "reference_crc"):
+            if not 0 <= getattr(h, name) <= MAX_U32:
+                raise InvalidHeaderError(f"{name} {getattr(h, name)} outside [0, {MAX_U32}]")
+    elif h.predicted or h.carry_state:
+        raise InvalidHeaderError("only a version-2 stream codes a predicted frame")
     if h.quantizer_kind not in QUANTIZER_KIND_NAMES:
         raise UnknownIdError(f"unknown quantizer kind {h.quantizer_kind}; known {sorted(QUANTIZER_KIND_NAMES)}")
     _check_levels(h.levels)
@@ -298,6 +355,12 @@ def read_header(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Header:
         crc32=f["crc32"],
         size=r.pos,
     )
+    if h.version >= SEQUENCE_VERSION:
+        h.sequence = f["sequence"]
+        h.frame_number = f["frame_number"][0]
+        h.predicted = bool(f["frame"] & FRAME_PREDICTED)
+        h.carry_state = bool(f["frame"] & FRAME_CARRY_STATE)
+        h.reference_crc = f.get("reference_crc", 0)
     return h
 
 

@@ -19,7 +19,7 @@ from . import bitstream
 from .bitstream import DEFAULT_MAX_ELEMENTS, Header
 from .entropy import coder
 from .encoder_config import EncoderConfig
-from .errors import InvalidHeaderError, QuantizerError
+from .errors import InvalidHeaderError, QuantizerError, ReferenceFrameError
 from .quantization import Quantizer, ScalarQuantizer, UniformQuantizer, _as_float32, uniform_levels
 
 __all__ = ["FeatureCodec", "decode", "decode_header", "decode_indices", "quantizer_from_header", "reconstruction_levels"]
@@ -161,10 +161,19 @@ def quantizer_from_header(h: Header) -> Quantizer:
         raise InvalidHeaderError(f"the stream's quantizer cannot be rebuilt: {e}") from None
 
 
+def _self_contained(h: Header) -> None:
+    if h.predicted:
+        raise ReferenceFrameError(
+            f"frame {h.frame_number} of sequence {h.sequence:08x} is predicted from the frame before it: decode the "
+            "sequence with splitcodec.SequenceDecoder")
+
+
 def decode_indices(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[np.ndarray, Header]:
-    """Decode a stream to its quantization indices (uint8) and header."""
+    """Decode a stream to its quantization indices (uint8) and header (an intra frame: a predicted frame of a
+    sequence raises ``ReferenceFrameError``; see :class:`splitcodec.SequenceDecoder`)."""
     h = bitstream.read_header(data, max_elements)
     bitstream.verify_crc(data, h)
+    _self_contained(h)
     idx = coder.decode_indices(data, h.shape, h.levels, h.context_model, start=h.size)
     return idx, h
 
@@ -178,9 +187,12 @@ def decode(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
     checked before allocating), and the arithmetic decoder must consume the
     payload exactly.  The work is bounded by the payload: at most
     ``2562 * (payload bytes - 3)`` bins.  Every failure raises a specific
-    :class:`~splitcodec.errors.BitstreamError` (docs/bitstream.md §5).
+    :class:`~splitcodec.errors.BitstreamError` (docs/bitstream.md §5).  Version-2 intra frames decode
+    here too; a predicted frame needs its reference (:class:`splitcodec.SequenceDecoder`) and raises
+    ``ReferenceFrameError``.
     """
     h = bitstream.read_header(data, max_elements)
     bitstream.verify_crc(data, h)
+    _self_contained(h)
     return coder.decode_indices(data, h.shape, h.levels, h.context_model, start=h.size,
                                 table=reconstruction_levels(h), indices=False)

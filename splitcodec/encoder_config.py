@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .entropy.coder import DIFFUSIONS
-from .entropy.contexts import CONTEXT_MODEL_NAMES, context_model_id
+from .entropy.contexts import CONTEXT_MODEL_NAMES, INTRA_MODELS, context_model_id
 from .errors import QuantizerError
 
 __all__ = ["EncoderConfig", "DIFFUSIONS"]
@@ -47,7 +47,7 @@ class EncoderConfig:
 
     context_model: str = _option(
         "spatial", "context model of the entropy coder (written in the stream header)",
-        choices=tuple(sorted(CONTEXT_MODEL_NAMES.values())), cli_type=str)
+        choices=INTRA_MODELS, cli_type=str)
     rdo_lambda: float = _option(
         0.0, "rate-distortion optimised encoding: each index chosen to minimise (x - x̂)²/Δ² + λ·bits "
              "(λ >= 0, dimensionless; 0 = plain quantization); any decoder reads the streams", cli_type=float)
@@ -68,6 +68,9 @@ class EncoderConfig:
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen: normalise in place once)
         set_("context_model", CONTEXT_MODEL_NAMES[context_model_id(self.context_model)])
+        if self.context_model not in INTRA_MODELS:
+            raise QuantizerError(f"context model {self.context_model!r} is not one to configure: a sequence's "
+                                 f"predicted frames use it (splitcodec.SequenceEncoder); choose one of {INTRA_MODELS}")
         set_("rdo_lambda", _number(self.rdo_lambda, "rdo_lambda", "a finite number >= 0", 0.0, math.inf))
         set_("error_feedback", _number(self.error_feedback, "error_feedback", "a number in [0, 1]", 0.0, 1.0))
         if self.error_diffusion not in DIFFUSIONS:

@@ -23,6 +23,7 @@ __all__ = [
     "TrailingBytesError",
     "ChecksumError",
     "CorruptPayloadError",
+    "ReferenceFrameError",
     "FeatureShapeError",
 ]
 
@@ -77,6 +78,13 @@ class ChecksumError(BitstreamError):
 
 class CorruptPayloadError(BitstreamError):
     """The payload is inconsistent with any valid encoding."""
+
+
+class ReferenceFrameError(BitstreamError):
+    """A predicted frame cannot be decoded against the reference this decoder holds: there is none, or it
+    is another sequence's, an earlier or later frame, or not the frame the encoder predicted from (its CRC
+    differs), or its quantizer or shape differ.  The decoder's state is unchanged; the sender must refresh
+    (send an intra frame)."""
 
 
 class FeatureShapeError(SplitCodecError, ValueError):

@@ -51,6 +51,7 @@ OK = 0
 ERR_OVERRUN = 1  # needed bytes past the end of the payload
 ERR_BAD_START = 2  # first four bytes cannot start a valid stream
 ERR_TRAILING = 3  # payload bytes left unread
+ERR_REFERENCE = 4  # the temporal model without one reference index per element
 
 
 def new_state(n_contexts: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .contexts import SPATIAL, bin_context
+from .contexts import PAPER, TEMPORAL, bin_context
 from .engine import (
     ERR_OVERRUN,
+    ERR_REFERENCE,
     ERR_TRAILING,
     OK,
     PROB_ONE,
@@ -33,14 +34,15 @@ from .engine import (
 
 ERR_CAPACITY = -1  # the output buffer may be too small: retry with a larger one
 ERR_WEIGHTS = -2  # RDO weights given, but not one per plane
+ERR_REF = -3  # the temporal model without one reference index per element
 
 
 @numba.njit(cache=True, nogil=True, inline="never")
 def _right_neighbour_costs(x2, q2, q, kmax, v, feedback, extra, above, above_left, above_right, c_min, c_max, rec,
-                           top, spatial, fast, slow, weight, cost_table, out, bin_cost):
+                           top, model, fast, slow, weight, cost_table, out, bin_cost, ref2):
     """For each candidate k of the current element (0, and q - 1 .. kmax), the cheapest cost of the next element
     (value ``x2`` plus ``extra``, the error diffused to it from the row above; plain index ``q2``, row-above
-    neighbours given) when k is its left neighbour, over the same
+    neighbours given, reference index ``ref2``) when k is its left neighbour, over the same
     candidates as the element itself, priced with the current probabilities; written to ``out[k]``.
 
     k enters a bin's context only as [k > bin], so each bin of the next element is priced twice (bin_cost rows:
@@ -49,7 +51,7 @@ def _right_neighbour_costs(x2, q2, q, kmax, v, feedback, extra, above, above_lef
     kmax2 = min(q2 + 1, top)
     for b in range(min(kmax2, top - 1) + 1):
         for t in range(2):
-            ctx = bin_context(b, spatial, t * (b + 1), above, above_left, above_right)
+            ctx = bin_context(b, model, t * (b + 1), above, above_left, above_right, ref2)
             p0 = p_zero(fast, slow, ctx)
             bin_cost[2 * t, b] = cost_table[p0]
             bin_cost[2 * t + 1, b] = cost_table[PROB_ONE - p0]
@@ -75,8 +77,12 @@ def _right_neighbour_costs(x2, q2, q, kmax, v, feedback, extra, above, above_lef
 
 @numba.njit(cache=True, nogil=True)
 def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bins, trace_p0,
-           x, rec, c_min, c_max, weights, cost_table, feedback, feedback_below, lookahead):
-    """Encode indices ``idx`` (uint8) into ``out``; returns the byte count, ERR_CAPACITY or ERR_WEIGHTS.
+           x, rec, c_min, c_max, weights, cost_table, feedback, feedback_below, lookahead, ref):
+    """Encode indices ``idx`` (uint8) into ``out``; returns the byte count, ERR_CAPACITY, ERR_WEIGHTS or ERR_REF.
+
+    ``ref`` holds the reference frame's indices, one per element, read by the ``temporal`` model (which
+    needs them all: ERR_REF otherwise) and by nothing else.  ``fast``/``slow`` are the probability state the
+    payload starts from (fresh, or carried from the reference frame); they hold the final state on return.
 
     With a non-empty ``trace_bins`` every bin and the P(0) it was coded with
     are recorded there (rate analysis).
@@ -106,7 +112,9 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
     top = levels - 1
     limit = out.size - 2 * top - 8  # at most two bytes per bin, plus the flush
     tracing = trace_bins.size > 0
-    spatial = model == SPATIAL
+    temporal = model == TEMPORAL
+    if temporal and ref.size < planes * height * width:
+        return ERR_REF
     rdo = weights.size > 0
     if rdo and weights.size != planes:
         return ERR_WEIGHTS
@@ -143,6 +151,7 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                 i = base + y * width + xx
                 s = idx[i]
                 above_right = pad[up + xx + 2]
+                r = ref[i] if temporal else 0
                 if rdo:
                     # walk the bins of indices 0 .. plain + 1, pricing each candidate as it is reached
                     v = min(max(np.float64(x[i]), c_min), c_max) + carry + from_above[xx]
@@ -157,13 +166,13 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                         # its row-above neighbours are above_right, above and pad[up + xx + 3] (xx + 3 <= W + 1)
                         _right_neighbour_costs(np.float64(x[i + 1]), np.int64(idx[i + 1]), q, kmax, v, feedback,
                                                from_above[xx + 1], above_right, above, pad[up + xx + 3], c_min,
-                                               c_max, rec, top, spatial, fast, slow, weight, cost_table, ahead_cost,
-                                               bin_cost)
+                                               c_max, rec, top, model, fast, slow, weight, cost_table, ahead_cost,
+                                               bin_cost, ref[i + 1] if temporal else 0)
                     for k in range(kmax + 1):
                         p0 = 0
                         bits = ones  # index N-1 is N-1 ones, with no terminating bin
                         if k < top:
-                            ctx = bin_context(k, spatial, left, above, above_left, above_right)
+                            ctx = bin_context(k, model, left, above, above_left, above_right, r)
                             p0 = p_zero(fast, slow, ctx)
                             walk_ctx[k] = ctx
                             walk_p0[k] = p0
@@ -190,7 +199,7 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                         ctx = walk_ctx[k]
                         p0 = walk_p0[k]
                     else:
-                        ctx = bin_context(k, spatial, left, above, above_left, above_right)
+                        ctx = bin_context(k, model, left, above, above_left, above_right, r)
                         p0 = p_zero(fast, slow, ctx)
                     if tracing:
                         trace_bins[nb] = bit
@@ -205,9 +214,11 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
 
 
 @numba.njit(cache=True, nogil=True)
-def decode(buf, start, end, planes, height, width, levels, model, fast, slow, out, table, values):
+def decode(buf, start, end, planes, height, width, levels, model, fast, slow, out, table, values, ref):
     """Decode ``planes*height*width`` indices from ``buf[start:end]``: into ``out`` when it is
-    not empty, and as ``values[i] = table[index]`` when ``table`` is not empty.
+    not empty, and as ``values[i] = table[index]`` when ``table`` is not empty.  The ``temporal``
+    model reads the reference frame's indices ``ref`` (ERR_REFERENCE unless there is one per element);
+    ``fast``/``slow`` are the starting probability state and hold the final one on return.
 
     Never reads outside ``buf[start:end]`` nor writes outside ``out``/``values``; scratch is
     two rows of the plane (none for one-row planes or the ``paper`` model).  Running past the
@@ -215,14 +226,16 @@ def decode(buf, start, end, planes, height, width, levels, model, fast, slow, ou
     decoded from shifted-in zeros.  Returns (status, position): OK only when the payload was
     consumed exactly.
     """
+    temporal = model == TEMPORAL
+    if temporal and ref.size < planes * height * width:
+        return ERR_REFERENCE, start
     code, rng, pos, status = decode_start(buf, start, end)
     if status != OK:
         return status, pos
     top = levels - 1
     store = out.size > 0
     dequantize = table.size > 0
-    spatial = model == SPATIAL
-    keep_rows = spatial and height > 1
+    keep_rows = model != PAPER and height > 1
     stride = width + 2
     # two alternating rows with a zero column either side: the row above and the current row
     pad = np.zeros(2 * stride if keep_rows else 0, dtype=np.uint8)
@@ -238,8 +251,9 @@ def decode(buf, start, end, planes, height, width, levels, model, fast, slow, ou
             for x in range(width):
                 above_right = pad[up + x + 2] if has_above else 0
                 s = 0
+                r = ref[i] if temporal else 0
                 for k in range(top):
-                    ctx = bin_context(k, spatial, left, above, above_left, above_right)
+                    ctx = bin_context(k, model, left, above, above_left, above_right, r)
                     bit, code, rng, pos = decode_bin(code, rng, pos, buf, end, p_zero(fast, slow, ctx))
                     adapt(fast, slow, ctx, bit)
                     if bit == 0:
