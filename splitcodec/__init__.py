@@ -12,7 +12,8 @@ with keyed_cache():  # the numba kernels cache under a key of their sources (spl
     from .binarization import binarize, codeword_lengths, debinarize
     from .encoder_config import EncoderConfig
     from .codec import FeatureCodec, decode, decode_header, decode_indices, quantizer_from_header
-    from .errors import BitstreamError, QuantizerError, SplitCodecError
+    from .errors import BitstreamError, QuantizerError, ReferenceFrameError, SplitCodecError
+    from .sequence import SequenceDecoder, SequenceEncoder
     from . import clip, pareto, rd, sensitivity
     from .clip import mse_optimal_clip
     from .quantization import (
@@ -31,5 +32,6 @@ __all__ = [  # the public names, sorted
     "binarize", "BitstreamError", "clip", "codeword_lengths", "debinarize", "decode", "decode_header",
     "decode_indices", "design_ecq", "ECQResult", "EncoderConfig", "errors", "FeatureCodec", "lloyd_max",
     "mse_optimal_clip", "pareto", "Quantizer", "quantizer_from_header", "QuantizerError", "rd",
-    "ScalarQuantizer", "sensitivity", "SplitCodecError", "sweep_lambda", "UniformQuantizer",
+    "ReferenceFrameError", "ScalarQuantizer", "sensitivity", "SequenceDecoder", "SequenceEncoder",
+    "SplitCodecError", "sweep_lambda", "UniformQuantizer",
 ]

@@ -51,12 +51,15 @@ class RefContext:
             self.slow += (PROB_ONE - self.slow) >> 7
 
 
-def reference_payload(planes, levels, model):
-    """planes: list of 2-D lists of ints (H rows of W indices)."""
-    classes = 1 if model == "paper" else 7
-    ctxs = [RefContext() for _ in range(classes * (levels - 1))]
+def reference_payload(planes, levels, model, reference=None, contexts=None):
+    """planes: list of 2-D lists of ints (H rows of W indices); ``reference``: the reference frame's planes
+    (the temporal model, docs/bitstream.md §4); ``contexts``: a list of RefContext to carry on from (it is
+    updated in place: after the call it is the final state)."""
+    classes = {"paper": 1, "spatial": 7, "temporal": 28}[model]
+    ctxs = contexts if contexts is not None else [RefContext() for _ in range(classes * (levels - 1))]
+    assert len(ctxs) == classes * (levels - 1)
     enc = RefEncoder()
-    for plane in planes:
+    for p, plane in enumerate(planes):
         h, w = len(plane), len(plane[0])
         for y in range(h):
             for x in range(w):
@@ -72,6 +75,8 @@ def reference_payload(planes, levels, model):
                     else:
                         c = 7 * k + 2 * (at(y, x - 1) > k) + 2 * (at(y - 1, x) > k) \
                             + (at(y - 1, x - 1) > k) + (at(y - 1, x + 1) > k)
+                        if model == "temporal":
+                            c = 4 * c + min(max(reference[p][y][x] - k + 1, 0), 3)
                     enc.encode(ctxs[c].p0(), bit)
                     ctxs[c].update(bit)
                     if not bit:

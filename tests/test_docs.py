@@ -19,7 +19,8 @@ def test_readme_python_example():
 
 
 @pytest.mark.parametrize("module", ["splitcodec.quantization", "splitcodec.codec", "splitcodec.rd", "splitcodec.models",
-                                    "splitcodec.encoder_config", "splitcodec.clip", "splitcodec.pareto"])
+                                    "splitcodec.encoder_config", "splitcodec.clip", "splitcodec.pareto",
+                                    "splitcodec.sequence"])
 def test_docstring_examples(module):
     if module == "splitcodec.models":
         pytest.importorskip("torch")
