@@ -22,8 +22,8 @@ def test_bad_magic():
 
 def test_unsupported_version():
     data = bytearray(sample_stream())
-    data[1] = 2
-    with pytest.raises(E.UnsupportedVersionError, match="version 2"):
+    data[1] = 3
+    with pytest.raises(E.UnsupportedVersionError, match="version 3"):
         sc.decode(bytes(data))
 
 

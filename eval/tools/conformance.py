@@ -5,7 +5,8 @@ beside this file; ``tests/test_conformance.py`` checks the files are what this s
 and that ``splitcodec.decode`` gives every expected outcome.  Another implementation claims
 conformance by decoding every file with the default element limit (2^26) and matching the
 manifest: the SHA-256 of the decoded float32 values (little-endian, C order) and the shape,
-or a failure of the named class.
+or a failure of the named class.  A case with ``after`` is a frame of a sequence: the decoder first
+decodes the streams listed there, in order, with the same state.
 """
 
 from __future__ import annotations
@@ -103,11 +104,11 @@ def _rejected_header_fields(base: bytes, payload: bytes) -> list:
     add("empty", b"", "TruncatedStreamError", "no bytes")
     add("bad_magic", b"\x00" + base[1:], "BadMagicError", "first byte not 0xCF")
     add("bad_magic_and_version", b"\x00\x07" + base[2:], "BadMagicError", "magic is checked before the version")
-    for v in (0, 2):
+    for v in (0, 3):
         add(f"version_{v}", base[:1] + bytes([v]) + base[2:], "UnsupportedVersionError", f"format version {v}")
     for m in (2, 3):
         add(f"context_id_{m}", raw(flags_of(model=m), 4, half01, shape, payload), "UnknownIdError",
-            f"context model id {m} is reserved")
+            f"context model id {m} is unknown to version 1 (2 is the temporal model of version 2, 3 is reserved)")
     for k in (2, 3):
         add(f"quantizer_kind_{k}", raw(flags_of(kind=k), 4, half01, shape, payload), "UnknownIdError",
             f"quantizer kind {k} is reserved")
@@ -172,6 +173,53 @@ def _rejected_sizes_and_payloads(base: bytes, header_size: int) -> list:
     return cases
 
 
+def _sequence_cases():
+    """(name, stream, expected error or None, reason, names decoded before it by the same decoder): frames of
+    version-2 sequences, each decoded by a decoder that first decoded the ``after`` streams, in order."""
+    q = sc.UniformQuantizer(-1.0, 2.0, 6)
+    rng = np.random.default_rng(11)
+    frames = [_field_input((3, 6, 7), 20)]
+    for _ in range(4):
+        frames.append((frames[-1] + 0.15 * rng.normal(size=frames[-1].shape)).astype(np.float32))
+    enc = sc.SequenceEncoder(sc.FeatureCodec(q), sequence_id=0x5EC0_0001, refresh_period=None)
+    s = [enc.encode(x) for x in frames]
+    paper = sc.SequenceEncoder(sc.FeatureCodec(q, "paper"), sequence_id=2, temporal=False)
+    p = [paper.encode(x) for x in frames[:2]]
+    wrap = sc.SequenceEncoder(sc.FeatureCodec(q), sequence_id=3)
+    wrap.frame_number = bitstream.MAX_U32
+    w = [wrap.encode(x) for x in frames[:2]]
+    other = sc.SequenceEncoder(sc.FeatureCodec(q), sequence_id=0x5EC0_0001)
+    o = [other.encode(x) for x in frames[2:4]]  # the same sequence id and numbers 0, 1: other content
+    h = sc.decode_header(s[0])
+    frame_at = h.size - 4 - 4 - 1 - 1  # crc32, sequence (u32), frame number (1 byte), frame
+    patch = lambda data, at, value: data[:at] + bytes([value]) + data[at + 1:]  # noqa: E731
+    seq = ["seq_f0_intra", "seq_f1_temporal", "seq_f2_temporal_carry", "seq_f3_temporal_carry"]
+    cases = [
+        (seq[0], s[0], None, "version 2 intra frame (spatial model); any decoder decodes it alone", []),
+        (seq[1], s[1], None, "predicted frame, temporal model, fresh probability state", seq[:1]),
+        (seq[2], s[2], None, "predicted frame carrying the state of frame 1", seq[:2]),
+        (seq[3], s[3], None, "predicted frame carrying the state of frame 2", seq[:3]),
+        ("seq_paper_f0", p[0], None, "paper-model sequence, intra", []),
+        ("seq_paper_f1_carry", p[1], None, "paper model with the reference's state carried (no temporal contexts)",
+         ["seq_paper_f0"]),
+        ("seq_wrap_f4294967295", w[0], None, "frame number 2^32 - 1 (a 5-byte varint)", []),
+        ("seq_wrap_f0", w[1], None, "frame numbers wrap: 0 follows 2^32 - 1", ["seq_wrap_f4294967295"]),
+        ("seq_predicted_alone", s[1], "ReferenceFrameError", "a predicted frame with no reference decoded", []),
+        ("seq_frame_lost", s[2], "ReferenceFrameError", "frame 2 after frame 0: frame 1 was lost", seq[:1]),
+        ("seq_other_content", o[1], "ReferenceFrameError",
+         "same sequence id and frame number, but predicted from another frame (reference CRC differs)", seq[:1]),
+        ("seq_other_sequence", p[1], "ReferenceFrameError", "the reference held is of another sequence", seq[:1]),
+        ("seq_frame_reserved_bits", patch(s[0], frame_at, 4), "InvalidHeaderError", "frame field bit 2 set", []),
+        ("seq_intra_carries_state", patch(s[0], frame_at, 2), "InvalidHeaderError",
+         "an intra frame with the carried-state bit", []),
+        ("seq_intra_temporal_model", patch(s[0], 2, (s[0][2] & ~3) | 2), "InvalidHeaderError",
+         "the temporal model in an intra frame", []),
+        ("seq_truncated_frame_fields", s[0][:frame_at + 3], "TruncatedStreamError",
+         "the stream ends inside the sequence id", []),
+    ]
+    return cases
+
+
 def _sha256(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(values, dtype="<f4").tobytes()).hexdigest()
 
@@ -187,7 +235,24 @@ def build() -> tuple[dict[str, bytes], list[dict]]:
     for name, data, error, reason in _rejected_cases():
         files[f"{name}.bin"] = data
         manifest.append({"file": f"streams/{name}.bin", "expect": "error", "error": error, "reason": reason})
+    for name, data, error, reason, after in _sequence_cases():
+        files[f"{name}.bin"] = data
+        entry = {"file": f"streams/{name}.bin", "after": [f"streams/{a}.bin" for a in after]}
+        if error is None:
+            values = decode_after(data, [files[f"{a}.bin"] for a in after])
+            entry.update(expect="values", shape=list(values.shape), sha256=_sha256(values))
+        else:
+            entry.update(expect="error", error=error)
+        manifest.append({**entry, "reason": reason})
     return files, manifest
+
+
+def decode_after(data: bytes, before: list[bytes]) -> np.ndarray:
+    """Decode ``data`` with a sequence decoder that first decoded ``before`` (in order)."""
+    dec = sc.SequenceDecoder()
+    for b in before:
+        dec.decode(b)
+    return dec.decode(data)
 
 
 def write(root: Path = HERE) -> None:
@@ -199,7 +264,7 @@ def write(root: Path = HERE) -> None:
             old.unlink()
     for name, data in files.items():
         (streams / name).write_bytes(data)
-    doc = {"format_version": bitstream.FORMAT_VERSION, "max_elements": bitstream.DEFAULT_MAX_ELEMENTS,
+    doc = {"format_versions": list(bitstream.VERSIONS), "max_elements": bitstream.DEFAULT_MAX_ELEMENTS,
            "values_hash": "SHA-256 of the decoded float32 values, little-endian, C order", "cases": manifest}
     (root / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
 
