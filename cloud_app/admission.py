@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from splitcodec.errors import BitstreamError, TensorTooLargeError
+from splitcodec.errors import BitstreamError, ReferenceFrameError, TensorTooLargeError
 from splitcodec.errors import FeatureShapeError
 from splitcodec.inference import CloudTail
 from splitcodec.models import default_operating_point
@@ -60,6 +60,8 @@ class Limits:
     # the health watch and reflection streams answer without a token: bounded in number and duration
     max_anonymous_streams: int = 16
     anonymous_stream_s: float = 300.0
+    # streams holding a reference frame (temporal coding): one reference each, freed when the stream ends
+    max_sequences: int = 256
 
 
 LIMIT_HELP = {
@@ -78,6 +80,8 @@ LIMIT_HELP = {
     "connection_age_s": "close a connection (GOAWAY) after this long; clients reconnect, the edge resumes its stream",
     "connection_age_grace_s": "time calls get to finish after a connection's age is reached",
     "min_ping_interval_s": "keepalive pings more often than this count as strikes (two: GOAWAY)",
+    "max_sequences": "streams that may hold a reference frame for temporal coding (one frame each; beyond it, a "
+                     "stream's predicted frames are refused with FAILED_PRECONDITION and it must send intra frames)",
     "max_anonymous_streams": "health-watch and reflection streams (no token needed) open at once",
     "anonymous_stream_s": "longest health-watch or reflection stream",
 }
@@ -96,6 +100,8 @@ def status_for(e: Exception) -> Abort | None:
     """The status a library error on a request's stream maps to (None: not the caller's fault)."""
     if isinstance(e, TensorTooLargeError):
         return Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+    if isinstance(e, ReferenceFrameError):  # the stream needs an intra frame (the client refreshes)
+        return Abort(grpc.StatusCode.FAILED_PRECONDITION, f"{type(e).__name__}: {e}")
     if isinstance(e, (BitstreamError, FeatureShapeError)):
         return Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{type(e).__name__}: {e}")
     return None

@@ -41,6 +41,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         self.envelopes = {k: Envelope(b.tail, levels) for k, b in batchers.items()}
         self.log = request_log or RequestLog()
         self.inflight = 0
+        self.sequences = 0  # streams holding a reference frame (at most limits.max_sequences)
         self.decoder = DecodeScheduler(self.limits.decode_workers, self.limits.max_queue_ms)
         self.health = None
         self._tracebacks = RateLimit(2)
@@ -64,7 +65,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
                         f"model {clean(model)!r} split {clean(split)!r} is not served here (serving: {have})")
         return b, self.envelopes[(model, split)]
 
-    async def _infer(self, req, context) -> pb.InferResponse:
+    async def _infer(self, req, context, sequence=None) -> pb.InferResponse:
         check_size(len(req.bitstream), self.limits)
         check_request(req)
         batcher, envelope = self._batcher(req.model, req.split)
@@ -75,7 +76,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         try:
             with self.decoder.admit(peer) as priority:
                 with batcher.announce():
-                    feats, decode_ms = await self.decoder.run(peer, batcher.tail.decode, req.bitstream)
+                    feats, decode_ms = await self.decoder.run(peer, batcher.tail.decode, req.bitstream, sequence)
                 if context is not None and context.cancelled():
                     raise asyncio.CancelledError
                 pred, queue_ms = await batcher.submit(feats, original_size(req), req.top_k or 5, priority)
@@ -116,6 +117,19 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         return resp
 
     async def InferStream(self, request_iterator, context):
+        # the stream's sequence state: one reference frame, freed when the stream ends (normally, by error, by
+        # idle timeout or cancellation); past max_sequences the stream decodes intra frames only
+        sequence = None
+        if self.sequences < self.limits.max_sequences:
+            sequence = splitcodec.SequenceDecoder()
+            self.sequences += 1
+        try:
+            await self._stream(context, sequence)
+        finally:
+            if sequence is not None:
+                self.sequences -= 1
+
+    async def _stream(self, context, sequence):
         frames, idle = 0, self.limits.stream_idle_s
         while True:
             try:
@@ -128,17 +142,19 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
             if frames > self.limits.max_stream_frames:
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"more than {self.limits.max_stream_frames} frames on one stream: open a new one")
-            resp = await self._stream_frame(req, context)
+            resp = await self._stream_frame(req, context, sequence)
             try:  # a client that stops reading (zero window) must not hold the stream open
                 await asyncio.wait_for(context.write(resp), timeout=idle)
             except asyncio.TimeoutError:
                 await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                     f"response not taken for {idle:g} s: stream closed")
 
-    async def _stream_frame(self, req, context) -> pb.InferResponse:
-        """One frame of a stream: its answer, or its error in the response (the stream goes on)."""
+    async def _stream_frame(self, req, context, sequence) -> pb.InferResponse:
+        """One frame of a stream: its answer, or its error in the response (the stream goes on).  A frame
+        that fails leaves the sequence's reference where it was: the next predicted frame names the failed
+        one and is refused too (FAILED_PRECONDITION), until the client sends an intra frame."""
         try:
-            resp = await self._infer(req, context)
+            resp = await self._infer(req, context, sequence)
             self.log(req, "OK", resp)
             return resp
         except Abort as a:

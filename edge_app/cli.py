@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from splitcodec.sequence import DEFAULT_REFRESH_PERIOD
+
 from .head import load_head, prepare_runner
 from .loop import FrameLoop, print_summary, summarize
 from .options import add_quantizer_arguments, encoder_config, quantizer_factory
@@ -34,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="deadline of each call, seconds")
     p.add_argument("--retries", type=int, default=3, help="retries with backoff while the server is unavailable")
     p.add_argument("--stream", action="store_true", help="send frames over one bidirectional stream")
+    p.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --stream: code frames as a sequence, each predicted from the one before (intra "
+                        "frames at the start, every --refresh-period frames and after any frame the server did "
+                        "not answer); --no-temporal codes every frame alone")
+    p.add_argument("--refresh-period", type=int, default=DEFAULT_REFRESH_PERIOD,
+                   help="with --stream --temporal: at most this many frames between intra frames (0: only when "
+                        "needed; default %(default)s)")
     p.add_argument("--stream-timeout", type=float, default=3600.0, help="deadline of a whole --stream call, seconds")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="one JSON object per frame, then a summary object")

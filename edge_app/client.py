@@ -107,10 +107,12 @@ class StreamSession:
     a reset, the server ending it early) it opens a new one that resends every frame not answered
     yet, in order, up to ``retries`` times; frames still unanswered are returned, never dropped
     silently.  A response whose id matches no frame awaiting an answer raises ``StreamProtocolError``.
+    ``on_restart(requests) -> requests`` (optional) rewrites the frames resent on a new stream (the edge
+    re-encodes them as a new sequence starting with an intra frame: the new stream's server holds no reference).
     """
 
-    def __init__(self, client: "EdgeClient", *, retries: int = 3, timeout: float | None = None):
-        self.client, self.retries, self.timeout = client, retries, timeout
+    def __init__(self, client: "EdgeClient", *, retries: int = 3, timeout: float | None = None, on_restart=None):
+        self.client, self.retries, self.timeout, self.on_restart = client, retries, timeout, on_restart
         self.attempts = 0
         self.errors: list[str] = []
         self.input_exhausted = False  # False after a failure: frames after the last one sent were not read
@@ -128,6 +130,10 @@ class StreamSession:
             with lock:
                 state["owner"] = attempt = self.attempts
                 resend = list(pending.values())
+                if attempt and resend and self.on_restart is not None:
+                    resend = list(self.on_restart(resend))
+                    for req in resend:
+                        pending[req.request_id] = req
             self.attempts += 1
             broken = self._one_stream(attempt, resend, on_answer)
             if state["error"] is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sys
@@ -31,6 +32,7 @@ class FrameLoop:
         self.args, self.runner, self.make_quantizer = args, runner, make_quantizer
         self.model, self.split_name, self.out = model, split_name, out or sys.stdout
         self.encoder = None
+        self.sequence = None  # a SequenceEncoder while frames go over a stream with temporal coding
         self.rows: list[dict] = []
 
     def _first_frame(self, image) -> None:
@@ -47,16 +49,20 @@ class FrameLoop:
                   f"{codec.config!r}; runtime {self.encoder.runtime}"
                   f"{' (no torch)' if 'torch' not in sys.modules else ''}; server {args.server}", file=self.out)
 
-    def encode(self, name, image, i):
-        from splitcodec.wire import pb
-
+    def encode(self, name, image, i, temporal: bool = False):
         if self.encoder is None:
             self._first_frame(image)
-        frame = self.encoder.encode(image)
-        req = pb.InferRequest(bitstream=frame.bitstream, model=self.model, split=self.split_name,
-                              request_id=f"{i}:{name}", top_k=self.args.top_k,
-                              original_size=pb.ImageSize(width=frame.original_size[0], height=frame.original_size[1]))
-        return frame, req
+        if temporal and self.sequence is None:
+            self.sequence = sc.SequenceEncoder(self.encoder.codec, refresh_period=self.args.refresh_period or None)
+        frame = self.encoder.encode(image, self.sequence if temporal else None)
+        return frame, self._request(frame, f"{i}:{name}")
+
+    def _request(self, frame, request_id):
+        from splitcodec.wire import pb
+
+        return pb.InferRequest(bitstream=frame.bitstream, model=self.model, split=self.split_name,
+                               request_id=request_id, top_k=self.args.top_k,
+                               original_size=pb.ImageSize(width=frame.original_size[0], height=frame.original_size[1]))
 
     def report(self, name, image, frame, resp, rtt_ms) -> None:
         if resp.HasField("error") and resp.error.code:
@@ -66,6 +72,7 @@ class FrameLoop:
                      [{"category_id": d.category_id, "name": d.name, "score": round(d.score, 4),
                        "box": [round(v, 1) for v in (d.x0, d.y0, d.x1, d.y1)]} for d in resp.detections])
             row = {"frame": name, "predictions": preds, "bytes": len(frame.bitstream),
+                   "frame_type": "predicted" if sc.decode_header(frame.bitstream).predicted else "intra",
                    "bits_per_element": round(frame.bits_per_element, 4), "raw_float32_bytes": 4 * frame.elements,
                    "input_jpeg90_bytes": input_jpeg90_bytes(image, self.runner.head.preprocess_spec),
                    "head_ms": round(frame.head_ms, 2), "encode_ms": round(frame.encode_ms, 2),
@@ -97,18 +104,39 @@ class FrameLoop:
         from .client import StreamSession
 
         sent = {}
+        temporal = self.args.temporal
 
         def produce():
             for i, (name, image) in enumerate(source):
-                frame, req = self.encode(name, image, i)
+                frame, req = self.encode(name, image, i, temporal)
                 sent[req.request_id] = (name, image, frame, time.perf_counter())
                 yield req.request_id, req
 
         def answer(rid, resp):
             name, image, frame, t0 = sent.pop(rid)
+            if temporal and resp.HasField("error") and resp.error.code:
+                # the server did not decode this frame (refused, or it lacked the reference): the next frame
+                # is intra, so the answers after it come from the right reference again
+                self.sequence.refresh()
             self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
 
-        session = StreamSession(client, retries=self.args.retries, timeout=self.args.stream_timeout)
+        def restart(requests):
+            """A new stream's server holds no reference: re-encode the unanswered frames as a new start."""
+            if not temporal or self.sequence is None:
+                return requests
+            self.sequence.refresh()
+            out = []
+            for req in requests:
+                name, image, frame, t0 = sent[req.request_id]
+                t = time.perf_counter()
+                data = self.sequence.encode(frame.features)
+                frame = dataclasses.replace(frame, bitstream=data, encode_ms=1e3 * (time.perf_counter() - t))
+                sent[req.request_id] = (name, image, frame, t0)
+                out.append(self._request(frame, req.request_id))
+            return out
+
+        session = StreamSession(client, retries=self.args.retries, timeout=self.args.stream_timeout,
+                                on_restart=restart)
         unanswered = session.run(produce(), answer)
         for rid in unanswered:
             self.rows.append({"frame": sent[rid][0], "error": "not answered"})

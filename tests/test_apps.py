@@ -364,6 +364,13 @@ def test_edge_cli_video_file(server, capsys, tmp_path):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["frame"] for r in lines[:-1]] == ["clip.avi#0", "clip.avi#1", "clip.avi#2"]
     assert lines[-1]["summary"]["frames"] == 3 and lines[-1]["summary"]["errors"] == 0
+    # a stream is coded as a sequence by default: the repeated frames are predicted, at a fraction of the bytes
+    assert [r["frame_type"] for r in lines[:-1]] == ["intra", "predicted", "predicted"]
+    assert lines[1]["bytes"] < lines[0]["bytes"] / 3
+    assert [r["predictions"][0]["class"] for r in lines[:-1]] == [lines[0]["predictions"][0]["class"]] * 3
+    assert main(["--server", server[0], path, "--json", "--stream", "--no-temporal"]) == 0
+    alone = [json.loads(line) for line in capsys.readouterr().out.splitlines()][:-1]
+    assert [r["frame_type"] for r in alone] == ["intra"] * 3 and alone[0]["bytes"] == lines[0]["bytes"] - 6  # v1: no frame, sequence, frame number
 
 
 def test_edge_runs_an_exported_head_without_torch(server, tmp_path):

@@ -310,10 +310,10 @@ def test_an_unexpected_error_is_internal_names_the_request_and_fails_only_that_r
     (batcher,) = service.batchers.values()
     decode = batcher.tail.decode
 
-    def flaky(data):  # a bug in the library, triggered by one request's stream
+    def flaky(data, sequence=None):  # a bug in the library, triggered by one request's stream
         if data.endswith(b"BOOM"):
             raise RuntimeError("secret internals")
-        return decode(data)
+        return decode(data, sequence)
 
     batcher.tail.decode = flaky
     try:
@@ -360,10 +360,13 @@ class _Fake(rpc.SplitInferenceServicer):
 
     def __init__(self, mode):
         self.mode, self.streams = mode, 0
+        self.resent = []  # the bitstreams of the frames a second stream opened with
 
     def InferStream(self, request_iterator, context):
         self.streams += 1
         for i, req in enumerate(request_iterator):
+            if self.streams == 2 and req.bitstream:
+                self.resent.append(req.bitstream)
             if self.mode == "end_early" and self.streams == 1 and i == 1:
                 return  # ends the stream with OK after one answer
             if self.mode == "end_always" and i == 1:
@@ -409,6 +412,24 @@ def test_stream_resumes_from_the_first_unanswered_frame(fake, mode):
         left = session.run(_frames(5), lambda rid, r: answered.append(rid))
     assert left == [] and sorted(answered) == [f"f{i}" for i in range(5)] and len(answered) == 5
     assert svc.streams == 2 and session.errors
+
+
+def test_a_resumed_stream_resends_what_on_restart_makes_of_the_unanswered_frames(fake):
+    """The edge re-encodes unanswered frames for a new stream (starting with an intra frame): what the hook
+    returns is what the new stream carries, and the answers count against the same frames."""
+    addr, svc = fake("fail_midway")
+    seen, answered = [], []
+
+    def restart(reqs):
+        seen.append([r.request_id for r in reqs])
+        return [pb.InferRequest(request_id=r.request_id, bitstream=b"re-encoded") for r in reqs]
+
+    with EdgeClient(addr, timeout=5) as c:
+        session = StreamSession(c, retries=2, timeout=10, on_restart=restart)
+        left = session.run(_frames(5), lambda rid, r: answered.append(rid))
+    assert left == [] and sorted(answered) == [f"f{i}" for i in range(5)]
+    assert len(seen) == 1 and seen[0] and seen[0][0] == "f2"  # the first stream broke at its third frame
+    assert svc.resent == [b"re-encoded"] * len(seen[0])
 
 
 @pytest.mark.parametrize("mode", ["garbage", "extra"])

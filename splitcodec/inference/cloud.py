@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import codec as _codec
 from ..bitstream import DEFAULT_MAX_ELEMENTS, Header
-from ..errors import FeatureShapeError
+from ..errors import FeatureShapeError, ReferenceFrameError
 
 __all__ = ["CloudTail", "Prediction", "ClassScore", "BoxDetection"]
 
@@ -77,11 +77,21 @@ class CloudTail:
                 f"produces {self.feature_shape}")
         return h
 
-    def decode(self, data: bytes) -> tuple[np.ndarray, float]:
+    def decode(self, data: bytes, sequence=None) -> tuple[np.ndarray, float]:
+        """The stream's tensor and the decode time (ms).  ``sequence``: the
+        :class:`~splitcodec.SequenceDecoder` of the stream the frame belongs to (predicted frames need it;
+        without one they raise ``ReferenceFrameError``)."""
         t = time.perf_counter()
-        self.check_header(data)
-        x = _codec.decode(data, max_elements=self.max_elements).reshape(self.feature_shape)
-        return x, 1e3 * (time.perf_counter() - t)
+        h = self.check_header(data)
+        if sequence is not None:
+            x = sequence.decode(data)
+        elif h.predicted:
+            raise ReferenceFrameError(
+                f"frame {h.frame_number} of sequence {h.sequence:08x} is predicted from the frame before it: single "
+                "calls take intra frames only (send sequences over InferStream)")
+        else:
+            x = _codec.decode(data, max_elements=self.max_elements)
+        return x.reshape(self.feature_shape), 1e3 * (time.perf_counter() - t)
 
     def run(self, features: list[np.ndarray], original_sizes=None, top_k: int = 5) -> list[Prediction]:
         """Tail forward pass on a batch of decoded feature tensors."""

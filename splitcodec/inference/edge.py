@@ -21,6 +21,7 @@ class EncodedFrame:
     elements: int
     head_ms: float
     encode_ms: float
+    features: np.ndarray | None = None  # kept when the frame belongs to a sequence (re-encoded if a stream restarts)
 
     @property
     def bits_per_element(self) -> float:
@@ -100,13 +101,16 @@ class EdgeEncoder:
     def features(self, image) -> tuple[np.ndarray, tuple[int, int]]:
         return self.head.features(image)
 
-    def encode(self, image) -> EncodedFrame:
+    def encode(self, image, sequence=None) -> EncodedFrame:
+        """Run the head and encode; with ``sequence`` (a :class:`~splitcodec.SequenceEncoder` over this
+        encoder's codec) as the sequence's next frame, intra or predicted."""
         t0 = time.perf_counter()
         feats, size = self.features(image)
         t1 = time.perf_counter()
-        data = self.codec.encode(feats)
+        data = self.codec.encode(feats) if sequence is None else sequence.encode(feats)
         t2 = time.perf_counter()
-        return EncodedFrame(data, size, int(feats.size), 1e3 * (t1 - t0), 1e3 * (t2 - t1))
+        return EncodedFrame(data, size, int(feats.size), 1e3 * (t1 - t0), 1e3 * (t2 - t1),
+                            feats if sequence is not None else None)
 
 
 def image_size(image) -> tuple[int, int]:
