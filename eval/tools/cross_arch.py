@@ -67,6 +67,24 @@ def corpus():
     yield "uniform_scale_single", sc.FeatureCodec(sc.UniformQuantizer(6.737916e-08, 6.478021, 256)), x, None
 
 
+SEQUENCE_LEVELS = (2, 4, 8, 16, 64, 256)
+
+
+def sequences():
+    """(name, SequenceEncoder, frames) for every sequence case (bitstream v2: intra and predicted frames)."""
+    base = _input((6, 20, 23), 3)
+    frames = [base]
+    for k in range(5):  # a slowly changing scene, still exact in float32
+        frames.append(frames[-1] + _input((6, 20, 23), 10 + k, -64, 64) * np.float32(0.25))
+    for n in SEQUENCE_LEVELS:
+        q = sc.UniformQuantizer(-3.25, 4.5, n)
+        yield f"seq_n{n}_temporal", sc.SequenceEncoder(sc.FeatureCodec(q), sequence_id=n, refresh_period=4), frames
+        yield (f"seq_n{n}_rdo", sc.SequenceEncoder(sc.FeatureCodec(q, rdo_lambda=0.3, rdo_lookahead=True,
+                                                                   error_feedback=0.5), sequence_id=n), frames)
+        yield (f"seq_n{n}_paper_state", sc.SequenceEncoder(sc.FeatureCodec(q, "paper"), sequence_id=n, temporal=False),
+               frames)
+
+
 def _sha(a) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
@@ -85,13 +103,29 @@ def write(out: Path) -> dict:
             "levels": None if levels is None else _sha(np.asarray(levels, "<f4")),
             "decoded": _sha(np.asarray(sc.decode(data), "<f4")),
         }
+    for name, enc, frames in sequences():
+        dec = sc.SequenceDecoder()
+        for i, x in enumerate(frames):
+            data, indices = enc.encode(x, return_indices=True)
+            (out / "streams" / f"{name}_f{i}.bin").write_bytes(data)
+            doc["cases"][f"{name}_f{i}"] = {"stream": _sha(np.frombuffer(data, np.uint8)), "indices": _sha(indices),
+                                            "levels": None, "decoded": _sha(np.asarray(dec.decode(data), "<f4"))}
     (out / "manifest.json").write_text(json.dumps(doc, indent=1))
     return doc
 
 
 def decode_dir(d: Path) -> dict:
-    return {p.stem: _sha(np.asarray(sc.decode(p.read_bytes()), "<f4"))
-            for p in sorted((d / "streams").glob("*.bin"))}
+    """The decoded values' hash of every stream; the frames of a sequence (``seq_*_f<i>``) decoded in order by
+    one decoder per sequence."""
+    out, decoders = {}, {}
+    paths = sorted((d / "streams").glob("*.bin"), key=lambda p: (p.stem.rsplit("_f", 1)[0], len(p.stem), p.stem))
+    for p in paths:
+        if p.stem.startswith("seq_"):
+            dec = decoders.setdefault(p.stem.rsplit("_f", 1)[0], sc.SequenceDecoder())
+            out[p.stem] = _sha(np.asarray(dec.decode(p.read_bytes()), "<f4"))
+        else:
+            out[p.stem] = _sha(np.asarray(sc.decode(p.read_bytes()), "<f4"))
+    return out
 
 
 def compare(a: Path, b: Path, a_decodes_b: Path, b_decodes_a: Path) -> dict:
@@ -112,7 +146,9 @@ def compare(a: Path, b: Path, a_decodes_b: Path, b_decodes_a: Path) -> dict:
             differ.append(f"{name}: {mb['machine']} decodes {ma['machine']}'s stream differently")
     return {"machines": [ma["machine"], mb["machine"]], "numpy": [ma["numpy"], mb["numpy"]],
             "numba": [ma["numba"], mb["numba"]], "cases": len(ma["cases"]),
-            "streams": sum(1 for _ in ma["cases"]), "ecq_designs": sum(c["levels"] is not None for c in ma["cases"].values()),
+            "streams": sum(1 for _ in ma["cases"]),
+            "sequences": len({n.rsplit("_f", 1)[0] for n in ma["cases"] if n.startswith("seq_")}),
+            "sequence_frames": sum(n.startswith("seq_") for n in ma["cases"]), "ecq_designs": sum(c["levels"] is not None for c in ma["cases"].values()),
             "identical": not differ, "differences": differ}
 
 
@@ -122,6 +158,8 @@ def markdown(res: dict) -> str:
             f"{res['cases']} streams (every N from 2 to 256 in steps, both context models, negative c_min, ties, "
             f"rate-distortion optimised encoding — greedy, and with look-ahead, error feedback along rows and in the "
             f"plane, channel weights —, "
+            f"{res.get('sequence_frames', 0)} frames of {res.get('sequences', 0)} version-2 sequences: temporal "
+            f"contexts, carried probability state, temporal RDO, intra refresh —, "
             f"{res['ecq_designs']} ECQ/Lloyd-Max/refined designs) encoded on {res['machines'][0]} and on "
             f"{res['machines'][1]} (qemu user-mode emulation, Debian arm64 root; numpy {res['numpy'][1]}, "
             f"numba {res['numba'][1]}): stream bytes, quantization indices, designed levels and decoded values "
