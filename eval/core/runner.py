@@ -31,7 +31,7 @@ ENTRIES = (
     "eval.studies.rate_accuracy", "eval.studies.clip_sweep", "eval.studies.ecq", "eval.studies.hevc",
     "eval.studies.calibrate", "eval.studies.target_rate", "eval.studies.rd_frontier", "eval.studies.explore",
     "eval.studies.merge", "eval.studies.context_study", "eval.studies.rdo_variants", "eval.studies.channel_steps",
-    "eval.studies.operating_point", "eval.studies.darknet_fidelity",
+    "eval.studies.operating_point", "eval.studies.darknet_fidelity", "eval.studies.video",
     "eval.bench.codec", "eval.bench.decode_cost", "eval.bench.reliability", "eval.bench.system",
     "eval.docs.results", "eval.docs.model_table",
     "eval.demos.system", "eval.demos.codec",
