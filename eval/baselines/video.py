@@ -2,7 +2,7 @@
 
 PyAV's wheels bundle FFmpeg with libx264 and libx265 (x86_64 and aarch64), so nothing outside pip is needed;
 ``ffmpeg`` on PATH is not used.  Frames are the model's exact preprocessed input (H×W×3 uint8 RGB), converted
-to 4:2:0 YUV as a camera stream is, coded as one elementary stream with a keyframe every ``gop`` frames, and
+to 4:2:0 YUV as a camera stream is (or kept 4:4:4), coded as one elementary stream with a keyframe every ``gop`` frames, and
 decoded back to RGB.  Bytes per frame = elementary-stream bytes / frames.
 """
 
@@ -18,6 +18,9 @@ CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
 # live streaming (what a camera sends) and one slower preset for each codec
 PRESETS = {"veryfast/zerolatency": {"preset": "veryfast", "tune": "zerolatency"},
            "medium": {"preset": "medium"}}
+# 4:2:0 is what a camera streams; 4:4:4 (x264 High 4:4:4, x265 Main 4:4:4) keeps full colour, so the CRF sweep
+# can reach near-lossless fidelity (4:2:0 costs fidelity even at CRF 0)
+CHROMA = {"4:2:0": "yuv420p", "4:4:4": "yuv444p"}
 
 
 class VideoCodecUnavailable(RuntimeError):
@@ -44,9 +47,12 @@ def encoder_build(codec: str, stream: bytes) -> str:
            f"libavcodec {lib}"
 
 
-def code_video(frames: list[np.ndarray], codec: str, crf: int, preset: str, *, gop: int = 64, fps: int = 30):
+def code_video(frames: list[np.ndarray], codec: str, crf: int, preset: str, *, gop: int = 64, fps: int = 30,
+               chroma: str = "4:2:0"):
     """Encode H×W×3 uint8 frames as one ``codec`` stream ("x264" or "x265") at ``crf`` with the ``preset``
-    settings (a key of PRESETS); returns (decoded frames, stream bytes, encoder build string)."""
+    settings (a key of PRESETS) in ``chroma`` (a key of CHROMA); returns (decoded frames, stream bytes,
+    encoder build string)."""
+    pix = CHROMA[chroma]
     av = _av()
     name, decoder = CODECS[codec]
     try:
@@ -54,7 +60,7 @@ def code_video(frames: list[np.ndarray], codec: str, crf: int, preset: str, *, g
     except Exception as e:  # noqa: BLE001 - PyAV raises its own error types for a missing encoder
         raise VideoCodecUnavailable(f"this PyAV build has no {name} encoder: {e}") from None
     h, w = frames[0].shape[:2]
-    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
+    enc.width, enc.height, enc.pix_fmt = w, h, pix
     enc.time_base, enc.framerate, enc.gop_size = Fraction(1, fps), Fraction(fps), gop
     opts = {"crf": str(crf), **PRESETS[preset]}
     if codec == "x265":
@@ -64,7 +70,7 @@ def code_video(frames: list[np.ndarray], codec: str, crf: int, preset: str, *, g
     enc.options = opts
     packets = []
     for i, rgb in enumerate(frames):
-        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format=pix)
         f.pts = i
         packets += [bytes(p) for p in enc.encode(f)]
     packets += [bytes(p) for p in enc.encode(None)]
