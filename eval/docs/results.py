@@ -132,6 +132,7 @@ def add_arguments(s) -> None:
     s.add_argument("--clip-sweep")
     s.add_argument("--ecq")
     s.add_argument("--rate-accuracy-rdo", help="a rate-accuracy run with --rdo-lambda/--error-feedback/--task-weights")
+    s.add_argument("--video", help="a `python -m eval video` run (camera streams)")
     s.add_argument("--page", default="docs/results.md", help="the page to write (default docs/results.md)")
 
 
@@ -196,5 +197,11 @@ def render(args) -> str:
     rdo = _load(getattr(args, "rate_accuracy_rdo", None))
     if rdo and rdo.get("encoder_savings"):
         out += encoder_section(rdo)
+    video = _load(getattr(args, "video", None))
+    if video:
+        from eval.studies.video import results_markdown as video_markdown
+
+        out += ["## Camera streams: temporal coding against streaming the input as video", "",
+                video_markdown(video), "", "![video](figures/video.png)", ""]
     out += [COMMANDS]
     return "\n".join(out)

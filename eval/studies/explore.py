@@ -10,6 +10,10 @@ is confident about), edge and tail latency.  Fidelity is measured on the samples
 A recommendation picks the configuration with the fewest bytes that meets ``--target-agreement``
 (and ``--edge-budget-ms``, ``--bandwidth`` at ``--fps`` when given) and saves it as a quantizer file
 that ``edge_app --quantizer`` and ``cloud_app --calibration`` load.
+
+Images are coded one at a time here.  For a camera stream, ``python -m eval video --quantizer FILE`` takes
+the saved quantizer file to video clips: temporal coding against single frames and against the input as
+x264/x265 video.
 """
 
 from __future__ import annotations

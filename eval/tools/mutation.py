@@ -54,9 +54,10 @@ TARGETS = {"codec core": 0.90, "server admission/auth/batcher": 0.80}
 # kernel module -> the tests that exercise it (per-file test selection)
 KERNEL_TESTS = {
     # golden streams first: most kernel mutants change the bytes, and -x stops at the first failure
-    "splitcodec/entropy/kernels.py": ["tests/test_golden.py", "tests/test_entropy.py", "tests/test_rd.py"],
+    "splitcodec/entropy/kernels.py": ["tests/test_golden.py", "tests/test_entropy.py", "tests/test_rd.py",
+                                      "tests/test_sequence.py"],
     "splitcodec/entropy/engine.py": ["tests/test_golden.py", "tests/test_entropy.py"],
-    "splitcodec/entropy/contexts.py": ["tests/test_golden.py", "tests/test_entropy.py"],
+    "splitcodec/entropy/contexts.py": ["tests/test_golden.py", "tests/test_entropy.py", "tests/test_sequence.py"],
     "splitcodec/quantization.py": ["tests/test_quantization.py"],
 }
 # cosmic-ray operators applied to kernels: one natural alternative per operator (as mutmut does), not
