@@ -376,7 +376,7 @@ def write_csv(doc: dict, path: str) -> None:
             w.writerow([r.get(c, "") for c in CSV_COLUMNS])
 
 def _x(v) -> str:
-    return "–" if v is None else f"{v:.2f}×"
+    return "not reached by" if v is None else f"{v:.2f}×"
 
 
 def markdown(doc: dict) -> str:
