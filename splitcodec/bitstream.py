@@ -108,9 +108,13 @@ class Header:
 
 # --- field checks, shared by the syntax (reader) and ``validate`` (writer) ----------------------
 
+# the context model ids a stream of each version may name (v1 predates the temporal model)
+_MODELS_OF_VERSION = {v: sorted(m for m, name in CONTEXT_MODEL_NAMES.items()
+                                if v >= SEQUENCE_VERSION or name in INTRA_MODELS) for v in VERSIONS}
+
+
 def _known_models(version: int) -> list[int]:
-    """The context model ids a stream of ``version`` may name (v1 predates the temporal model)."""
-    return sorted(m for m, name in CONTEXT_MODEL_NAMES.items() if version >= SEQUENCE_VERSION or name in INTRA_MODELS)
+    return _MODELS_OF_VERSION.get(version, [])
 
 
 def _check_frame(model: int, predicted: bool, carry: bool) -> None:

@@ -104,11 +104,7 @@ class FeatureCodec:
         ``rdo_lookahead`` prices each candidate together with the right neighbour's best answer to it
         (fewer bits at low rates, slower encoding; docs/codec.md).
         """
-        a = _as_float32(x)
-        if not 1 <= a.ndim <= bitstream.MAX_NDIM:
-            raise QuantizerError(f"tensor rank must be 1..{bitstream.MAX_NDIM}, got shape {a.shape}")
-        if a.size == 0:
-            raise QuantizerError(f"cannot encode an empty tensor (shape {a.shape})")
+        a = encodable(x)
         idx = self.quantizer.quantize(a)  # in range by construction
         if self.config.rdo:
             q = self.quantizer
@@ -134,6 +130,16 @@ class FeatureCodec:
         """Size of ``encode(x)`` in bits per tensor element (header included)."""
         a = _as_float32(x)
         return 8 * len(self.encode(a)) / a.size
+
+
+def encodable(x) -> np.ndarray:
+    """``x`` as the float32 array an encoder codes: rank 1..4, not empty (else ``QuantizerError``)."""
+    a = _as_float32(x)
+    if not 1 <= a.ndim <= bitstream.MAX_NDIM:
+        raise QuantizerError(f"tensor rank must be 1..{bitstream.MAX_NDIM}, got shape {a.shape}")
+    if a.size == 0:
+        raise QuantizerError(f"cannot encode an empty tensor (shape {a.shape})")
+    return a
 
 
 def decode_header(data, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Header:

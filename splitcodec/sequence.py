@@ -42,11 +42,10 @@ import numpy as np
 
 from . import bitstream
 from .bitstream import DEFAULT_MAX_ELEMENTS, MAX_U32, SEQUENCE_VERSION, Header
-from .codec import FeatureCodec, reconstruction_levels
+from .codec import FeatureCodec, encodable, reconstruction_levels
 from .entropy import coder
 from .entropy.contexts import TEMPORAL
 from .errors import QuantizerError, ReferenceFrameError
-from .quantization import _as_float32
 
 __all__ = ["SequenceEncoder", "SequenceDecoder", "DEFAULT_REFRESH_PERIOD"]
 
@@ -66,10 +65,6 @@ class _Reference:
         if (r.quantizer_kind, r.levels, tuple(r.shape)) != (h.quantizer_kind, h.levels, tuple(h.shape)):
             return False
         return bool(np.array_equal(reconstruction_levels(r), reconstruction_levels(h)))
-
-
-def _stream_crc(data: bytes, h: Header) -> int:
-    return int.from_bytes(data[h.size - 4:h.size], "little") if h.size else h.crc32
 
 
 class SequenceEncoder:
@@ -113,10 +108,7 @@ class SequenceEncoder:
         """The next frame's stream (version 2): intra when asked, when due, or when the shape changed; else
         predicted from the previous frame.  ``return_indices`` as for :meth:`FeatureCodec.encode`."""
         codec, q = self.codec, self.codec.quantizer
-        a = _as_float32(x)
-        if not 1 <= a.ndim <= bitstream.MAX_NDIM or a.size == 0:
-            raise QuantizerError(f"cannot encode a tensor of shape {a.shape} (rank 1..{bitstream.MAX_NDIM}, "
-                                 "not empty)")
+        a = encodable(x)
         ref = self._ref
         predicted = not (intra or self.next_is_intra or tuple(ref.header.shape) != a.shape)
         model = (TEMPORAL if self.temporal else codec.context_model) if predicted else codec.context_model

@@ -37,6 +37,21 @@ STATIC = {  # reference points, not coders: each tensor's empirical conditional 
 }
 
 
+@numba.njit(cache=True, inline="always")
+def adaptive_cost(ctx, bit, fast, slow):
+    """The ideal cost (bits) of ``bit`` in context ``ctx`` under the codec's two-rate estimator, which it then
+    updates (shared by the context studies)."""
+    p = (fast[ctx] + slow[ctx]) >> 1
+    cost = -math.log2(1 - p / ONE) if bit else -math.log2(p / ONE)
+    if bit:
+        fast[ctx] -= fast[ctx] >> 4
+        slow[ctx] -= slow[ctx] >> 7
+    else:
+        fast[ctx] += (ONE - fast[ctx]) >> 4
+        slow[ctx] += (ONE - slow[ctx]) >> 7
+    return cost
+
+
 @numba.njit(cache=True)
 def _adaptive_bits(q, levels, rule, plane_class):
     planes, h, w = q.shape
@@ -46,23 +61,12 @@ def _adaptive_bits(q, levels, rule, plane_class):
     acc = np.zeros((h, w), np.int64)
     bits = 0.0
 
-    def code(ctx, bit, fast, slow):
-        p = (fast[ctx] + slow[ctx]) >> 1
-        cost = -math.log2(1 - p / ONE) if bit else -math.log2(p / ONE)
-        if bit:
-            fast[ctx] -= fast[ctx] >> 4
-            slow[ctx] -= slow[ctx] >> 7
-        else:
-            fast[ctx] += (ONE - fast[ctx]) >> 4
-            slow[ctx] += (ONE - slow[ctx]) >> 7
-        return cost
-
     if rule == 5:  # side information: the class of every plane, truncated unary with its own contexts
         for c in range(planes):
             prev = plane_class[c - 1] if c > 0 else 0
             for k in range(5):
                 bit = 1 if plane_class[c] > k else 0
-                bits += code((levels - 1) * 64 + 2 * k + (1 if prev > k else 0), bit, fast, slow)
+                bits += adaptive_cost((levels - 1) * 64 + 2 * k + (1 if prev > k else 0), bit, fast, slow)
                 if bit == 0:
                     break
     for c in range(planes):
@@ -93,7 +97,7 @@ def _adaptive_bits(q, levels, rule, plane_class):
                         cls = (2 * (L > k) + 2 * (A > k) + (AL > k) + (AR > k)) * 6 + plane_class[c]
                     else:
                         cls = ((L > k) + (A > k)) * 3 + act
-                    bits += code(k * 64 + cls, bit, fast, slow)
+                    bits += adaptive_cost(k * 64 + cls, bit, fast, slow)
                     if bit == 0:
                         break
                 if s > 0:

@@ -142,7 +142,7 @@ def _split_rows(name, split, feats, float_logits, qf, levels, lambdas, refresh) 
         with torch.no_grad():
             return split.tail(torch.from_numpy(np.stack(decoded))).numpy()
 
-    rows, speed = [], {}
+    rows = []
     for setting, codec in _split_points(qf, levels, lambdas):
         streams, enc_ms = _timed(codec.encode, feats, 3 if setting == "quantizer-file" else 1)
         decoded, dec_ms = _timed(sc.decode, streams, 3 if setting == "quantizer-file" else 1)

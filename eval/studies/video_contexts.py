@@ -8,12 +8,10 @@ frame before.  Part of ``python -m eval video`` (its ``context_candidates``).
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
-ONE = 1 << 15
+from eval.studies.context_study import ONE, adaptive_cost
 CANDIDATES = {  # name: (rule id, what it conditions on besides the spatial context of the current frame)
     "spatial (intra)": (0, "nothing of the previous frame"),
     "equality flag [R>k]": (1, "whether the reference index R is above the bin position: 2 classes"),
@@ -59,14 +57,7 @@ def _frame_bits(q, ref, levels, rule, fast, slow):
                     else:
                         ctx = 3 * (4 * sp + rel4) + (rr > k) + (rb > k)
                     bit = 1 if s > k else 0
-                    pz = (fast[ctx] + slow[ctx]) >> 1
-                    bits += -math.log2(1 - pz / ONE) if bit else -math.log2(pz / ONE)
-                    if bit:
-                        fast[ctx] -= fast[ctx] >> 4
-                        slow[ctx] -= slow[ctx] >> 7
-                    else:
-                        fast[ctx] += (ONE - fast[ctx]) >> 4
-                        slow[ctx] += (ONE - slow[ctx]) >> 7
+                    bits += adaptive_cost(ctx, bit, fast, slow)
                     if bit == 0:
                         break
     return bits
