@@ -162,12 +162,15 @@ def encode(idx, planes, height, width, levels, model, fast, slow, out, trace_bin
                     ones = np.int64(0)  # cost of the 1-bins before bin k
                     ahead = lookahead and xx + 1 < width
                     if ahead:
+                        # an int64 formed before the call: a conditional among the call's arguments made
+                        # look-ahead RDO 10-20 % slower
+                        r2 = np.int64(ref[i + 1]) if temporal else np.int64(0)
                         # the right neighbour (same row: x[i + 1] is in the plane) sees the candidate on its left;
                         # its row-above neighbours are above_right, above and pad[up + xx + 3] (xx + 3 <= W + 1)
                         _right_neighbour_costs(np.float64(x[i + 1]), np.int64(idx[i + 1]), q, kmax, v, feedback,
                                                from_above[xx + 1], above_right, above, pad[up + xx + 3], c_min,
                                                c_max, rec, top, model, fast, slow, weight, cost_table, ahead_cost,
-                                               bin_cost, ref[i + 1] if temporal else 0)
+                                               bin_cost, r2)
                     for k in range(kmax + 1):
                         p0 = 0
                         bits = ones  # index N-1 is N-1 ones, with no terminating bin
