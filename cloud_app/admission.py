@@ -48,7 +48,7 @@ class Limits:
     max_inflight: int = 64
     max_queue_ms: float = 150.0  # expected decoding wait ahead of a request, beyond which it is refused
     decode_workers: int = 2
-    stream_idle_s: float = 60.0  # a stream with no frame read, or a response not taken, for this long is closed
+    stream_idle_s: float = 60.0  # a stream with no frame read, or a response not taken, for this long ends
     max_stream_frames: int = 1_000_000
     # connections and streams (gRPC core; each has a flag)
     max_concurrent_rpcs: int = 256  # server-wide; beyond it new calls get RESOURCE_EXHAUSTED from gRPC

@@ -143,11 +143,17 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"more than {self.limits.max_stream_frames} frames on one stream: open a new one")
             resp = await self._stream_frame(req, context, sequence)
-            try:  # a client that stops reading (zero window) must not hold the stream open
+            # a client that stops reading (zero window) must not hold the handler: the write is given up after
+            # ``idle``.  gRPC cannot send the status past the blocked write (the abort fails in core and the
+            # library logs one line), but the handler ends all the same, so nothing more is read from the
+            # stream and its sequence state is freed.  The HTTP/2 stream and its call slot stay core's until
+            # the connection closes (--connection-age-s at most): grpc.aio has no server-side cancel.
+            try:
                 await asyncio.wait_for(context.write(resp), timeout=idle)
             except asyncio.TimeoutError:
-                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                    f"response not taken for {idle:g} s: stream closed")
+                reason = f"response not taken for {idle:g} s: stream released"
+                self.log(req, "DEADLINE_EXCEEDED", reason=reason, peer=context.peer())
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, reason)
 
     async def _stream_frame(self, req, context, sequence) -> pb.InferResponse:
         """One frame of a stream: its answer, or its error in the response (the stream goes on).  A frame

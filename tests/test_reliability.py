@@ -222,6 +222,47 @@ def test_idle_stream_is_closed_and_frames_are_bounded(server, shape):
         assert got == ["0", "1"] and e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def test_a_client_that_never_reads_its_answers_frees_the_handler(server, shape, caplog):
+    """A stream whose client advertises a zero receive window: the first answer's write blocks, and after
+    ``stream_idle_s`` the handler lets go (its sequence state freed, one log line, nothing more read from the
+    stream) while ordinary calls are served.  gRPC keeps the HTTP/2 stream (and its call slot) until the
+    connection closes: the status cannot be sent past the blocked write, and grpc.aio has no server-side
+    cancel."""
+    from eval.bench.h2raw import RawConnection, grpc_message
+
+    addr, service = server(limits=Limits(stream_idle_s=0.5))
+
+    def frame(rid):
+        return grpc_message(_req(_stream_bytes(shape), rid).SerializeToString())
+
+    conn = RawConnection(addr, window=0, read=False)
+    try:
+        with caplog.at_level(logging.INFO, logger="splitcodec.cloud"):
+            s = conn.open("/splitcodec.v1.SplitInference/InferStream")
+            first = frame("z0")
+            assert conn.send_data(s, first, deadline=time.time() + 5) == len(first)
+            deadline = time.time() + 5
+            while service.sequences == 0 and time.time() < deadline:
+                time.sleep(0.02)
+            assert service.sequences == 1, "the stream's handler is running"
+            deadline = time.time() + 10
+            while service.sequences and time.time() < deadline:
+                time.sleep(0.05)
+            assert service.sequences == 0, "the handler let go of the stream"
+            later = frame("z1")
+            conn.send_data(s, later, deadline=time.time() + 2)  # the transport may take it; nobody reads it
+            with grpc.insecure_channel(addr) as ch:
+                served = rpc.SplitInferenceStub(ch).Infer(_req(_stream_bytes(shape), "after"), timeout=5)
+            assert served.request_id == "after" and served.classes
+            time.sleep(0.3)
+        lines = [r.getMessage() for r in caplog.records if r.name == "splitcodec.cloud"]
+        released = [m for m in lines if "response not taken" in m]
+        assert len(released) == 1 and "id=z0" in released[0] and "status=DEADLINE_EXCEEDED" in released[0]
+        assert not [m for m in lines if "id=z1" in m], "nothing is read from a released stream"
+    finally:
+        conn.close()
+
+
 def test_log_lines_are_escaped_bounded_and_rate_limited(server, shape, caplog):
     addr, service = server()
     service.log.rejects.per_s = 3

@@ -15,6 +15,7 @@ request fields, malformed protobuf, HTTP/2 rapid reset, gzip bombs, a client tha
 from __future__ import annotations
 
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -582,28 +583,40 @@ def rapid_reset(tmp, frames, quick) -> dict:
 
 
 def zero_window(tmp, frames) -> dict:
-    """Finding 6: a client that keeps sending on InferStream but never opens its receive window."""
+    """Finding 6: a client that keeps sending on InferStream but never opens its receive window.  The server's
+    first answer cannot be written; after --stream-idle-s the handler gives the write up and ends (its log
+    line says so), reading nothing more.  gRPC cannot send the status past the blocked write, so the HTTP/2
+    stream itself stays open until the connection closes; what it still holds is measured (server RSS)."""
     from eval.bench.h2raw import RawConnection, grpc_message
     from splitcodec.wire import pb
 
-    idle = 3.0
+    idle, seconds = 3.0, 12.0
     srv = Server(tmp, "zero-window", "--stream-idle-s", str(idle))
     try:
+        rss0 = _proc_mb(srv.proc.pid)
         conn = RawConnection(srv.address, window=0, read=False)
         s = conn.open(STREAM)
         t0 = time.time()
-        sent = 0
-        while not conn.done(s) and time.time() - t0 < 12.0:
-            msg = grpc_message(pb.InferRequest(bitstream=frames[sent % len(frames)], model=MODEL,
-                                               request_id=str(sent)).SerializeToString())
-            if conn.send_data(s, msg, deadline=time.time() + 1.0) == len(msg):
-                sent += 1
-            time.sleep(0.25)
+        sent, released = 0, None
+        with _PeakMemory(srv.proc.pid) as peak:
+            while not conn.done(s) and time.time() - t0 < seconds:
+                msg = grpc_message(pb.InferRequest(bitstream=frames[sent % len(frames)], model=MODEL,
+                                                   request_id=f"zw{sent}").SerializeToString())
+                if conn.send_data(s, msg, deadline=time.time() + 0.25) == len(msg):
+                    sent += 1
+                if released is None and "response not taken" in srv.log_file.read_text():
+                    released = time.time() - t0
+                time.sleep(0.05)
         ended = conn.ended.get(s) or (time.time() if s in conn.reset else None)  # trailers, or a reset of it
-        out = {"stream_idle_s": idle, "requests_sent": sent, "answer_bytes_received": conn.data_bytes,
+        log = srv.log_file.read_text()
+        read = len(re.findall(r"id=zw\d+ ", log)) - (1 if released is not None else 0)
+        out = {"stream_idle_s": idle, "seconds": seconds, "requests_sent": sent, "requests_read": read,
+               "answer_bytes_received": conn.data_bytes, "handler_released_after_s": released,
                "stream_ended_after_s": (ended - t0) if ended else None,
-               "status": _status_name(conn.status.get(s)), "reset": s in conn.reset}
+               "status": _status_name(conn.status.get(s)), "reset": s in conn.reset,
+               "rss_growth_mb": peak.peak - rss0}
         conn.close()
+        out["rss_kept_mb"] = _settled_mb(srv.proc.pid) - rss0
         out["served_after"] = not _clients(srv.address, _infer_cycling(frames), 1, 3)[1]
     finally:
         srv.stop()
@@ -695,9 +708,13 @@ def _round2_rows(r: dict) -> list[str]:
     """The serving-round-2 findings re-run; "before" quotes the issue's measurements of the earlier server."""
     nt, gz, rr, zw, det = r["no_token"], r["gzip"], r["rapid_reset"], r["zero_window"], r["detector"]
     wt = gz["without_token"]
-    zw_after = (f"ended after {zw['stream_ended_after_s']:.1f} s ({zw['status']})" if zw["stream_ended_after_s"]
-                else f"**still open after {zw['requests_sent']} requests (12 s)**: gRPC takes each write into its "
-                     f"buffer whatever the window, so the write timeout never fires; bounded by --max-stream-frames")
+    zw_after = (f"stream ended after {zw['stream_ended_after_s']:.1f} s ({zw['status']})"
+                if zw["stream_ended_after_s"] else
+                f"handler released after {zw['handler_released_after_s']:.1f} s, {zw['requests_read']} of "
+                f"{zw['requests_sent']} requests read, RSS +{zw['rss_growth_mb']:.0f} MB; **the HTTP/2 stream stays "
+                f"open** (the status cannot pass the blocked write; grpc.aio has no server-side cancel) until "
+                f"--connection-age-s" if zw["handler_released_after_s"] is not None else
+                f"**handler not released in {zw['seconds']:g} s**")
     return [
         "Serving round 2: the attacks of a client that speaks HTTP/2 itself (`eval/bench/h2raw.py`), re-run on "
         "the server of this commit (before: the measurements that opened the issue, on the server before it):", "",
