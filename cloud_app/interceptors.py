@@ -8,6 +8,11 @@ read the whole request first).
 ``AnonymousStreamGate``: the health ``Watch`` and reflection streams answer without a token (load-balancer
 probes, ``grpcurl``); each is bounded in number (RESOURCE_EXHAUSTED beyond ``max_streams``) and in
 duration (it ends with DEADLINE_EXCEEDED after ``max_s``; a prober simply watches again).
+
+``MessageGate``: a SplitInference message that does not parse is the caller's error, INVALID_ARGUMENT
+with one rate-limited log line, not the library's UNKNOWN and its traceback.  Its deserializer hands the
+handler a ``Malformed`` value instead of raising; a unary call is answered here, a stream by the servicer
+(``context.read()`` returns the value).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import asyncio
 import inspect
 
 import grpc
+
+from google.protobuf.message import DecodeError
 
 from splitcodec.wire import pb
 
@@ -34,6 +41,52 @@ async def _refuse(code, message, on_refuse=None):
         await context.abort(code, message)
 
     return grpc.stream_stream_rpc_method_handler(behaviour)  # never reads (or deserializes) the request
+
+
+class Malformed:
+    """A request whose bytes are not the method's message (what the parser said, bounded)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, error: Exception):
+        self.message = f"malformed request message: {str(error)[:120] or type(error).__name__}"
+
+
+def _tolerant(deserializer):
+    def parse(data: bytes):
+        try:
+            return deserializer(data)
+        except DecodeError as e:
+            return Malformed(e)
+    return parse
+
+
+class MessageGate(grpc.aio.ServerInterceptor):
+    """Malformed messages of the methods under ``prefix`` become INVALID_ARGUMENT (``on_refuse`` logs them)."""
+
+    def __init__(self, prefix: str = PROTECTED_PREFIX, on_refuse=None):
+        self.prefix, self.on_refuse = prefix, on_refuse
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith(self.prefix) or handler.request_deserializer is None:
+            return handler
+        parse = _tolerant(handler.request_deserializer)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(self._checked(handler.unary_unary), parse,
+                                                       handler.response_serializer)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(handler.stream_stream, parse, handler.response_serializer)
+        return handler
+
+    def _checked(self, behaviour):
+        async def call(request, context):
+            if isinstance(request, Malformed):
+                if self.on_refuse is not None:
+                    self.on_refuse(grpc.StatusCode.INVALID_ARGUMENT, request.message, context)
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+            return await behaviour(request, context)
+        return call
 
 
 class TokenGate(grpc.aio.ServerInterceptor):

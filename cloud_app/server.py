@@ -35,7 +35,7 @@ from splitcodec.wire import pb, rpc
 
 from .admission import Limits, default_max_levels, default_max_message_bytes
 from .batcher import TailBatcher
-from .interceptors import AnonymousStreamGate, TokenGate
+from .interceptors import AnonymousStreamGate, MessageGate, TokenGate
 from .request_log import quiet_library_logs
 from .servicer import SERVICE_NAME, SplitInferenceService
 from .specs import load_tails
@@ -83,7 +83,7 @@ async def start_async(address: str, tails: dict, *, token=None, limits: Limits |
     service = SplitInferenceService(batchers, limits=limits, request_log=request_log)
     refused = lambda code, message, context: service.log(_NO_REQUEST, code.name, reason=message,  # noqa: E731
                                                          peer=context.peer())
-    gates = [TokenGate(token, on_refuse=refused),
+    gates = [TokenGate(token, on_refuse=refused), MessageGate(on_refuse=refused),
              AnonymousStreamGate(limits.max_anonymous_streams, limits.anonymous_stream_s)]
     server = grpc.aio.server(options=server_options(limits), interceptors=gates,
                              maximum_concurrent_rpcs=limits.max_concurrent_rpcs)

@@ -2,7 +2,8 @@
 (``cloud_app.admission``), decoding (``cloud_app.scheduler``) and the tail (``cloud_app.batcher``), and any
 failure becomes that request's status, never another's.
 
-The token is checked before a call's message is read (``cloud_app.interceptors.TokenGate``), not here.
+The token is checked before a call's message is read (``cloud_app.interceptors.TokenGate``), not here; a
+unary message that does not parse is answered there too (``MessageGate``), one in a stream here.
 Every exception past admission is mapped once (``_status``): library errors about the stream to
 INVALID_ARGUMENT / RESOURCE_EXHAUSTED (``admission.status_for``), anything else to INTERNAL with the request
 id and no internals; the traceback goes to the server's log, rate-limited.
@@ -23,11 +24,13 @@ from splitcodec.wire import pb, rpc
 from .admission import (Abort, Envelope, Limits, check_inflight, check_request, check_size, default_max_levels,
                         original_size, status_for)
 from .batcher import TailBatcher
+from .interceptors import Malformed
 from .request_log import RateLimit, RequestLog, clean
 from .scheduler import DecodeScheduler
 
 log = logging.getLogger("splitcodec.cloud")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SplitInference"].full_name
+_UNPARSED = pb.InferRequest()  # a message that did not parse logs an empty request
 
 
 class SplitInferenceService(rpc.SplitInferenceServicer):
@@ -138,6 +141,9 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
                 await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no frame for {idle:g} s: stream closed")
             if req is grpc.aio.EOF:
                 return
+            if isinstance(req, Malformed):  # no request id to answer in a frame: the stream's error
+                self.log(_UNPARSED, "INVALID_ARGUMENT", reason=req.message, peer=context.peer())
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, req.message)
             frames += 1
             if frames > self.limits.max_stream_frames:
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -375,17 +375,28 @@ def test_an_unexpected_error_is_internal_names_the_request_and_fails_only_that_r
         batcher.tail.decode = decode
 
 
-def test_a_malformed_message_logs_one_short_line(server, caplog):
+def test_a_malformed_message_is_invalid_argument_with_one_short_log_line(server, shape, caplog):
     addr, _ = server()
     with caplog.at_level(logging.INFO), grpc.insecure_channel(addr) as ch:
-        raw = ch.unary_unary("/splitcodec.v1.SplitInference/Infer")
-        for _ in range(3):
-            with pytest.raises(grpc.RpcError):
+        for method in ("Infer", "ListModels"):
+            raw = ch.unary_unary(f"/splitcodec.v1.SplitInference/{method}")
+            with pytest.raises(grpc.RpcError) as e:
                 raw(b"\xff\xff\xff\xff", timeout=5)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed" in e.value.details()
+        good = _req(_stream_bytes(shape), "ok").SerializeToString()
+        stream = ch.stream_stream("/splitcodec.v1.SplitInference/InferStream")
+        got = []
+        with pytest.raises(grpc.RpcError) as e:  # a frame, then bytes that are no InferRequest: the stream's error
+            for r in stream(iter([good, b"\xff\xff\xff\xff", good]), timeout=10):
+                got.append(pb.InferResponse.FromString(r).request_id)
+        assert got == ["ok"] and e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert rpc.SplitInferenceStub(ch).Infer(_req(_stream_bytes(shape), "after"), timeout=5).classes
         assert _health(addr) == 1
     lib = [r for r in caplog.records if r.name.startswith("grpc") and r.levelno >= logging.WARNING]
-    assert lib, "the library reports the corrupt message"
-    assert all(not r.exc_info and "\n" not in r.getMessage() and len(r.getMessage()) < 1024 for r in lib)
+    assert not lib, "the server answers it, not the library"
+    ours = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(ours) == 3 and all("status=INVALID_ARGUMENT" in m and "\n" not in m and len(m) < 1024
+                                  for m in ours)
 
 
 def test_channel_targets():
