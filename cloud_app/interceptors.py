@@ -21,7 +21,6 @@ import asyncio
 import inspect
 
 import grpc
-
 from google.protobuf.message import DecodeError
 
 from splitcodec.wire import pb

@@ -67,6 +67,12 @@ def test_library_errors_map_to_their_status(error, code):
         assert a.message.startswith(type(error).__name__ + ": ")  # the class tells the client what was wrong
 
 
+def test_a_lost_reference_is_failed_precondition_naming_the_error():
+    a = status_for(errors.ReferenceFrameError("no reference frame held"))
+    assert a.code == grpc.StatusCode.FAILED_PRECONDITION and not a.tarpit
+    assert a.message == "ReferenceFrameError: no reference frame held"  # the client then sends an intra frame
+
+
 def test_errors_that_are_not_the_callers_fault_map_to_no_status():
     assert status_for(RuntimeError("tail crashed")) is None
     assert status_for(ValueError("plain")) is None

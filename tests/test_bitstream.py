@@ -190,6 +190,22 @@ def test_header_fields_as_read():
     assert h.levels_table.dtype == np.float32
     assert h.crc32 == int.from_bytes(data[h.size - 4:h.size], "little")
     assert bitstream._fields(h)["crc32"] == h.crc32
+    assert h.sequence is None and not h.predicted and not h.carry_state and h.reference_crc == 0  # a v1 frame
+
+
+@pytest.mark.parametrize("version, fields", [
+    (1, {"carry_state": True}),  # only version 2 codes frame fields, either of them
+    (1, {"predicted": True}),
+    (2, {"sequence": 0, "carry_state": True}),  # an intra frame carrying a reference's state
+    (2, {"sequence": 0, "context_model": bitstream.TEMPORAL}),  # the temporal model in an intra frame
+])
+def test_validate_refuses_frame_fields_that_break_the_rules(version, fields):
+    h = bitstream.Header(**{"context_model": 1, "quantizer_kind": bitstream.QUANTIZER_UNIFORM, "levels": 4,
+                            "shape": (2, 3), "clip": (0.0, 1.0), "version": version, **fields})
+    with pytest.raises(E.InvalidHeaderError):
+        bitstream.validate(h)
+    bitstream.validate(bitstream.Header(1, bitstream.QUANTIZER_UNIFORM, 4, (2, 3), (0.0, 1.0), version=version,
+                                        sequence=0 if version == 2 else None))  # the same without them is valid
 
 
 def test_half_precision_is_judged_on_the_float32_value_written():

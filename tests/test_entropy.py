@@ -224,6 +224,7 @@ def test_context_counts_and_state():
 
     assert contexts.n_contexts(contexts.context_model_id("paper"), 5) == 4
     assert contexts.n_contexts(contexts.context_model_id("spatial"), 5) == contexts.SPATIAL_CLASSES * 4
+    assert contexts.n_contexts(contexts.TEMPORAL, 5) == contexts.TEMPORAL_CLASSES * contexts.SPATIAL_CLASSES * 4
     fast, slow = engine.new_state(6)
     assert fast.dtype == slow.dtype == np.int32 and fast.shape == (6,)
     assert np.all(fast == engine.PROB_INIT) and np.all(slow == engine.PROB_INIT)
