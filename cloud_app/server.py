@@ -31,7 +31,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from splitcodec.wire import pb, rpc
+from splitcodec.wire import rpc
 
 from .admission import Limits, default_max_levels, default_max_message_bytes
 from .batcher import TailBatcher
@@ -42,8 +42,6 @@ from .specs import load_tails
 
 __all__ = ["start_async", "stop_async", "ServerHandle", "create_server", "shutdown", "token_from_env",
            "resolve_limits", "server_options"]
-
-_NO_REQUEST = pb.InferRequest()  # a call refused before its message was read logs an empty request
 
 
 def resolve_limits(limits: Limits | None, tails: dict, specs=()) -> Limits:
@@ -81,9 +79,7 @@ async def start_async(address: str, tails: dict, *, token=None, limits: Limits |
     batchers = {k: TailBatcher(t, batching=batching, max_batch=max_batch, window_ms=batch_window_ms)
                 for k, t in tails.items()}
     service = SplitInferenceService(batchers, limits=limits, request_log=request_log)
-    refused = lambda code, message, context: service.log(_NO_REQUEST, code.name, reason=message,  # noqa: E731
-                                                         peer=context.peer())
-    gates = [TokenGate(token, on_refuse=refused), MessageGate(on_refuse=refused),
+    gates = [TokenGate(token, on_refuse=service.refused), MessageGate(on_refuse=service.refused),
              AnonymousStreamGate(limits.max_anonymous_streams, limits.anonymous_stream_s)]
     server = grpc.aio.server(options=server_options(limits), interceptors=gates,
                              maximum_concurrent_rpcs=limits.max_concurrent_rpcs)

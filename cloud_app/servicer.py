@@ -30,7 +30,7 @@ from .scheduler import DecodeScheduler
 
 log = logging.getLogger("splitcodec.cloud")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SplitInference"].full_name
-_UNPARSED = pb.InferRequest()  # a message that did not parse logs an empty request
+_NO_REQUEST = pb.InferRequest()  # a call refused before it had a request (unread, or unparsed) logs an empty one
 
 
 class SplitInferenceService(rpc.SplitInferenceServicer):
@@ -132,6 +132,11 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
             if sequence is not None:
                 self.sequences -= 1
 
+    def refused(self, code, message: str, context) -> None:
+        """Log a call refused before it had a request: the interceptors' ``on_refuse``, a stream's malformed
+        message."""
+        self.log(_NO_REQUEST, code.name, reason=message, peer=context.peer())
+
     async def _stream(self, context, sequence):
         frames, idle = 0, self.limits.stream_idle_s
         while True:
@@ -142,7 +147,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
             if req is grpc.aio.EOF:
                 return
             if isinstance(req, Malformed):  # no request id to answer in a frame: the stream's error
-                self.log(_UNPARSED, "INVALID_ARGUMENT", reason=req.message, peer=context.peer())
+                self.refused(grpc.StatusCode.INVALID_ARGUMENT, req.message, context)
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, req.message)
             frames += 1
             if frames > self.limits.max_stream_frames:

@@ -590,20 +590,20 @@ def rapid_reset(tmp, frames, quick) -> dict:
         time.sleep(3.0)  # the other interpreter is up and busy
         lat, err = _clients(srv.address, infer, 1, per)
         stop.set()
-        return proc, stop, lat, err
+        return proc, lat, err
 
     try:
         for _ in range(trials):
             base, base_err = _clients(srv.address, infer, 1, per)
-            proc, _, hog, hog_err = beside(_cpu_hog, (60.0,))
+            proc, hog, hog_err = beside(_cpu_hog, (60.0,))
             proc.join(timeout=10)
             b, h = _pct(base, 99), _pct(hog, 99)
             errors += len(base_err) + len(hog_err)
             row = {"baseline_p99_ms": b, "control_p99_ms": h}
             for name, rate in (("paced", ISSUE_RESET_RATE), ("unpaced", None)):
                 results = ctx.Queue()
-                proc, _, loaded, loaded_err = beside(_rapid_reset_attack, (srv.address, 60.0, 5_000_000),
-                                                     (results, rate))
+                proc, loaded, loaded_err = beside(_rapid_reset_attack, (srv.address, 60.0, 5_000_000),
+                                                  (results, rate))
                 res = results.get(timeout=90)
                 proc.join(timeout=10)
                 attack.append(res)

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from eval.studies.context_study import ONE, adaptive_cost
+
 CANDIDATES = {  # name: (rule id, what it conditions on besides the spatial context of the current frame)
     "spatial (intra)": (0, "nothing of the previous frame"),
     "equality flag [R>k]": (1, "whether the reference index R is above the bin position: 2 classes"),
