@@ -24,6 +24,18 @@ def test_corpus_files_are_what_the_generator_writes():
     assert MANIFEST["cases"] == manifest
 
 
+def test_the_generator_writes_where_told_and_help_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:  # once wrote a corpus into a folder named --help
+        generate.main(["--help"])
+    assert stop.value.code == 0 and "conformance corpus" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+    generate.main([str(tmp_path / "corpus")])
+    written = json.loads((tmp_path / "corpus" / "manifest.json").read_text())
+    assert written["cases"] == MANIFEST["cases"]
+    assert {p.name for p in (tmp_path / "corpus" / "streams").iterdir()} == {p.name for p in (ROOT / "streams").iterdir()}
+
+
 def test_corpus_covers_every_error_class_and_both_outcomes():
     expected = {c["error"] for c in MANIFEST["cases"] if c["expect"] == "error"}
     bitstream_errors = {n for n in errors.__all__ if issubclass(getattr(errors, n), errors.BitstreamError)}

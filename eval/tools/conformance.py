@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-import sys
 import zlib
 from pathlib import Path
 
@@ -269,5 +268,14 @@ def write(root: Path = HERE) -> None:
     (root / "manifest.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m eval.tools.conformance",
+                                 description="(re)write the conformance corpus: streams/*.bin and manifest.json")
+    ap.add_argument("folder", nargs="?", type=Path, default=HERE, help=f"where to write it (default {HERE})")
+    write(ap.parse_args(argv).folder)
+
+
 if __name__ == "__main__":
-    write(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
+    main()
