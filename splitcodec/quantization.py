@@ -251,8 +251,50 @@ class UniformQuantizer(Quantizer):
         return _quantize_uniform_kernel(flat, np.float32(self.c_min), np.float32(self.c_max),
                                         self._scale, np.int32(self.levels - 1), out)
 
+    def zero_level(self) -> "UniformQuantizer":
+        """A mid-tread version: the same N, the range shifted by at most half a step so that 0 is exactly a
+        reconstruction level (the step rounded to a few significant bits so that it is exact; the range's ends
+        move by under 1/64 step more).  Values near 0 then reconstruct to 0 instead of straddling two levels,
+        which lets rate-distortion optimised *predicted* frames keep the reference's index at less cost in
+        fidelity (measured by ``python -m eval video``, docs/results.md).  The ends are exact half floats where
+        that is possible within those bounds (a 16-byte header).
+
+        >>> UniformQuantizer(-22.59375, 13.296875, 8).zero_level()
+        UniformQuantizer(c_min=-20.5, c_max=15.375, levels=8)
+        >>> float(UniformQuantizer(-20.5, 15.375, 8).dequantize(np.array([4], np.uint8))[0])
+        0.0
+        >>> UniformQuantizer(0.0, 6.0, 4).zero_level()   # already one: unchanged
+        UniformQuantizer(c_min=0.0, c_max=6.0, levels=4)
+        """
+        n1, step = self.levels - 1, self.step
+        k = round(-self.c_min / step)  # the index that becomes 0
+        if not 0 <= k <= n1 or abs(self.c_min + k * step) > step / 2:
+            raise QuantizerError(f"0 is more than half a step outside [{self.c_min}, {self.c_max}]: "
+                                 "no shift of at most half a step puts a level there")
+        if uniform_levels(self.c_min, self.c_max, self.levels)[k] == 0.0:
+            return self
+        # a step of few significant bits makes -k·step, the range's ends and every level computation exact
+        # (k < 256, so k·step needs at most 8 more bits); the fewest bits whose range is exact in half
+        # precision and within 1/64 step of the exact shift, else 14 bits (within 255/2^14 < 1/64 step)
+        for bits in range(4, 15):
+            unit = math.ldexp(1.0, math.floor(math.log2(step)) - bits + 1)
+            s = round(step / unit) * unit
+            lo, hi = -k * s + 0.0, (n1 - k) * s  # + 0.0: never -0.0
+            close = abs(s - step) * n1 <= step / 64  # so every level, -k·s the most, moves by under 1/64 step
+            if close and (bits == 14 or (_is_half(lo) and _is_half(hi))):
+                z = UniformQuantizer(lo, hi, self.levels)
+                if z.c_min == lo and z.c_max == hi and uniform_levels(lo, hi, self.levels)[k] == 0.0:
+                    return z
+        raise QuantizerError(f"[{self.c_min}, {self.c_max}] with N={self.levels}: no range with 0 exactly "
+                             "a level in single precision")
+
     def __repr__(self) -> str:
         return f"UniformQuantizer(c_min={self.c_min!r}, c_max={self.c_max!r}, levels={self.levels})"
+
+
+def _is_half(v: float) -> bool:
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.float16(v)) and float(np.float16(v)) == v)
 
 
 class ScalarQuantizer(Quantizer):

@@ -616,3 +616,31 @@ def test_sweep_lambda_passes_design_options_and_its_clip_on():
 def test_mse_optimal_clip_defaults():
     x = np.random.default_rng(14).exponential(size=300_000).astype(np.float32)
     assert sc.mse_optimal_clip(x, 4) == sc.mse_optimal_clip(x, 4, candidates=64, max_samples=1 << 18, seed=0)
+
+
+@given(st.floats(-1e4, 1e4), st.floats(1e-3, 1e4), st.integers(2, 256), st.floats(-0.49, 0.49))
+def test_zero_level_puts_a_level_at_zero_with_the_same_step_and_a_small_shift(centre, width, levels, where):
+    step = width / (levels - 1)
+    # a range whose nearest level to 0 is at most half a step away (``where`` of a step)
+    k = min(int(abs(centre) / step), levels - 1)
+    lo = -k * step + where * step
+    q = UniformQuantizer(lo, lo + width, levels)
+    z = q.zero_level()
+    rec = z.dequantize(np.arange(levels, dtype=np.uint8))
+    assert 0.0 in rec.tolist()
+    assert z.levels == levels
+    assert abs(z.step - q.step) * (levels - 1) <= q.step / 64
+    assert abs(z.c_min - q.c_min) <= q.step / 2 + q.step / 64
+
+
+def test_zero_level_keeps_half_exact_ranges_half_exact_and_refuses_a_far_zero():
+    z = UniformQuantizer(-22.59375, 13.296875, 8).zero_level()  # the demo's point: zero between levels 4 and 5
+    assert (z.c_min, z.c_max) == (-20.5, 15.375)
+    assert len(sc.FeatureCodec(z).encode(np.zeros((2, 3, 3), np.float32))) < len(
+        sc.FeatureCodec(UniformQuantizer(-20.51, 15.38, 8)).encode(np.zeros((2, 3, 3), np.float32)))
+    same = UniformQuantizer(-1.0, 2.0, 4)  # 0 is already level 1
+    assert same.zero_level() is same
+    with pytest.raises(QuantizerError, match="half a step"):
+        UniformQuantizer(2.0, 5.0, 4).zero_level()
+    with pytest.raises(QuantizerError, match="half a step"):
+        UniformQuantizer(-9.0, -3.0, 3).zero_level()

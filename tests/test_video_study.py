@@ -13,6 +13,7 @@ pytest.importorskip("matplotlib")
 
 from eval.baselines import video as vb  # noqa: E402
 from eval.core.runner import main  # noqa: E402
+import splitcodec as sc  # noqa: E402
 from splitcodec.datasets import shipped_photos  # noqa: E402
 
 
@@ -66,6 +67,21 @@ def test_video_study_rows_equal_fidelity_csv_plot(capsys, clip, tmp_path):
     assert eq[target]["best"]["temporal"]["bytes_per_frame"] <= at["temporal"]["bytes_per_frame"]
     ratio = eq[target]["ratios"]["temporal / intra"]
     assert ratio == eq[target]["best"]["temporal"]["bytes_per_frame"] / eq[target]["best"]["intra"]["bytes_per_frame"]
+    # every quantizer also shifted so that 0 is a level, for intra and temporal alike; the ratio without them beside
+    zero = [r for r in rows if r.get("zero_level")]
+    settings = {m: {r["setting"] for r in zero if r["method"] == m} for m in ("intra", "temporal")}
+    assert settings["intra"] == settings["temporal"] == {"zero-level", "zero-level λ=0.1", "N=10 zero-level",
+                                                         "N=10 zero-level λ=0.1"}
+    for r in zero:
+        q = sc.UniformQuantizer(r["c_min"], r["c_max"], r["levels"])
+        assert 0.0 in q.dequantize(np.arange(r["levels"], dtype=np.uint8)).tolist()
+    plain = [r for r in rows if r["method"] in ("intra", "temporal") and not r.get("zero_level")]
+    assert all(0.0 not in sc.UniformQuantizer(r["c_min"], r["c_max"], r["levels"]).dequantize(
+        np.arange(r["levels"], dtype=np.uint8)).tolist() for r in plain)  # the demo's range has none
+    no_zero = eq[target]["ratios"]["temporal / intra, no zero-level"]
+    best_plain = {m: min((r for r in plain if r["method"] == m and r["kl"] <= at["intra"]["kl"]),
+                         key=lambda r: (r["bytes_per_frame"], r["kl"])) for m in ("intra", "temporal")}
+    assert no_zero == best_plain["temporal"]["bytes_per_frame"] / best_plain["intra"]["bytes_per_frame"]
     cands = clip_doc["context_candidates"]["payload_bytes_per_frame"]
     chosen = cands["clamp(R-k+1, 0, 3) (chosen)"]
     assert chosen["carried"] < cands["spatial (intra)"]["carried"]

@@ -22,6 +22,7 @@ keyframe) at the same period.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import math
 import time
@@ -79,6 +80,9 @@ def add_arguments(s) -> None:
     s.add_argument("--refresh-period", type=int, default=sc.sequence.DEFAULT_REFRESH_PERIOD,
                    help="frames between intra frames / keyframes, for every codec (default %(default)s)")
     s.add_argument("--no-contexts", action="store_true", help="skip the context-candidate measurement")
+    s.add_argument("--zero-level", action=argparse.BooleanOptionalAction, default=True,
+                   help="also sweep each quantizer shifted so that 0 is a level (UniformQuantizer.zero_level), "
+                        "for intra and temporal alike (default on)")
 
 
 def run(args) -> dict:
@@ -101,7 +105,7 @@ def run(args) -> dict:
     return video_study(args.model, split_name, videos, qf, weights=args.weights, frames=args.frames,
                        levels=args.levels or [], lambdas=args.lambdas, baselines=baselines, crfs=args.crfs,
                        jpeg_qualities=args.jpeg_qualities, refresh=args.refresh_period,
-                       contexts=not args.no_contexts, quantizer_path=args.quantizer)
+                       contexts=not args.no_contexts, quantizer_path=args.quantizer, zero_level=args.zero_level)
 
 
 def _row(video, method, setting, nbytes, logits, float_logits, **extra) -> dict:
@@ -112,16 +116,32 @@ def _row(video, method, setting, nbytes, logits, float_logits, **extra) -> dict:
             "frames": n, **extra}
 
 
-def _split_points(qf, levels, lambdas):
-    """(setting, FeatureCodec) for the quantizer file's point, its λ sweep and the extra level counts."""
-    q, cfg = qf.quantizer, qf.encoder
-    points = [("quantizer-file", sc.FeatureCodec(q, config=cfg))]
-    points += [(f"λ={lam:g}", sc.FeatureCodec(q, config=cfg.merged(rdo_lambda=lam))) for lam in lambdas]
-    for n in levels:
-        if n != q.levels:
-            qn = sc.UniformQuantizer(q.c_min, q.c_max, n)
-            points += [(f"N={n}", sc.FeatureCodec(qn, config=cfg))]
-            points += [(f"N={n} λ={lam:g}", sc.FeatureCodec(qn, config=cfg.merged(rdo_lambda=lam))) for lam in lambdas]
+def _quantizers(qf, levels, zero_level):
+    """(setting prefix, quantizer): the file's, the same clip range at each extra N, and (``zero_level``) each of
+    those shifted so that 0 is a level (``UniformQuantizer.zero_level``) where that moves it."""
+    q = qf.quantizer
+    out = [("", q)] + [(f"N={n}", sc.UniformQuantizer(q.c_min, q.c_max, n)) for n in levels if n != q.levels]
+    if zero_level:
+        for prefix, qn in list(out):
+            if isinstance(qn, sc.UniformQuantizer):
+                try:
+                    z = qn.zero_level()
+                except sc.QuantizerError:
+                    continue
+                if z is not qn:
+                    out.append(((prefix + " zero-level").strip(), z))
+    return out
+
+
+def _split_points(qf, levels, lambdas, zero_level=True):
+    """(setting, FeatureCodec) for every quantizer of ``_quantizers`` unchanged and at each λ; the file's own
+    point is ``quantizer-file``."""
+    cfg = qf.encoder
+    points = []
+    for prefix, q in _quantizers(qf, levels, zero_level):
+        points.append((prefix or "quantizer-file", sc.FeatureCodec(q, config=cfg)))
+        points += [((f"{prefix} λ={lam:g}").strip(), sc.FeatureCodec(q, config=cfg.merged(rdo_lambda=lam)))
+                   for lam in lambdas]
     return points
 
 
@@ -135,7 +155,7 @@ def _timed(fn, items, repeat=3) -> tuple[list, float]:
     return out, 1e3 * best / len(items)
 
 
-def _split_rows(name, split, feats, float_logits, qf, levels, lambdas, refresh) -> tuple[list, dict]:
+def _split_rows(name, split, feats, float_logits, qf, levels, lambdas, refresh, zero_level=True) -> tuple[list, dict]:
     import torch
 
     def tail(decoded):
@@ -143,12 +163,14 @@ def _split_rows(name, split, feats, float_logits, qf, levels, lambdas, refresh) 
             return split.tail(torch.from_numpy(np.stack(decoded))).numpy()
 
     rows = []
-    for setting, codec in _split_points(qf, levels, lambdas):
+    for setting, codec in _split_points(qf, levels, lambdas, zero_level):
+        qz = codec.quantizer
+        where = {"levels": qz.levels, "c_min": qz.c_min, "c_max": qz.c_max, "zero_level": "zero-level" in setting}
         streams, enc_ms = _timed(codec.encode, feats, 3 if setting == "quantizer-file" else 1)
         decoded, dec_ms = _timed(sc.decode, streams, 3 if setting == "quantizer-file" else 1)
         rows.append(_row(name, "intra", setting, [len(s) for s in streams], tail(decoded), float_logits,
-                         levels=codec.quantizer.levels, rdo_lambda=codec.config.rdo_lambda,
-                         encode_ms=enc_ms, decode_ms=dec_ms, intra_frames=len(feats)))
+                         **where, rdo_lambda=codec.config.rdo_lambda, encode_ms=enc_ms, decode_ms=dec_ms,
+                         intra_frames=len(feats)))
         for method, opts in VARIANTS.items():
             if method != "temporal" and setting != "quantizer-file":
                 continue
@@ -167,8 +189,8 @@ def _split_rows(name, split, feats, float_logits, qf, levels, lambdas, refresh) 
                 raise RuntimeError(f"{method} {setting}: the decoder did not reproduce the encoder's choice")
             intra = sum(not sc.decode_header(s).predicted for s, _ in coded)
             rows.append(_row(name, method, setting, [len(s) for s, _ in coded], tail(out), float_logits,
-                             levels=q.levels, rdo_lambda=codec.config.rdo_lambda,
-                             encode_ms=1e3 * best_enc / len(feats), decode_ms=1e3 * best_dec / len(feats),
+                             **where, rdo_lambda=codec.config.rdo_lambda, encode_ms=1e3 * best_enc / len(feats),
+                             decode_ms=1e3 * best_dec / len(feats),
                              intra_frames=intra))
     base = {r["method"]: r for r in rows if r["setting"] == "quantizer-file"}
     speed = {"intra_encode_ms": base["intra"]["encode_ms"], "intra_decode_ms": base["intra"]["decode_ms"],
@@ -242,13 +264,16 @@ def equal_fidelity(rows, kl_intra: float) -> dict:
         best = {m: _cheapest(rs, ok) for m, rs in methods.items()}
         ratios = {f"{a} / {b}": (best[a]["bytes_per_frame"] / best[b]["bytes_per_frame"]
                                  if best.get(a) and best.get(b) else None) for a, b in RATIOS}
+        # the same ratio with the quantizers' own ranges only (no zero-level shift), so its share is visible
+        tp, ip = (_cheapest([r for r in methods.get(m, []) if not r.get("zero_level")], ok) for m in ("temporal", "intra"))
+        ratios["temporal / intra, no zero-level"] = tp["bytes_per_frame"] / ip["bytes_per_frame"] if tp and ip else None
         out[t] = {"best": best, "ratios": ratios}
     return out
 
 
 def video_study(model, split_name, videos, qf, *, weights="DEFAULT", frames=90, levels=(), lambdas=(0.02, 0.05, 0.1),
                 baselines=("x264", "x265", "jpeg"), crfs=CRFS, jpeg_qualities=JPEG_QUALITIES, refresh=64,
-                contexts=True, quantizer_path=None) -> dict:
+                contexts=True, quantizer_path=None, zero_level=True) -> dict:
     import torch
 
     from eval.baselines import video as vb
@@ -271,7 +296,8 @@ def video_study(model, split_name, videos, qf, *, weights="DEFAULT", frames=90, 
         clip = {"video": name, "frames": len(raw), "source_size": [raw[0].shape[1], raw[0].shape[0]], "fps": fps,
                 "tensor_shape": list(feats.shape[1:]),
                 "same_index_as_previous_frame": float(np.mean(idx[1:] == idx[:-1]))}
-        split_rows, clip["speed"] = _split_rows(name, split, list(feats), float_logits, qf, levels, lambdas, refresh)
+        split_rows, clip["speed"] = _split_rows(name, split, list(feats), float_logits, qf, levels, lambdas, refresh,
+                                                zero_level)
         rgb = [model_input_rgb(f, split.preprocess_spec) for f in raw]
         input_rows, b = _input_rows(name, split, rgb, float_logits, baselines, crfs, jpeg_qualities, refresh, fps)
         builds.update(b)
@@ -363,7 +389,8 @@ def plot(doc: dict, path: str) -> None:
 
 
 CSV_COLUMNS = ("video", "method", "setting", "bytes_per_frame", "agreement", "top5_agreement", "kl", "frames",
-               "levels", "rdo_lambda", "preset", "chroma", "crf", "quality", "intra_frames", "encode_ms", "decode_ms")
+               "levels", "c_min", "c_max", "zero_level", "rdo_lambda", "preset", "chroma", "crf", "quality",
+               "intra_frames", "encode_ms", "decode_ms")
 
 
 def write_csv(doc: dict, path: str) -> None:
