@@ -23,6 +23,10 @@ def add_quantizer_arguments(parser) -> None:
     q.add_argument("--quantizer", help="a quantizer file (splitcodec-eval calibrate / explore --save): its "
                                        "quantizer, encoder options, model and split are used unless flags say "
                                        "otherwise")
+    q.add_argument("--zero-level", action="store_true",
+                   help="shift the uniform quantizer's range by at most half a step so that 0 is a level "
+                        "(UniformQuantizer.zero_level): measured to cut temporal (--stream) bytes at equal "
+                        "fidelity at the demo's N = 8 point, docs/results.md")
     for name, default, meta in EncoderConfig.options():
         if meta["type"] is None:
             continue
@@ -71,13 +75,42 @@ def parse_clip(text: str) -> tuple[float, float]:
 
 
 def quantizer_factory(args, model: str, at_paper_split: bool):
-    """A function first-frame features -> quantizer, from the options (see --help)."""
+    """A function first-frame features -> quantizer, from the options (see --help).  A --zero-level that
+    cannot apply (a table quantizer, 0 far outside the range) is a QuantizerError, raised here when the
+    quantizer is known up front, else on the first frame."""
+    make = _base_quantizer_factory(args, model, at_paper_split)
+    if not getattr(args, "zero_level", False):
+        return make
+    fixed = getattr(make, "fixed", None)
+    if fixed is not None:
+        return _fixed(_zero_level(fixed))
+    return lambda first: _zero_level(make(first))
+
+
+def _zero_level(q):
+    import splitcodec as sc
+
+    if not isinstance(q, sc.UniformQuantizer):
+        raise sc.QuantizerError(f"--zero-level needs a uniform quantizer, not {type(q).__name__}")
+    return q.zero_level()
+
+
+def _fixed(q):
+    """A factory that always gives ``q`` (and says so: ``.fixed``)."""
+    def make(first):
+        return q
+
+    make.fixed = q
+    return make
+
+
+def _base_quantizer_factory(args, model: str, at_paper_split: bool):
     import splitcodec as sc
     from splitcodec.models import default_operating_point
 
     f = quantizer_file(args)
     if f:
-        return lambda first: f.quantizer
+        return _fixed(f.quantizer)
     levels, clip = args.levels, None
     default = default_operating_point(model) if at_paper_split else None
     if args.clip and args.clip != "auto":
@@ -87,8 +120,7 @@ def quantizer_factory(args, model: str, at_paper_split: bool):
     if clip is None and args.clip != "auto" and default and default[0] == levels:
         clip = default[1]
     if clip is not None:
-        q = sc.UniformQuantizer(clip[0], clip[1], levels)
-        return lambda first: q
+        return _fixed(sc.UniformQuantizer(clip[0], clip[1], levels))
 
     def auto(first):  # MSE-optimal on the first frame's activations
         return sc.UniformQuantizer(*sc.clip.calibrated_clip(first, levels), levels)

@@ -262,6 +262,30 @@ def test_edge_cli_task_aware_quantizer_file(server, capsys, tmp_path):
     assert "channel_weights has 2 values but the split has" in capsys.readouterr().err
 
 
+def test_edge_zero_level_flag_shifts_the_quantizer_or_is_a_usage_error(tmp_path, capsys):
+    import splitcodec as sc
+    from edge_app.cli import build_parser, main
+    from edge_app.options import quantizer_factory
+    from splitcodec.quantizer_file import save_quantizer
+
+    def quantizer(*argv, first=None):
+        return quantizer_factory(build_parser().parse_args(["--photos", *argv]), "efficientnet_lite0", False)(first)
+
+    demo = ("--clip=-22.59375:13.296875", "--levels", "8")
+    assert quantizer(*demo) == sc.UniformQuantizer(-22.59375, 13.296875, 8)
+    assert quantizer(*demo, "--zero-level") == sc.UniformQuantizer(-20.5, 15.375, 8)
+    uniform = save_quantizer(tmp_path / "u.json", sc.UniformQuantizer(-22.59375, 13.296875, 8))
+    assert quantizer("--quantizer", str(uniform), "--zero-level") == sc.UniformQuantizer(-20.5, 15.375, 8)
+    first = np.random.default_rng(0).normal(size=(16, 4, 4)).astype(np.float32)
+    auto = quantizer("--clip", "auto", "--levels", "6", "--zero-level", first=first)
+    assert 0.0 in auto.dequantize(np.arange(6, dtype=np.uint8)).tolist()
+    table = save_quantizer(tmp_path / "t.json", sc.ScalarQuantizer.from_levels([-1.0, 0.5, 2.0]))
+    with pytest.raises(sc.QuantizerError, match="uniform"):
+        quantizer("--quantizer", str(table), "--zero-level")
+    assert main(["--server", "127.0.0.1:9", "--photos", "--quantizer", str(table), "--zero-level"]) == 2
+    assert "--zero-level needs a uniform quantizer" in capsys.readouterr().err
+
+
 def test_edge_encoder_config_flags_over_the_quantizer_file(tmp_path):
     import splitcodec as sc
     from edge_app.cli import build_parser
