@@ -61,9 +61,10 @@ def _check_levels(levels) -> int:
 
 
 def _check_clip(c_min, c_max) -> tuple[float, float]:
-    lo, hi = np.float32(c_min), np.float32(c_max)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused just below
+        lo, hi = np.float32(c_min), np.float32(c_max)
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise QuantizerError(f"clip range must be finite, got [{c_min}, {c_max}]")
+        raise QuantizerError(f"clip range must be finite (in single precision), got [{c_min}, {c_max}]")
     if not lo < hi:
         raise QuantizerError(f"c_min must be < c_max, got c_min={c_min}, c_max={c_max}")
     return float(lo), float(hi)
