@@ -327,7 +327,9 @@ def results_markdown(doc: dict) -> str:
     lines = [f"Measured by `python -m eval video` ({doc['model']} split at `{doc['split']}`, N = {doc['levels']}, "
              f"clip [{doc['clip'][0]:g}, {doc['clip'][1]:g}]; every codec refreshes every {doc['refresh_period']} "
              f"frames; encoders: {'; '.join(doc['encoders'].values()) or 'none'}). Each cell is the cheapest "
-             "setting of the method whose mean KL against the float model is at or below the target.", ""]
+             "setting of the method whose mean KL against the float model is at or below the target. Settings named "
+             "`zero-level` use the quantizer with its range shifted (by at most half a step) so that 0 is a level "
+             "(`UniformQuantizer.zero_level`), swept for intra and temporal alike.", ""]
     for clip in doc["clips"]:
         eq = clip["equal_fidelity"]
         t_intra = next(k for k in eq if "intra at" in k)
@@ -340,7 +342,8 @@ def results_markdown(doc: dict) -> str:
         lines.append("")
         ratio = lambda t, k: eq[t]["ratios"].get(k)  # noqa: E731
         parts = []
-        for k in ("temporal / intra", "temporal / x264 veryfast/zerolatency", "temporal / x265 medium"):
+        for k in ("temporal / intra", "temporal / intra, no zero-level", "temporal / x264 veryfast/zerolatency",
+                  "temporal / x265 medium"):
             a, b = ratio(t_intra, k), ratio(t_fixed, k)
             parts.append(f"{k}: {'–' if a is None else f'{a:.2f}×'} / {'–' if b is None else f'{b:.2f}×'}")
         sp = clip["speed"]
@@ -415,7 +418,9 @@ def markdown(doc: dict) -> str:
         r, best = eq[target]["ratios"], eq[target]["best"]
         t = best.get("temporal")
         parts.append(f"{clip['video']} ({clip['frames']} frames, {100 * clip['same_index_as_previous_frame']:.0f} % of "
-                     f"indices unchanged): {t['bytes_per_frame']:,.0f} B/frame, {_x(r['temporal / intra'])} intra, "
+                     f"indices unchanged): {t['bytes_per_frame']:,.0f} B/frame ({t['setting']}), "
+                     f"{_x(r['temporal / intra'])} intra ({_x(r.get('temporal / intra, no zero-level'))} without the "
+                     "zero-level quantizers), "
                      f"{_x(r['temporal / x264 veryfast/zerolatency'])} x264 live, {_x(r['temporal / x265 medium'])} "
                      "x265 medium" if t else f"{clip['video']}: no temporal setting reaches the target")
     return ("**Camera streams** (`make video`, generated from the study's JSON): frames of a stream are coded as a "
@@ -425,4 +430,5 @@ def markdown(doc: dict) -> str:
             + ". Streaming the model input as H.264/HEVC video reaches that KL only near-losslessly (CRF 0–8; 4:2:0 "
             "colour, as cameras stream it, often not at all), so it is many times dearer at this fidelity; at lower "
             "fidelity video is cheap (docs/results.md has every setting). Moving-camera footage keeps fewer indices "
-            "unchanged, and temporal coding saves less there.")
+            "unchanged, and temporal coding saves less there. `zero-level` settings shift the quantizer's range so "
+            "that 0 is a level (`edge_app --zero-level`); intra is swept over them too.")
