@@ -269,26 +269,25 @@ class UniformQuantizer(Quantizer):
         UniformQuantizer(c_min=0.0, c_max=6.0, levels=4)
         """
         n1, step = self.levels - 1, self.step
-        k = round(-self.c_min / step)  # the index that becomes 0
-        if not 0 <= k <= n1 or abs(self.c_min + k * step) > step / 2:
+        k = min(max(round(-self.c_min / step), 0), n1)  # the level nearest 0 becomes 0
+        if abs(self.c_min + k * step) > step / 2:
             raise QuantizerError(f"0 is more than half a step outside [{self.c_min}, {self.c_max}]: "
                                  "no shift of at most half a step puts a level there")
         if uniform_levels(self.c_min, self.c_max, self.levels)[k] == 0.0:
             return self
-        # a step of few significant bits makes -k·step, the range's ends and every level computation exact
-        # (k < 256, so k·step needs at most 8 more bits); the fewest bits whose range is exact in half
-        # precision and within 1/64 step of the exact shift, else 14 bits (within 255/2^14 < 1/64 step)
-        for bits in range(4, 15):
+
+        def ends(bits):
+            """The range for the step rounded to ``bits`` significant bits: with k < 256 its ends and every
+            level c_min + j·step are exact in single precision (at most 22 bits), level k exactly 0."""
             unit = math.ldexp(1.0, math.floor(math.log2(step)) - bits + 1)
             s = round(step / unit) * unit
-            lo, hi = -k * s + 0.0, (n1 - k) * s  # + 0.0: never -0.0
-            close = abs(s - step) * n1 <= step / 64  # so every level, -k·s the most, moves by under 1/64 step
-            if close and (bits == 14 or (_is_half(lo) and _is_half(hi))):
-                z = UniformQuantizer(lo, hi, self.levels)
-                if z.c_min == lo and z.c_max == hi and uniform_levels(lo, hi, self.levels)[k] == 0.0:
-                    return z
-        raise QuantizerError(f"[{self.c_min}, {self.c_max}] with N={self.levels}: no range with 0 exactly "
-                             "a level in single precision")
+            return s, -k * s + 0.0, (n1 - k) * s  # + 0.0: never -0.0
+
+        for bits in range(1, 14):  # the fewest bits whose ends are half floats, the levels moving < 1/64 step
+            s, lo, hi = ends(bits)
+            if abs(s - step) * n1 <= step / 64 and _is_half(lo) and _is_half(hi):
+                return UniformQuantizer(lo, hi, self.levels)
+        return UniformQuantizer(*ends(14)[1:], self.levels)  # within 255 / 2^14 < 1/64 step: always close
 
     def __repr__(self) -> str:
         return f"UniformQuantizer(c_min={self.c_min!r}, c_max={self.c_max!r}, levels={self.levels})"

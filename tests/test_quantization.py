@@ -633,6 +633,16 @@ def test_zero_level_puts_a_level_at_zero_with_the_same_step_and_a_small_shift(ce
     assert abs(z.c_min - q.c_min) <= q.step / 2 + q.step / 64
 
 
+def test_zero_level_with_256_levels_moves_no_level_by_a_sixty_fourth_of_a_step():
+    rng = np.random.default_rng(5)
+    for frac, width in zip(rng.uniform(0, 1, 40), rng.uniform(1, 80, 40)):
+        q = UniformQuantizer(-frac * width, (1 - frac) * width, 256)
+        z = q.zero_level()
+        moved = (z.reconstruction.astype(np.float64) - q.reconstruction) - (z.c_min - q.c_min)  # beyond the shift
+        assert 0.0 in z.reconstruction.tolist()
+        assert np.max(np.abs(moved)) <= q.step / 64 + 1e-6 * width and abs(z.c_min - q.c_min) <= q.step / 2 + q.step / 64
+
+
 def test_zero_level_keeps_half_exact_ranges_half_exact_and_refuses_a_far_zero():
     z = UniformQuantizer(-22.59375, 13.296875, 8).zero_level()  # the demo's point: zero between levels 4 and 5
     assert (z.c_min, z.c_max) == (-20.5, 15.375)
@@ -640,6 +650,12 @@ def test_zero_level_keeps_half_exact_ranges_half_exact_and_refuses_a_far_zero():
         sc.FeatureCodec(UniformQuantizer(-20.51, 15.38, 8)).encode(np.zeros((2, 3, 3), np.float32)))
     same = UniformQuantizer(-1.0, 2.0, 4)  # 0 is already level 1
     assert same.zero_level() is same
+    # exactly half a step away on either side still shifts; a little more is refused
+    assert UniformQuantizer(0.5, 3.5, 4).zero_level() == UniformQuantizer(0.0, 3.0, 4)
+    assert UniformQuantizer(-3.5, -0.5, 4).zero_level() == UniformQuantizer(-3.0, 0.0, 4)
+    for lo, hi in ((0.5078125, 3.5078125), (-3.5078125, -0.5078125)):
+        with pytest.raises(QuantizerError, match="half a step"):
+            UniformQuantizer(lo, hi, 4).zero_level()
     with pytest.raises(QuantizerError, match="half a step"):
         UniformQuantizer(2.0, 5.0, 4).zero_level()
     with pytest.raises(QuantizerError, match="half a step"):
