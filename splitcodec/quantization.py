@@ -268,6 +268,8 @@ class UniformQuantizer(Quantizer):
         >>> UniformQuantizer(0.0, 6.0, 4).zero_level()   # already one: unchanged
         UniformQuantizer(c_min=0.0, c_max=6.0, levels=4)
         """
+        from .bitstream import _half_exact  # the header's own rule for writing the range as half floats
+
         n1, step = self.levels - 1, self.step
         k = min(max(round(-self.c_min / step), 0), n1)  # the level nearest 0 becomes 0
         if abs(self.c_min + k * step) > step / 2:
@@ -285,17 +287,12 @@ class UniformQuantizer(Quantizer):
 
         for bits in range(1, 14):  # the fewest bits whose ends are half floats, the levels moving < 1/64 step
             s, lo, hi = ends(bits)
-            if abs(s - step) * n1 <= step / 64 and _is_half(lo) and _is_half(hi):
+            if abs(s - step) * n1 <= step / 64 and _half_exact((lo, hi)):
                 return UniformQuantizer(lo, hi, self.levels)
         return UniformQuantizer(*ends(14)[1:], self.levels)  # within 255 / 2^14 < 1/64 step: always close
 
     def __repr__(self) -> str:
         return f"UniformQuantizer(c_min={self.c_min!r}, c_max={self.c_max!r}, levels={self.levels})"
-
-
-def _is_half(v: float) -> bool:
-    with np.errstate(over="ignore"):
-        return bool(np.isfinite(np.float16(v)) and float(np.float16(v)) == v)
 
 
 class ScalarQuantizer(Quantizer):
