@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .admission import LIMIT_HELP, Limits
-from .request_log import RequestLog
+from .request_log import RequestLog, configure_logging
 from .server import resolve_limits, start_async, stop_async, token_from_env
 from .specs import ModelSpec, load_tails
 
@@ -29,9 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=50051, help="port (0 = any free port; see --port-file)")
     p.add_argument("--port-file", help="write the bound port here once serving")
     p.add_argument("--models", action="append", default=None, metavar="NAME[:SPLIT][=WEIGHTS]",
-                   help="a model to serve (repeatable); default: efficientnet_lite0 with its bundled weights")
-    p.add_argument("--calibration", action="append", default=[], metavar="FILE",
-                   help="serve the model and split of a quantizer file (splitcodec-eval explore --save); repeatable")
+                   help="a model to serve (repeatable); WEIGHTS: DEFAULT (trained, the default: refused with the fix "
+                        "when they cannot be had), a file, or 'random'; default: efficientnet_lite0")
+    p.add_argument("--calibration", action="append", default=[], metavar="FILE[=WEIGHTS]",
+                   help="serve the model, split and weights a quantizer file was measured on (splitcodec-eval "
+                        "explore --save), checked against the tail loaded; repeatable")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--no-batching", action="store_true", help="one tail forward pass per request")
     p.add_argument("--max-batch", type=int, default=8)
@@ -47,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--token-file", help="file holding the bearer token (or set SPLITCODEC_TOKEN)")
     s.add_argument("--token", help=argparse.SUPPRESS)  # visible in the process list: prefer the two above
     s.add_argument("--no-reflection", action="store_true", help="do not serve gRPC reflection")
-    p.add_argument("--log-json", action="store_true", help="one JSON object per request in the log")
+    p.add_argument("--log-json", action="store_true",
+                   help="every log line one JSON object (docs/deploy.md lists the fields), from the first to the last")
     p.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get on shutdown")
     return p
 
@@ -69,7 +72,7 @@ async def serve(args, log) -> int:
         max_batch=args.max_batch, batch_window_ms=args.batch_window_ms, tls=tls, reflection_on=not args.no_reflection,
         request_log=RequestLog(as_json=args.log_json))
     log.info("serving %s on %s:%d (batching %s, auth %s, tls %s, reflection %s, N <= %d, messages <= %d bytes)",
-             ", ".join(f"{m}:{s}" for m, s in service.batchers), args.host, port,
+             ", ".join(t.identity.short() for t in tails.values()), args.host, port,
              "off" if args.no_batching else "on", "on" if token else "off", "on" if tls else "off",
              "off" if args.no_reflection else "on", limits.max_levels, limits.max_message_bytes)
     if args.port_file:
@@ -86,16 +89,27 @@ async def serve(args, log) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    configure_logging(args.log_json, sys.stderr)
     log = logging.getLogger("splitcodec.cloud")
-    if bool(args.tls_cert) != bool(args.tls_key):
-        print("error: --tls-cert and --tls-key go together", file=sys.stderr)
+
+    def fail(message: str) -> int:  # one line (a JSON object with --log-json), exit 2
+        if args.log_json:
+            log.error("error: %s", message)
+        else:
+            print(f"error: {message}", file=sys.stderr)
         return 2
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return fail("--tls-cert and --tls-key go together")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key), ("--token-file", args.token_file)):
+        if path and not Path(path).is_file():
+            return fail(f"{flag} {path}: no such file")
     try:
         return asyncio.run(serve(args, log))
-    except (KeyError, FileNotFoundError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except KeyError as e:
+        return fail(str(e.args[0]) if e.args else str(e))
+    except (FileNotFoundError, ValueError, OSError) as e:
+        return fail(str(e))
 
 
 if __name__ == "__main__":

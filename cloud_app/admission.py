@@ -124,6 +124,29 @@ def check_request(req) -> None:
                         f"original_size {w}x{h} is not an image size (each side 1..{MAX_IMAGE_SIDE})")
 
 
+def check_head(req, identity) -> None:
+    """The frame's head identity against the tail's (``splitcodec.identity``): a frame from another model,
+    weights, split, shape or preprocessing is FAILED_PRECONDITION naming both, never a prediction.  A
+    request without one (a client that is not edge_app) gets the name and shape checks only."""
+    if not req.HasField("head"):
+        return
+    from splitcodec.errors import SplitCodecError
+    from splitcodec.wire import identity_from_message
+
+    from .request_log import clean
+
+    try:
+        theirs = identity_from_message(req.head)
+    except SplitCodecError as e:
+        raise Abort(grpc.StatusCode.INVALID_ARGUMENT, clean(str(e), 200)) from None
+    diff = identity.differences(theirs)
+    if diff:
+        raise Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                    f"the frame's head ({clean(theirs.short(), 120)}) does not match this server's tail "
+                    f"({identity.short()}): {clean('; '.join(diff), 300)}; run the same model, weights and split "
+                    "on both sides")
+
+
 def original_size(req) -> tuple[int, int] | None:
     return (req.original_size.width, req.original_size.height) if req.HasField("original_size") else None
 

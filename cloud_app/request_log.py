@@ -70,9 +70,38 @@ class RequestLog:
         if self.rejects.suppressed:
             fields["suppressed_rejects"] = self.rejects.take_suppressed()
         if self.as_json:
-            log.info(json.dumps(fields))
+            log.info("request", extra={"fields": fields})
         else:
             log.info(" ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+class JsonFormatter(logging.Formatter):
+    """``--log-json``: every record one JSON object on one line — ``time`` (ISO 8601, UTC), ``level``,
+    ``logger``, then a request's fields (``RequestLog``) or ``message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+               "level": record.levelname, "logger": record.name}
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        else:
+            out["message"] = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            out["exception"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        return json.dumps(out)
+
+
+def configure_logging(as_json: bool, stream) -> None:
+    """The server's log handler: ``key=value`` text lines with a timestamp, or (``as_json``) one JSON object per
+    line from the first line to the last (``JsonFormatter``)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 LIBRARY_LOGGERS = ("grpc._cython.cygrpc", "grpc._server", "grpc.aio._server", "grpc")

@@ -64,6 +64,8 @@ def server_options(limits: Limits) -> list[tuple[str, int]]:
             ("grpc.max_connection_age_grace_ms", ms(limits.connection_age_grace_s)),
             ("grpc.http2.min_ping_interval_without_data_ms", ms(limits.min_ping_interval_s)),
             ("grpc.http2.max_ping_strikes", 2),
+            # a second server on a port in use must fail to start, not share the port (gRPC's default on Linux)
+            ("grpc.so_reuseport", 0),
             ("grpc.keepalive_permit_without_calls", 1)]
 
 
@@ -90,12 +92,16 @@ async def start_async(address: str, tails: dict, *, token=None, limits: Limits |
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if reflection_on:
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    if tls:
-        port = server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        if tls:
+            port = server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:  # grpc raises this when the address cannot be bound
+        port = 0
     if port == 0:
-        raise OSError(f"could not bind {address}")
+        raise OSError(f"cannot listen on {address}: the port is in use or the address is not this machine's "
+                      "(--host, --port)")
     service.start()
     await server.start()
     service.health = health_servicer

@@ -19,10 +19,10 @@ import grpc
 import splitcodec
 from splitcodec.bitstream import FORMAT_VERSION
 from splitcodec.inference import Prediction
-from splitcodec.wire import pb, rpc
+from splitcodec.wire import identity_message, pb, rpc
 
-from .admission import (Abort, Envelope, Limits, check_inflight, check_request, check_size, default_max_levels,
-                        original_size, status_for)
+from .admission import (Abort, Envelope, Limits, check_head, check_inflight, check_request, check_size,
+                        default_max_levels, original_size, status_for)
 from .batcher import TailBatcher
 from .interceptors import Malformed
 from .request_log import RateLimit, RequestLog, clean
@@ -72,6 +72,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         check_size(len(req.bitstream), self.limits)
         check_request(req)
         batcher, envelope = self._batcher(req.model, req.split)
+        check_head(req, batcher.tail.identity)
         envelope.admit(req.bitstream)
         check_inflight(self.inflight, self.limits)
         peer = context.peer() if context is not None else ""
@@ -185,7 +186,8 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         for (name, split), b in self.batchers.items():
             s = b.tail.split
             out.models.append(pb.ModelInfo(name=name, task=b.tail.task, default_split=split, input_size=s.input_size,
-                                           splits=[pb.SplitInfo(name=split, shape=list(s.feature_shape))]))
+                                           splits=[pb.SplitInfo(name=split, shape=list(s.feature_shape))],
+                                           identity=identity_message(b.tail.identity)))
         return out
 
 

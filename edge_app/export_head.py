@@ -17,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="splitcodec-export-head", description="Export a split model's head to ONNX.")
     p.add_argument("--model", required=True, help="a registered model (splitcodec.models.list_models())")
     p.add_argument("--split", default="paper", help="split point name, or 'paper' (default)")
-    p.add_argument("--weights", default=None, help="weights: DEFAULT, an enum name, or a file path")
+    p.add_argument("--weights", default="DEFAULT",
+                   help="DEFAULT (trained; the default), an enum name, a file path, or random")
     p.add_argument("--output", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--check", action="store_true", help="compare onnxruntime with torch on a random batch")

@@ -1,4 +1,5 @@
-"""The head on the device: the registered model split with torch, or an exported ONNX head (no torch)."""
+"""The head on the device: the registered model split with torch, or an exported ONNX head (no torch), checked
+against the --quantizer file's deployment identity before anything runs."""
 
 from __future__ import annotations
 
@@ -6,16 +7,28 @@ from pathlib import Path
 
 from .options import quantizer_file
 
+FILE_FIX = ("pass the file's --model/--split/--weights, or a --quantizer file measured for this head "
+            "(splitcodec-eval explore --save)")
+
 
 def load_head(args):
     """(head, model, split name, at paper split): an OnnxHead when the exported head has its
-    description beside it (no torch), else the registered model split with torch."""
+    description beside it (no torch), else the registered model split with torch.  A --quantizer file
+    measured on another deployment (model, weights, split, shape, preprocessing) is refused
+    (``IdentityMismatchError``, one line)."""
+    from splitcodec.quantizer_file import check_file_identity
+
+    qf = quantizer_file(args)
     if args.runtime == "onnx" and args.onnx and Path(str(args.onnx) + ".json").exists():
         from splitcodec.inference import OnnxHead
 
         head = OnnxHead(args.onnx)
-        if args.model and args.model != head.name:
-            raise ValueError(f"{args.onnx} is a head of {head.name}, not {args.model}")
+        for flag, value, have in (("--model", args.model, head.name), ("--split", args.split, head.split),
+                                  ("--weights", args.weights, head.identity.weights)):
+            if value and value != have:
+                raise ValueError(f"{args.onnx} is a head of {head.identity.short()}, not {flag} {value}")
+        if qf:
+            check_file_identity(qf, head.identity, mine=f"the ONNX head {args.onnx}", fix=FILE_FIX)
         return head, head.name, head.split, head.split == head.paper_split
     import os
 
@@ -24,9 +37,12 @@ def load_head(args):
     from splitcodec import models
 
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    model = args.model or _file_field(args, "model") or "efficientnet_lite0"
-    weights = args.weights or ("DEFAULT" if model == "efficientnet_lite0" else None)
-    split = models.split_model(model, args.split or _file_field(args, "split") or "paper", weights=weights)
+    ident = qf.identity if qf else None
+    model = args.model or (ident.model if ident else None) or "efficientnet_lite0"
+    split = models.split_model(model, args.split or (ident.split if ident else None) or "paper",
+                               weights=args.weights or "DEFAULT")
+    if qf:
+        check_file_identity(qf, split.identity, fix=FILE_FIX)
     return split, model, split.split, split.split == split.paper_split
 
 
@@ -43,9 +59,3 @@ def prepare_runner(args, head):
         onnx_path = export_head_onnx(head, Path(tempfile.mkdtemp()) / "head.onnx")
         head = OnnxHead(onnx_path)
     return EdgeEncoder(head, None, runtime=args.runtime, onnx_path=onnx_path)  # the head, run once per frame
-
-
-def _file_field(args, key: str):
-    """A field of the --quantizer file, if there is one."""
-    f = quantizer_file(args)
-    return f.doc.get(key) if f else None

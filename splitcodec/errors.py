@@ -25,6 +25,8 @@ __all__ = [
     "CorruptPayloadError",
     "ReferenceFrameError",
     "FeatureShapeError",
+    "IdentityMismatchError",
+    "WeightsUnavailableError",
 ]
 
 
@@ -89,3 +91,13 @@ class ReferenceFrameError(BitstreamError):
 
 class FeatureShapeError(SplitCodecError, ValueError):
     """A stream's tensor does not have the shape the model's split produces."""
+
+
+class IdentityMismatchError(SplitCodecError, ValueError):
+    """Two halves of a deployment disagree: a head, a tail or a quantizer file describes another model,
+    weights, split, feature shape or preprocessing (``splitcodec.identity``)."""
+
+
+class WeightsUnavailableError(SplitCodecError, FileNotFoundError):
+    """A model's trained weights cannot be had here (not bundled, not cached, no file given).  Random
+    weights are only ever used when asked for by name (``weights="random"``)."""

@@ -118,7 +118,7 @@ def test_shipped_cfgs_match_darknet_layer_counts_and_file_sizes():
                                               ("vgg16", "features.9", (128, 56, 56)),
                                               ("resnet50", "layer2.1", (512, 32, 32))])
 def test_paper_split_shapes(name, split, shape):
-    s = models.split_model(name)
+    s = models.split_model(name, weights="random")
     assert s.split == split and s.feature_shape == shape
     assert dict(models.list_splits(name))[split] == shape
 
@@ -146,7 +146,7 @@ def test_yolov3_weights_round_trip_and_split(tmp_path):
                                        ("resnet50", 64), ("vgg16", 64)])
 def test_tail_of_head_equals_model_for_every_split(name, size):
     torch.manual_seed(1)
-    model = models.get_model(name)
+    model = models.get_model(name, weights="random")
     x = torch.rand(1, 3, size, size)
     names = model.unit_names()
     with torch.no_grad():
@@ -198,8 +198,11 @@ def test_cfg_errors():
 
 
 def test_darknet_default_weights_are_not_bundled():
-    with pytest.raises(FileNotFoundError, match="weights=PATH"):
-        models.get_model("yolov3", weights="DEFAULT")
+    from splitcodec.errors import WeightsUnavailableError
+
+    for call in (lambda: models.get_model("yolov3", weights="DEFAULT"), lambda: models.split_model("yolov3")):
+        with pytest.raises(WeightsUnavailableError, match=r"--weights PATH .*or --weights random"):
+            call()
 
 
 # --- layer semantics the shipped cfgs do not hit (issue #11), each against Darknet's C code by hand ----------

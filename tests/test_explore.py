@@ -78,5 +78,6 @@ def test_explore_cli_end_to_end(capsys, tmp_path):
 
     q, _, meta = load_quantizer_file(save)
     assert (meta["split"], q.levels, [q.c_min, q.c_max]) == (choice["split"], choice["levels"], choice["clip"])
-    assert ModelSpec.from_calibration(save) == ModelSpec("efficientnet_lite0", choice["split"], "DEFAULT", choice["levels"])
+    assert ModelSpec.from_calibration(save) == ModelSpec("efficientnet_lite0", choice["split"], "DEFAULT", choice["levels"],
+                                                         str(save))
     assert "split,method" in (tmp_path / "e.csv").read_text().splitlines()[0]

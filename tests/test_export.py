@@ -20,7 +20,7 @@ def test_export_cli_darknet_head(tmp_path, capsys):
     from edge_app import export_head
 
     out = tmp_path / "yolo_head.onnx"
-    assert export_head.main(["--model", "yolov3", "--output", str(out), "--check"]) == 0
+    assert export_head.main(["--model", "yolov3", "--weights", "random", "--output", str(out), "--check"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["feature_shape"] == [256, 52, 52] and doc["max_abs_error"] < 1e-3 and out.exists()
 
@@ -28,5 +28,5 @@ def test_export_cli_darknet_head(tmp_path, capsys):
 def test_export_cli_reports_bad_split(capsys):
     from edge_app import export_head
 
-    assert export_head.main(["--model", "yolov3", "--split", "layer99", "--output", "/tmp/x.onnx"]) == 2
+    assert export_head.main(["--model", "yolov3", "--weights", "random", "--split", "layer99", "--output", "/tmp/x.onnx"]) == 2
     assert "valid splits" in capsys.readouterr().err

@@ -41,7 +41,7 @@ def test_tail_of_head_equals_model_for_every_split(lite0):
 
 
 def test_split_model_api_and_paper_split():
-    s = models.split_model("efficientnet_lite0", weights=None)
+    s = models.split_model("efficientnet_lite0", weights="random")
     assert s.split == "blocks.11.expand" and s.feature_shape == (672, 14, 14) and s.input_size == 224
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
@@ -54,7 +54,7 @@ def test_split_model_api_and_paper_split():
 
 def test_unknown_split_lists_valid_ones():
     with pytest.raises(KeyError, match="blocks.11.expand"):
-        models.split_model("efficientnet_lite0", split="blocks.99")
+        models.split_model("efficientnet_lite0", split="blocks.99", weights="random")
 
 
 def test_mismatched_weights_file_is_a_clear_error(tmp_path):

@@ -80,7 +80,7 @@ def test_detect_end_to_end_random_model():
     from splitcodec.models.yolo import detect
 
     torch.manual_seed(0)
-    net = models.get_model("yolov3")
+    net = models.get_model("yolov3", weights="random")
     img = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
     (dets,) = detect(net, [img], net=128, conf_thresh=0.01)
     # a random network detects noise; what matters is the format and the coordinate frame
@@ -135,7 +135,7 @@ def test_cloud_tail_detects_with_and_without_original_size_in_one_batch():
     from splitcodec.inference import CloudTail
 
     torch.manual_seed(0)
-    split = models.split_model("yolov3", "paper")
+    split = models.split_model("yolov3", "paper", weights="random")
     tail = CloudTail(split)
     x = torch.randn(1, 3, split.input_size, split.input_size)
     with torch.no_grad():

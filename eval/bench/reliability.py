@@ -682,7 +682,7 @@ def detector_batch_mates(tmp, quick) -> dict:
     from splitcodec import models
     from splitcodec.wire import pb, rpc
 
-    shape = models.split_model("yolov3", "paper").feature_shape
+    shape = models.split_model("yolov3", "paper", weights="random").feature_shape
     data = sc.FeatureCodec(sc.UniformQuantizer(0.0, 4.0, 8)).encode(
         np.abs(np.random.default_rng(0).normal(size=shape)).astype(np.float32))
     kinds = {"good_a": pb.ImageSize(width=640, height=480), "good_b": pb.ImageSize(width=320, height=240),

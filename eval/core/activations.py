@@ -85,23 +85,13 @@ class DatasetSpec:
         return ident
 
 
-def _weights_identity(weights) -> object:
-    if weights is None or weights == "DEFAULT":
-        return weights
-    p = Path(str(weights))
-    if p.exists():
-        st = p.stat()
-        return [str(p.resolve()), st.st_size, int(st.st_mtime)]
-    return str(weights)
-
-
 class ActivationCache:
     """Head activations and float-model outputs of a dataset, computed once."""
 
     def __init__(self, split, dataset: DatasetSpec, weights, cache_dir, *, device: str = "cpu"):
         self.split, self.dataset, self.device = split, dataset, device
         key = json.dumps({"v": CACHE_VERSION, "model": split.name, "split": split.split,
-                          "weights": _weights_identity(weights), "dataset": dataset.identity()}, sort_keys=True)
+                          "weights": split.identity.weights_fingerprint, "dataset": dataset.identity()}, sort_keys=True)
         self.key = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.dir = Path(cache_dir) / f"{split.name}-{split.split}-{self.key}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -179,14 +169,23 @@ class ActivationCache:
         return np.concatenate([d["features"] for d in self.iter_chunks(indices)])
 
 
+def check_fidelity_weights(weights, allow_random: bool) -> None:
+    """Fidelity measured on random weights says nothing about a deployment: refused unless asked for."""
+    from splitcodec.identity import RANDOM_WEIGHTS
+
+    if weights == RANDOM_WEIGHTS and not allow_random:
+        raise ValueError("fidelity on random weights measures nothing: pass trained weights (--weights DEFAULT or "
+                         "--weights PATH), or --allow-random-weights to measure it anyway")
+
+
 def open_cache(model: str, split: str, weights, dataset: str, *, limit=None, cache_dir=".cache/splitcodec-eval",
-               device="cpu"):
-    """Load the model, check the dataset, and return an ``ActivationCache`` (nothing computed yet)."""
+               device="cpu", allow_random: bool = False):
+    """Load the model, check the dataset, and return an ``ActivationCache`` (nothing computed yet).  Random
+    weights (``weights="random"``) only with ``allow_random``."""
     from splitcodec import models
 
     spec = DatasetSpec.parse(dataset, limit)
-    if spec.kind == "photos" and weights is None and model == "efficientnet_lite0":
-        weights = "DEFAULT"
+    check_fidelity_weights(weights, allow_random)
     s = models.split_model(model, split, weights=weights)
     if spec.kind == "coco" and s.task != "detection":
         raise ValueError(f"{model} is a classifier; a COCO dataset needs a detector (yolov3)")

@@ -39,7 +39,11 @@ def add_model_arguments(sp, *, dataset="photos:96", split=True) -> None:
     sp.add_argument("--model", default="efficientnet_lite0")
     if split:
         sp.add_argument("--split", default="paper")
-    sp.add_argument("--weights", default=None, help="DEFAULT, an enum name, or a weights file")
+    sp.add_argument("--weights", default="DEFAULT",
+                    help="DEFAULT (the model's trained weights; the default), an enum name, a weights file, or "
+                         "'random' (needs --allow-random-weights: fidelity on random weights measures nothing)")
+    sp.add_argument("--allow-random-weights", action="store_true",
+                    help="measure fidelity with --weights random anyway (every result records the weights)")
     sp.add_argument("--dataset", default=dataset, help=f"{DATASETS_HELP} (default {dataset})")
     sp.add_argument("--limit", type=int, help="use only the first N samples")
     sp.add_argument("--cache-dir", default=".cache/splitcodec-eval")
@@ -75,6 +79,7 @@ def open_study_cache(args):
     from eval.core.activations import open_cache
 
     cache = open_cache(args.model, args.split, args.weights, args.dataset, limit=args.limit,
+                       allow_random=getattr(args, "allow_random_weights", False),
                        cache_dir=args.cache_dir, device=device_of(args))
     if getattr(args, "max_detections", None):
         from splitcodec.models.yolo import COCO_EVAL

@@ -209,7 +209,7 @@ def save_quantizer_file(path, doc: dict, cache, study: str) -> str:
     from splitcodec.quantizer_file import save_quantizer
 
     path = path or f"quantizer-{doc['model']}-{doc['quantizer'].levels}.json"
-    save_quantizer(path, doc["quantizer"], doc["encoder"], model=doc["model"], split=doc["split"], study=study,
+    save_quantizer(path, doc["quantizer"], doc["encoder"], identity=cache.split.identity, study=study,
                    fitted_on={"dataset": cache.dataset.identity(), "samples": doc["calibration_samples"]},
                    metrics=doc.get("calibration_metrics") or doc.get("achieved"))
     return path

@@ -23,7 +23,7 @@ def run(args) -> dict:
 
     rows = []
     for name in models.list_models():
-        s = models.split_model(name)
+        s = models.split_model(name, weights="random")  # shapes only
         rows.append({"model": name, "split": s.split, "input": s.input_size, "shape": list(s.feature_shape),
                      "elements": s.feature_elements, "splits": len(s.model.unit_names())})
     split = models.split_model("efficientnet_lite0", weights="DEFAULT")

@@ -177,7 +177,7 @@ def run(args) -> dict:
     torch.manual_seed(0)
     dataset = "photos:8" if args.quick else args.dataset
     calib = min(args.calib, 4) if args.quick else args.calib
-    cache = open_cache("efficientnet_lite0", "paper", None, dataset, cache_dir=args.cache_dir)
+    cache = open_cache("efficientnet_lite0", "paper", "DEFAULT", dataset, cache_dir=args.cache_dir)
     idx = list(range(cache.n))
     cache.build(idx, progress=False)
     feats = cache.features(idx).astype(np.float32)

@@ -59,7 +59,8 @@ def add_arguments(s) -> None:
 
 
 def run(args) -> dict:
-    doc = explore(args.model, args.dataset, weights=args.weights, limit=args.limit,
+    doc = explore(args.model, args.dataset, weights=args.weights, allow_random=args.allow_random_weights,
+                  limit=args.limit,
                   splits=args.splits.split(",") if args.splits else None, levels=args.levels, calib=args.calib,
                   context=args.context, cache_dir=args.cache_dir, baselines=[b for b in args.baselines.split(",") if b],
                   onnx=not args.no_onnx)
@@ -68,6 +69,12 @@ def run(args) -> dict:
     doc["recommendation"] = doc["recommendations"][0]
     if args.save:
         doc["quantizer_file"] = save_recommendation(doc, args.save)
+        if doc["quantizer_file"] is None:
+            from eval.core.runner import UsageError
+
+            raise UsageError(f"no operating point met agreement >= {args.target_agreement[0]:g}"
+                             f"{' within the latency/bandwidth budget' if args.edge_budget_ms or args.bandwidth else ''}"
+                             f": {args.save} not written (lower --target-agreement, or add --levels)")
     return doc
 
 
@@ -196,7 +203,7 @@ def recommend(rows: list[dict], target: float, *, edge_budget_ms=None, bandwidth
     return rec
 
 
-def explore(model: str, dataset: str, *, weights=None, splits=None, levels=(2, 4, 8, 16), calib: int | None = None,
+def explore(model: str, dataset: str, *, weights="DEFAULT", allow_random: bool = False, splits=None, levels=(2, 4, 8, 16), calib: int | None = None,
             baselines=("jpeg", "webp", "hevc"), context: str = "spatial", cache_dir=".cache/splitcodec-eval",
             onnx: bool = True, limit=None, progress: bool = True) -> dict:
     """Every (split, N) operating point and every input baseline, on the same samples and axes.  ``calib`` None:
@@ -211,7 +218,7 @@ def explore(model: str, dataset: str, *, weights=None, splits=None, levels=(2, 4
     rows, per_split = [], []
     t0 = time.time()
     for name in splits:
-        cache = open_cache(model, name, weights, dataset, limit=limit, cache_dir=cache_dir)
+        cache = open_cache(model, name, weights, dataset, limit=limit, cache_dir=cache_dir, allow_random=allow_random)
         if cache.task != "classification":
             raise ValueError("the explorer measures classifiers (agreement, KL); detectors are not supported yet")
         calib_idx, eval_idx = sample_sets(cache, calib, exclude_calib=True, cap=DEFAULT_CALIB)
@@ -222,7 +229,8 @@ def explore(model: str, dataset: str, *, weights=None, splits=None, levels=(2, 4
         accs = evaluate(cache, points, eval_idx, progress=False)
         lat = latencies(cache.split, onnx, cache.dir / "latency.json")
         shape = list(cache.split.feature_shape)
-        per_split.append({"split": name, "shape": shape, "elements": int(np.prod(shape)), "signed": signed, **lat})
+        per_split.append({"split": name, "shape": shape, "elements": int(np.prod(shape)), "signed": signed, **lat,
+                          "identity": cache.split.identity.to_dict()})
         for p, acc in zip(points, accs[1:]):
             m = finalize(acc)
             rows.append({"split": name, "method": "uniform", "levels": p.levels, "clip": list(p.clip), "quality": None,
@@ -250,8 +258,11 @@ def save_recommendation(doc: dict, path) -> str | None:
     c = doc["recommendation"]["choice"]
     if c is None:
         return None
+    from splitcodec.identity import DeploymentIdentity
+
     q = sc.UniformQuantizer(c["clip"][0], c["clip"][1], c["levels"])
-    save_quantizer(path, q, model=doc["model"], split=c["split"], context_model=doc["context_model"],
+    identity = DeploymentIdentity.from_dict(next(s["identity"] for s in doc["splits"] if s["split"] == c["split"]))
+    save_quantizer(path, q, identity=identity, context_model=doc["context_model"],
                    study="explore", fitted_on={"dataset": doc["dataset"], "samples": doc["calibration_samples"]},
                    metrics={k: c[k] for k in ("bytes_per_frame", "agreement", "top5_agreement", "kl", "edge_ms")})
     return str(path)

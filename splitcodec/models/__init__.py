@@ -22,7 +22,7 @@ from ..preprocessing import preprocess as _preprocess
 
 __all__ = ["list_models", "get_model", "list_splits", "split_model", "SplitModel", "imagenet_preprocess",
            "darknet_preprocess", "imagenet_categories", "register_model", "ModelEntry", "paper_split",
-           "default_operating_point", "OPERATING_POINTS"]
+           "default_operating_point", "OPERATING_POINTS", "weights_name"]
 
 
 @dataclass(frozen=True)
@@ -169,11 +169,45 @@ def default_operating_point(name: str) -> tuple[int, tuple[float, float]] | None
     return int(p["levels"]), (float(p["clip"][0]), float(p["clip"][1]))
 
 
-def get_model(name: str, *, weights=None, **kw):
-    """Build a registered model.  ``weights``: None (random init), "DEFAULT" (bundled
-    or cached weights), a weights enum member or name (torchvision models), or a
-    path (``.weights`` for Darknet models, a state dict otherwise)."""
-    return _entry(name).builder(weights=weights, **kw)
+def weights_name(weights) -> str:
+    """How ``weights`` is recorded in a deployment identity: ``DEFAULT``, ``random``, an enum member's name,
+    or a file's name."""
+    from pathlib import PurePath
+
+    if hasattr(weights, "name") and not isinstance(weights, (str, PurePath)):  # a weights enum member
+        return str(weights.name)
+    if isinstance(weights, PurePath) or (isinstance(weights, str) and ("/" in weights or "." in weights)):
+        return PurePath(weights).name
+    return str(weights)
+
+
+def get_model(name: str, *, weights="DEFAULT", **kw):
+    """Build a registered model.  ``weights``: ``"DEFAULT"`` (the model's trained weights: bundled, or in the
+    torch hub cache; ``WeightsUnavailableError`` naming the fix when they cannot be had), ``"random"`` (random
+    initialisation from a fixed seed, so that an edge and a cloud asked for random weights hold the same
+    ones: for rate and speed studies and tests), a weights enum member or name (torchvision models), or a
+    path (``.weights`` for Darknet models, a state dict otherwise).  ``None`` is refused: say which."""
+    from ..errors import WeightsUnavailableError
+    from ..identity import RANDOM_WEIGHTS, random_weights_seed
+
+    entry = _entry(name)
+    if weights is None:
+        raise ValueError(f"weights=None for {name}: pass 'DEFAULT' for its trained weights or 'random' for random "
+                         "ones (--weights DEFAULT / --weights random)")
+    if isinstance(weights, str) and weights == RANDOM_WEIGHTS:
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(random_weights_seed)
+            return entry.builder(weights=None, **kw)
+    try:
+        return entry.builder(weights=weights, **kw)
+    except FileNotFoundError as e:
+        if isinstance(e, WeightsUnavailableError):
+            raise
+        raise WeightsUnavailableError(
+            f"no weights {weights_name(weights)} for {name} here ({str(e).split(';')[0]}): pass --weights PATH (a "
+            "weights file), or --weights random for random weights (rate and speed studies only)") from None
 
 
 def list_splits(name: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -181,7 +215,7 @@ def list_splits(name: str) -> list[tuple[str, tuple[int, ...]]]:
     import torch
 
     e = _entry(name)
-    model = e.builder(weights=None)
+    model = e.builder(weights=None)  # shapes only: the weights do not matter
     if hasattr(model, "shapes"):  # Darknet: shapes come from the cfg
         return [(f"layer{k}", model.shapes[k]) for k in model.split_points()]
     shapes = []
@@ -193,12 +227,14 @@ def list_splits(name: str) -> list[tuple[str, tuple[int, ...]]]:
     return shapes
 
 
-def split_model(name: str, split: str = "paper", *, weights=None, **kw):
-    """Cut ``name`` at ``split`` ("paper" = the paper's split point for that network); a ``SplitModel``."""
+def split_model(name: str, split: str = "paper", *, weights="DEFAULT", **kw):
+    """Cut ``name`` at ``split`` ("paper" = the paper's split point for that network); a ``SplitModel``
+    whose ``identity`` is the deployment identity (``splitcodec.identity``).  ``weights`` as in ``get_model``."""
     from .split import split_units
 
     e = _entry(name)
-    model = e.builder(weights=weights, **kw)
+    model = get_model(name, weights=weights, **kw)
     s = split_units(model, name, e.paper_split if split == "paper" else split, e.input_size, e.preprocess)
     s.task, s.preprocess_spec, s.paper_split = e.task, dict(e.preprocess_spec), e.paper_split
+    s.weights = weights_name(weights)
     return s

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # torch is imported by the export functions only: the descrip
 
 __all__ = ["HEAD_FILE_VERSION", "head_description", "export_head_onnx", "onnx_head_max_abs_error"]
 
-HEAD_FILE_VERSION = 1
+HEAD_FILE_VERSION = 2  # 2: the deployment identity and the ONNX file's SHA-256
 
 
 def head_description(split) -> dict:
@@ -23,14 +23,15 @@ def head_description(split) -> dict:
     return {"format": "splitcodec-head", "version": HEAD_FILE_VERSION, "model": split.name, "split": split.split,
             "paper_split": getattr(split, "paper_split", None), "task": getattr(split, "task", "classification"),
             "input_size": split.input_size, "feature_shape": list(split.feature_shape),
-            "preprocess": split.preprocess_spec}
+            "preprocess": split.preprocess_spec, "identity": split.identity.to_dict()}
 
 
 
 def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch: bool = True) -> Path:
     """Write ``split.head`` as ONNX (input ``image`` (B, 3, S, S), output ``features``), and
-    beside it ``<path>.json``: model, split, input size, feature shape and the
-    preprocessing spec, everything an edge device needs to run it without torch
+    beside it ``<path>.json``: model, split, input size, feature shape, the
+    preprocessing spec, the deployment identity and the ONNX file's SHA-256, everything an edge
+    device needs to run it without torch and to prove which head it is
     (``splitcodec.inference.edge.OnnxHead``)."""
     import torch
 
@@ -42,7 +43,10 @@ def export_head_onnx(split: SplitModel, path, *, opset: int = 17, dynamic_batch:
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
         torch.onnx.export(split.head.eval(), (x,), str(path), input_names=["image"], output_names=["features"],
                           dynamic_axes=axes, opset_version=opset, dynamo=False)
-    Path(str(path) + ".json").write_text(json.dumps(head_description(split), indent=2) + "\n")
+    from ..identity import file_sha256
+
+    desc = dict(head_description(split), onnx_sha256=file_sha256(path))
+    Path(str(path) + ".json").write_text(json.dumps(desc, indent=2) + "\n")
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,6 +34,16 @@ class SplitModel:
     task: str = "classification"  # or "detection" (the tail returns the raw YOLO heads)
     preprocess_spec: dict | None = None  # splitcodec.preprocessing spec of ``preprocess``
     paper_split: str | None = None
+    weights: str = "DEFAULT"  # how the weights were named (splitcodec.models.weights_name)
+
+    @functools.cached_property
+    def identity(self):
+        """The deployment identity of this head/tail pair (``splitcodec.identity``); the weights'
+        fingerprint is computed once, on first use."""
+        from ..identity import DeploymentIdentity, weights_fingerprint
+
+        return DeploymentIdentity(self.name, self.split, tuple(self.feature_shape), self.weights,
+                                  weights_fingerprint(self.model), self.input_size, dict(self.preprocess_spec or {}))
 
     @property
     def feature_elements(self) -> int:

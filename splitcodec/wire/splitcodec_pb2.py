@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n splitcodec/wire/splitcodec.proto\x12\rsplitcodec.v1\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"\x93\x01\n\x0cInferRequest\x12\x11\n\tbitstream\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12/\n\roriginal_size\x18\x05 \x01(\x0b\x32\x18.splitcodec.v1.ImageSize\x12\r\n\x05top_k\x18\x06 \x01(\r\"8\n\nClassScore\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"m\n\tDetection\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\x12\x13\n\x0b\x63\x61tegory_id\x18\x05 \x01(\r\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\r\n\x05score\x18\x07 \x01(\x02\"Y\n\rServerTimings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x02\x12\x0f\n\x07tail_ms\x18\x02 \x01(\x02\x12\x10\n\x08queue_ms\x18\x03 \x01(\x02\x12\x12\n\nbatch_size\x18\x04 \x01(\r\"\x81\x02\n\rInferResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x07\x63lasses\x18\x02 \x03(\x0b\x32\x19.splitcodec.v1.ClassScore\x12,\n\ndetections\x18\x03 \x03(\x0b\x32\x18.splitcodec.v1.Detection\x12-\n\x07timings\x18\x04 \x01(\x0b\x32\x1c.splitcodec.v1.ServerTimings\x12\x10\n\x08\x65lements\x18\x05 \x01(\x04\x12\x17\n\x0f\x62itstream_bytes\x18\x06 \x01(\x04\x12(\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x19.splitcodec.v1.FrameError\"+\n\nFrameError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x13\n\x11ListModelsRequest\"(\n\tSplitInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\r\"|\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x15\n\rdefault_split\x18\x03 \x01(\t\x12\x12\n\ninput_size\x18\x04 \x01(\r\x12(\n\x06splits\x18\x05 \x03(\x0b\x32\x18.splitcodec.v1.SplitInfo\"x\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.splitcodec.v1.ModelInfo\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\x12 \n\x18\x62itstream_format_version\x18\x03 \x01(\r2\xf5\x01\n\x0eSplitInference\x12\x42\n\x05Infer\x12\x1b.splitcodec.v1.InferRequest\x1a\x1c.splitcodec.v1.InferResponse\x12L\n\x0bInferStream\x12\x1b.splitcodec.v1.InferRequest\x1a\x1c.splitcodec.v1.InferResponse(\x01\x30\x01\x12Q\n\nListModels\x12 .splitcodec.v1.ListModelsRequest\x1a!.splitcodec.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n splitcodec/wire/splitcodec.proto\x12\rsplitcodec.v1\"*\n\tImageSize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"\xbe\x01\n\x0cInferRequest\x12\x11\n\tbitstream\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12/\n\roriginal_size\x18\x05 \x01(\x0b\x32\x18.splitcodec.v1.ImageSize\x12\r\n\x05top_k\x18\x06 \x01(\r\x12)\n\x04head\x18\x07 \x01(\x0b\x32\x1b.splitcodec.v1.HeadIdentity\"\x99\x01\n\x0cHeadIdentity\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05split\x18\x02 \x01(\t\x12\x0f\n\x07weights\x18\x03 \x01(\t\x12\x1b\n\x13weights_fingerprint\x18\x04 \x01(\t\x12\x15\n\rfeature_shape\x18\x05 \x03(\r\x12\x12\n\ninput_size\x18\x06 \x01(\r\x12\x12\n\npreprocess\x18\x07 \x01(\t\"8\n\nClassScore\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"m\n\tDetection\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\x12\x13\n\x0b\x63\x61tegory_id\x18\x05 \x01(\r\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\r\n\x05score\x18\x07 \x01(\x02\"Y\n\rServerTimings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x02\x12\x0f\n\x07tail_ms\x18\x02 \x01(\x02\x12\x10\n\x08queue_ms\x18\x03 \x01(\x02\x12\x12\n\nbatch_size\x18\x04 \x01(\r\"\x81\x02\n\rInferResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x07\x63lasses\x18\x02 \x03(\x0b\x32\x19.splitcodec.v1.ClassScore\x12,\n\ndetections\x18\x03 \x03(\x0b\x32\x18.splitcodec.v1.Detection\x12-\n\x07timings\x18\x04 \x01(\x0b\x32\x1c.splitcodec.v1.ServerTimings\x12\x10\n\x08\x65lements\x18\x05 \x01(\x04\x12\x17\n\x0f\x62itstream_bytes\x18\x06 \x01(\x04\x12(\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x19.splitcodec.v1.FrameError\"+\n\nFrameError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x13\n\x11ListModelsRequest\"(\n\tSplitInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\r\"\xab\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x15\n\rdefault_split\x18\x03 \x01(\t\x12\x12\n\ninput_size\x18\x04 \x01(\r\x12(\n\x06splits\x18\x05 \x03(\x0b\x32\x18.splitcodec.v1.SplitInfo\x12-\n\x08identity\x18\x06 \x01(\x0b\x32\x1b.splitcodec.v1.HeadIdentity\"x\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.splitcodec.v1.ModelInfo\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\x12 \n\x18\x62itstream_format_version\x18\x03 \x01(\r2\xf5\x01\n\x0eSplitInference\x12\x42\n\x05Infer\x12\x1b.splitcodec.v1.InferRequest\x1a\x1c.splitcodec.v1.InferResponse\x12L\n\x0bInferStream\x12\x1b.splitcodec.v1.InferRequest\x1a\x1c.splitcodec.v1.InferResponse(\x01\x30\x01\x12Q\n\nListModels\x12 .splitcodec.v1.ListModelsRequest\x1a!.splitcodec.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,25 +35,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMAGESIZE']._serialized_start=51
   _globals['_IMAGESIZE']._serialized_end=93
   _globals['_INFERREQUEST']._serialized_start=96
-  _globals['_INFERREQUEST']._serialized_end=243
-  _globals['_CLASSSCORE']._serialized_start=245
-  _globals['_CLASSSCORE']._serialized_end=301
-  _globals['_DETECTION']._serialized_start=303
-  _globals['_DETECTION']._serialized_end=412
-  _globals['_SERVERTIMINGS']._serialized_start=414
-  _globals['_SERVERTIMINGS']._serialized_end=503
-  _globals['_INFERRESPONSE']._serialized_start=506
-  _globals['_INFERRESPONSE']._serialized_end=763
-  _globals['_FRAMEERROR']._serialized_start=765
-  _globals['_FRAMEERROR']._serialized_end=808
-  _globals['_LISTMODELSREQUEST']._serialized_start=810
-  _globals['_LISTMODELSREQUEST']._serialized_end=829
-  _globals['_SPLITINFO']._serialized_start=831
-  _globals['_SPLITINFO']._serialized_end=871
-  _globals['_MODELINFO']._serialized_start=873
-  _globals['_MODELINFO']._serialized_end=997
-  _globals['_LISTMODELSRESPONSE']._serialized_start=999
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1119
-  _globals['_SPLITINFERENCE']._serialized_start=1122
-  _globals['_SPLITINFERENCE']._serialized_end=1367
+  _globals['_INFERREQUEST']._serialized_end=286
+  _globals['_HEADIDENTITY']._serialized_start=289
+  _globals['_HEADIDENTITY']._serialized_end=442
+  _globals['_CLASSSCORE']._serialized_start=444
+  _globals['_CLASSSCORE']._serialized_end=500
+  _globals['_DETECTION']._serialized_start=502
+  _globals['_DETECTION']._serialized_end=611
+  _globals['_SERVERTIMINGS']._serialized_start=613
+  _globals['_SERVERTIMINGS']._serialized_end=702
+  _globals['_INFERRESPONSE']._serialized_start=705
+  _globals['_INFERRESPONSE']._serialized_end=962
+  _globals['_FRAMEERROR']._serialized_start=964
+  _globals['_FRAMEERROR']._serialized_end=1007
+  _globals['_LISTMODELSREQUEST']._serialized_start=1009
+  _globals['_LISTMODELSREQUEST']._serialized_end=1028
+  _globals['_SPLITINFO']._serialized_start=1030
+  _globals['_SPLITINFO']._serialized_end=1070
+  _globals['_MODELINFO']._serialized_start=1073
+  _globals['_MODELINFO']._serialized_end=1244
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1246
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1366
+  _globals['_SPLITINFERENCE']._serialized_start=1369
+  _globals['_SPLITINFERENCE']._serialized_end=1614
 # @@protoc_insertion_point(module_scope)
