@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .admission import LIMIT_HELP, Limits
 from .request_log import RequestLog, configure_logging
-from .server import resolve_limits, start_async, stop_async, token_from_env
+from .server import check_bindable, resolve_limits, start_async, stop_async, token_from_env
 from .specs import ModelSpec, load_tails
 
 
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def serve(args, log) -> int:
+    check_bindable(args.host, args.port)  # before the models load: a port in use is one line at once
     specs = [ModelSpec.parse(m) for m in (args.models or ([] if args.calibration else ["efficientnet_lite0"]))]
     specs += [ModelSpec.from_calibration(path) for path in args.calibration]
     tls = (Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()) if args.tls_cert else None

@@ -41,7 +41,7 @@ from .servicer import SERVICE_NAME, SplitInferenceService
 from .specs import load_tails
 
 __all__ = ["start_async", "stop_async", "ServerHandle", "create_server", "shutdown", "token_from_env",
-           "resolve_limits", "server_options"]
+           "resolve_limits", "server_options", "check_bindable"]
 
 
 def resolve_limits(limits: Limits | None, tails: dict, specs=()) -> Limits:
@@ -51,6 +51,32 @@ def resolve_limits(limits: Limits | None, tails: dict, specs=()) -> Limits:
     levels = limits.max_levels or default_max_levels(tails, specs)
     size = limits.max_message_bytes or default_max_message_bytes(tails, levels)
     return dataclasses.replace(limits, max_levels=levels, max_message_bytes=size)
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Refuse (``OSError``, one line) an address the server could not listen on — a port in use, an address
+    that is not this machine's — before any model loads (gRPC itself would say so only after)."""
+    import errno
+    import socket
+
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror} (--host)") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: TIME_WAIT is no conflict
+        try:
+            s.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise OSError(f"cannot listen on {host}:{port}: the port is in use (another server?); choose "
+                              "another --port") from None
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise OSError(f"cannot listen on {host}:{port}: {host} is not an address of this machine "
+                              "(--host)") from None
+            raise OSError(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
 def server_options(limits: Limits) -> list[tuple[str, int]]:

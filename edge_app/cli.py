@@ -15,7 +15,9 @@ from splitcodec.sequence import DEFAULT_REFRESH_PERIOD
 
 from .head import load_head, prepare_runner
 from .loop import FrameLoop, print_summary, summarize
-from .options import add_quantizer_arguments, encoder_config, quantizer_factory
+import grpc
+
+from .options import add_quantizer_arguments, encoder_config, parse_clip, quantizer_factory
 from .sources import frames
 
 
@@ -34,7 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-ca", help="PEM root certificate: connect with TLS")
     p.add_argument("--token", help="bearer token (or SPLITCODEC_TOKEN)")
     p.add_argument("--timeout", type=float, default=10.0, help="deadline of each call, seconds")
-    p.add_argument("--retries", type=int, default=3, help="retries with backoff while the server is unavailable")
+    p.add_argument("--retry-for", type=float, default=60.0,
+                   help="seconds to wait for a server that restarts or a replica that goes away (gRPC wait-for-ready "
+                        "with backoff; a --stream resumes from an intra frame) before giving up (default %(default)g)")
+    p.add_argument("--retries", type=int, default=20,
+                   help="at most this many retries of one call, or new streams in a row without an answer, within "
+                        "--retry-for (default %(default)s)")
     p.add_argument("--stream", action="store_true", help="send frames over one bidirectional stream")
     p.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
                    help="with --stream: code frames as a sequence, each predicted from the one before (intra "
@@ -45,35 +52,95 @@ def build_parser() -> argparse.ArgumentParser:
                         "needed; default %(default)s)")
     p.add_argument("--stream-timeout", type=float, default=3600.0, help="deadline of a whole --stream call, seconds")
     p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--json", action="store_true", help="one JSON object per frame, then a summary object")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line: a header, one row per frame (refused, unreadable and unanswered "
+                        "frames too), a summary (schemas: docs/deploy.md)")
     return p
+
+
+def validate(args) -> None:
+    """Every option and input, before any model loads: ``ValueError`` (one line) for the first problem."""
+    from splitcodec.errors import SplitCodecError
+
+    from .client import channel_target
+    from .options import quantizer_file
+    from .sources import check_inputs
+
+    if not args.inputs and not args.photos:
+        raise ValueError("give image/video inputs or --photos")
+    if args.levels is not None and not 2 <= args.levels <= 256:
+        raise ValueError(f"--levels must be 2..256, got {args.levels}")
+    for flag, value, low in (("--refresh-period", args.refresh_period, 0), ("--retries", args.retries, 0),
+                             ("--retry-for", args.retry_for, 0), ("--top-k", args.top_k, 1)):
+        if value < low:
+            raise ValueError(f"{flag} must be >= {low}, got {value:g}")
+    for flag, value in (("--timeout", args.timeout), ("--stream-timeout", args.stream_timeout)):
+        if not value > 0:
+            raise ValueError(f"{flag} must be > 0, got {value:g}")
+    if args.clip and args.clip != "auto":
+        parse_clip(args.clip)
+    if args.tls_ca:
+        path = Path(args.tls_ca)
+        if not path.is_file():
+            raise ValueError(f"--tls-ca {args.tls_ca}: no such file")
+        if b"-----BEGIN CERTIFICATE-----" not in path.read_bytes():
+            raise ValueError(f"--tls-ca {args.tls_ca} is not a PEM certificate")
+    channel_target(args.server)  # a malformed --server list
+    try:
+        quantizer_file(args)
+    except SplitCodecError as e:
+        raise ValueError(str(e)) from None
+    check_inputs(args)
+
+
+class _Stop:
+    """SIGINT/SIGTERM: the first asks the loop to stop reading frames (those in flight are answered or listed,
+    the summary prints, exit 130); a second one stops at once (still with the summary)."""
+
+    def __init__(self, loop: FrameLoop):
+        self.loop, self.signals = loop, 0
+
+    def __call__(self, signum, frame_):
+        import signal
+
+        self.signals += 1
+        self.loop.stop.set()
+        if self.signals > 1:
+            raise KeyboardInterrupt
+        print(f"# {signal.Signals(signum).name}: stopping after the frames in flight (again to stop now)",
+              file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
     import os
+    import signal
+
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # the C core's handshake dumps: each failure is one line here
 
     from .client import (
-        EXIT_PROTOCOL, EXIT_REFUSED, EXIT_UNANSWERED, EXIT_UNREACHABLE, EXIT_USAGE, EdgeClient, ServerUnreachable,
-        StreamProtocolError,
+        EXIT_INTERRUPTED, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_UNANSWERED, EXIT_UNREACHABLE, EXIT_USAGE, EdgeClient,
+        ServerUnreachable, StreamProtocolError,
     )
+    from .sources import InputError
 
     args = build_parser().parse_args(argv)
-    if not args.inputs and not args.photos:
-        print("error: give image/video inputs or --photos", file=sys.stderr)
-        return EXIT_USAGE
     try:
+        validate(args)
         head, model, split_name, at_paper = load_head(args)
         make_quantizer = quantizer_factory(args, model, at_paper)
         encoder_config(args, head.feature_shape)  # checked up front: a usage error, not a failed frame
-    except (KeyError, FileNotFoundError, ValueError) as e:  # QuantizerError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
+    except (KeyError, FileNotFoundError, ValueError) as e:  # QuantizerError, IdentityMismatchError: ValueErrors
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return EXIT_USAGE
     loop = FrameLoop(args, prepare_runner(args, head), make_quantizer, model, split_name)
     tls = Path(args.tls_ca).read_bytes() if args.tls_ca else None
     client = EdgeClient(args.server, token=args.token or os.environ.get("SPLITCODEC_TOKEN"), tls_ca=tls,
-                        timeout=args.timeout, retries=args.retries)
+                        timeout=args.timeout, retries=args.retries, retry_for=args.retry_for)
+    stop = _Stop(loop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    rc = None
     try:
-        client.wait_ready(args.timeout)
+        _wait_for_server(client, args)
         source = frames(args)
         if not args.json and sys.stderr.isatty():
             from tqdm import tqdm
@@ -81,30 +148,52 @@ def main(argv=None) -> int:
             source = tqdm(source, unit="frame", leave=False)
         if args.stream:
             if loop.run_stream(client, source):
-                return EXIT_UNANSWERED
+                rc = EXIT_UNANSWERED
         else:
             loop.run_calls(client, source)
+    except KeyboardInterrupt:  # a second signal: stop now
+        rc = EXIT_INTERRUPTED
     except ServerUnreachable as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except FileNotFoundError as e:
+        rc = EXIT_UNREACHABLE
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        rc = EXIT_USAGE
     except StreamProtocolError as e:
         print(f"error: invalid answer from the server: {e}", file=sys.stderr)
-        return EXIT_PROTOCOL
-    except Exception as e:  # grpc.RpcError and friends: say what the server said
-        import grpc
-
-        if isinstance(e, grpc.RpcError):
-            print(f"error: server answered {e.code().name}: {e.details()}", file=sys.stderr)
-            return EXIT_REFUSED
-        raise
+        rc = EXIT_PROTOCOL
+    except grpc.RpcError as e:  # a status that says the deployment is wrong (loop.FATAL), or a stream refused
+        print(f"error: server answered {e.code().name}: {e.details()}", file=sys.stderr)
+        rc = EXIT_REFUSED
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         client.close()
-    summary = summarize(loop.rows)
+    summary = summarize(loop.rows, interrupted=stop.signals > 0)
     print_summary(summary, args.json, loop.out)
+    if stop.signals:
+        return EXIT_INTERRUPTED
+    if rc is not None:
+        return rc
+    if summary["frames"] and summary["unreadable"] == summary["frames"]:
+        print("error: no input could be read", file=sys.stderr)
+        return EXIT_USAGE
     return 0 if not summary["errors"] else 1  # EXIT_OK / EXIT_FRAME_ERRORS
+
+
+def _wait_for_server(client, args) -> None:
+    """Connect before the first frame: up to --retry-for seconds (a camera agent may start before its server),
+    saying so after the first --timeout."""
+    from .client import ServerUnreachable
+
+    first = min(args.timeout, args.retry_for) if args.retry_for else args.timeout
+    try:
+        client.wait_ready(first)
+    except ServerUnreachable as e:
+        if args.retry_for <= first:
+            raise
+        print(f"# {e}; waiting up to --retry-for {args.retry_for:g} s", file=sys.stderr, flush=True)
+        client.wait_ready(args.retry_for - first)
 
 
 if __name__ == "__main__":

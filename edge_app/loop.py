@@ -1,4 +1,10 @@
-"""The frame loop: encode each frame, send it (one call each, or over one stream), report each answer."""
+"""The frame loop: encode each frame, send it (one call each, or over one stream), report each answer.
+
+Output (``--json``: one JSON object per line): a header first (``{"header": {...}}``: model, split, the head's
+deployment identity, quantizer and its file, encoder configuration, runtime, server), then one row per input
+frame — answered, refused, unreadable or left unanswered alike — then ``{"summary": {...}}``.  The schemas
+are in docs/deploy.md.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,19 @@ import dataclasses
 import io
 import json
 import sys
+import threading
 import time
+
+import grpc
 
 import splitcodec as sc
 
 from .options import encoder_config
+from .sources import UnreadableFrame
+
+# statuses that say the deployment is wrong, not the frame: every later frame would fail the same way (exit 4)
+FATAL = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND,
+         grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.FAILED_PRECONDITION)
 
 
 def input_jpeg90_bytes(image, spec: dict) -> int:
@@ -34,20 +48,67 @@ class FrameLoop:
         self.encoder = None
         self.sequence = None  # a SequenceEncoder while frames go over a stream with temporal coding
         self.rows: list[dict] = []
+        self.stop = threading.Event()  # set by SIGINT/SIGTERM: no new frame is read, those in flight finish
+        self._header_done = False
+        self._head_identity = None
+
+    def header(self) -> dict:
+        """What this run uses: printed once, before the first row."""
+        from splitcodec.quantizer_file import QuantizerFile
+
+        from .options import quantizer_file
+
+        qf: QuantizerFile | None = quantizer_file(self.args)
+        fixed = getattr(self.make_quantizer, "fixed", None)
+        q = self.encoder.codec.quantizer if self.encoder else fixed
+        return {"model": self.model, "split": self.split_name, "identity": self.runner.identity.to_dict(),
+                "feature_shape": list(self.runner.head.feature_shape),
+                "quantizer": repr(q) if q is not None else "fitted on the first frame (--clip auto)",
+                "quantizer_file": str(qf.path) if qf else None, "encoder": encoder_config(self.args).to_dict(),
+                "runtime": self.runner.runtime, "torch_loaded": sys.modules.get("torch") is not None, "server": self.args.server,
+                "stream": bool(self.args.stream), "temporal": bool(self.args.stream and self.args.temporal),
+                "splitcodec": sc.__version__}
+
+    def _print_header(self) -> None:
+        if self._header_done:
+            return
+        self._header_done = True
+        h = self.header()
+        if self.args.json:
+            print(json.dumps({"header": h}), file=self.out, flush=True)
+        else:
+            print(f"# {h['model']} split {h['split']} {tuple(h['feature_shape'])} weights "
+                  f"{h['identity']['weights']}@{h['identity']['weights_fingerprint'][:8]}; quantizer {h['quantizer']}"
+                  f"{' from ' + h['quantizer_file'] if h['quantizer_file'] else ''}; "
+                  f"{self.encoder.codec.config if self.encoder else encoder_config(self.args)!r}; runtime "
+                  f"{h['runtime']}{'' if h['torch_loaded'] else ' (no torch)'}; server {h['server']}",
+                  file=self.out, flush=True)
 
     def _first_frame(self, image) -> None:
         """The quantizer (it may be fitted on the first frame) and the encoder, warmed up."""
         from splitcodec.inference import EdgeEncoder
+        from splitcodec.wire import identity_message
 
-        args = self.args
         q = self.make_quantizer(self.runner.features(image)[0])
-        codec = sc.FeatureCodec(q, config=encoder_config(args))
+        codec = sc.FeatureCodec(q, config=encoder_config(self.args))
         self.encoder = EdgeEncoder(self.runner.head, codec)
         self.encoder.warmup()
-        if not args.json:
-            print(f"# {self.model} split {self.split_name} {tuple(self.runner.head.feature_shape)}; quantizer {q!r}; "
-                  f"{codec.config!r}; runtime {self.encoder.runtime}"
-                  f"{' (no torch)' if 'torch' not in sys.modules else ''}; server {args.server}", file=self.out)
+        self._head_identity = identity_message(self.encoder.identity)
+        self._print_header()
+
+    def record(self, row: dict) -> None:
+        """One frame's row: kept for the summary and printed (``--json``: one object)."""
+        self._print_header()
+        self.rows.append(row)
+        if self.args.json:
+            print(json.dumps(row), file=self.out, flush=True)
+        elif "error" in row:
+            print(f"{row['frame'][:28]:<28} ERROR {row['error']}", file=self.out, flush=True)
+        else:
+            top = row["predictions"][0] if row["predictions"] else {"name": "(nothing)", "score": 0.0}
+            print(f"{row['frame'][:28]:<28} {top['name'][:22]:<22} {top['score']:>5.2f} {row['bytes']:>7} B "
+                  f"{row['bits_per_element']:>6.3f} b/e  head {row['head_ms']:>6.1f}  enc {row['encode_ms']:>5.1f}  "
+                  f"rtt {row['round_trip_ms']:>6.1f} ms", file=self.out, flush=True)
 
     def encode(self, name, image, i, temporal: bool = False):
         if self.encoder is None:
@@ -61,12 +122,12 @@ class FrameLoop:
         from splitcodec.wire import pb
 
         return pb.InferRequest(bitstream=frame.bitstream, model=self.model, split=self.split_name,
-                               request_id=request_id, top_k=self.args.top_k,
+                               request_id=request_id, top_k=self.args.top_k, head=self._head_identity,
                                original_size=pb.ImageSize(width=frame.original_size[0], height=frame.original_size[1]))
 
     def report(self, name, image, frame, resp, rtt_ms) -> None:
         if resp.HasField("error") and resp.error.code:
-            row = {"frame": name, "error": f"{resp.error.code}: {resp.error.message}"}
+            row = {"frame": name, "error": f"{resp.error.code}: {resp.error.message}", "code": resp.error.code}
         else:
             preds = ([{"class": c.index, "name": c.name, "score": round(c.score, 4)} for c in resp.classes] or
                      [{"category_id": d.category_id, "name": d.name, "score": round(d.score, 4),
@@ -78,25 +139,34 @@ class FrameLoop:
                    "head_ms": round(frame.head_ms, 2), "encode_ms": round(frame.encode_ms, 2),
                    "round_trip_ms": round(rtt_ms, 2), "server_decode_ms": round(resp.timings.decode_ms, 2),
                    "server_tail_ms": round(resp.timings.tail_ms, 2)}
-        self.rows.append(row)
-        if self.args.json:
-            print(json.dumps(row), file=self.out, flush=True)
-        elif "error" in row:
-            print(f"{name[:28]:<28} ERROR {row['error']}", file=self.out)
-        else:
-            top = row["predictions"][0] if row["predictions"] else {"name": "(nothing)", "score": 0.0}
-            print(f"{name[:28]:<28} {top['name'][:22]:<22} {top['score']:>5.2f} {row['bytes']:>7} B "
-                  f"{row['bits_per_element']:>6.3f} b/e  head {row['head_ms']:>6.1f}  enc {row['encode_ms']:>5.1f}  "
-                  f"rtt {row['round_trip_ms']:>6.1f} ms", file=self.out, flush=True)
+        self.record(row)
+
+    def unreadable(self, name, image) -> bool:
+        """Record an input that could not be read as its frame's error row (True if it was one)."""
+        if isinstance(image, UnreadableFrame):
+            self.record({"frame": name, "error": f"unreadable input: {image.reason}", "code": "UNREADABLE"})
+            return True
+        return False
 
     def run_calls(self, client, source) -> None:
-        """One ``Infer`` call per frame."""
+        """One ``Infer`` call per frame.  A frame the server refuses (shed after its retry-after hints, a bad
+        stream) is that frame's error row and the run goes on; a status that says the deployment is wrong
+        (``FATAL``) ends the run."""
         for i, (name, image) in enumerate(source):
+            if self.unreadable(name, image):
+                continue
             frame, req = self.encode(name, image, i)
             t0 = time.perf_counter()
-            resp = client.infer(req)
-            # round trip = network + server decode + tail (the head and encode are timed apart)
-            self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
+            try:
+                resp = client.infer(req)
+            except grpc.RpcError as e:
+                self.record({"frame": name, "error": f"{e.code().name}: {e.details()}", "code": e.code().name})
+                if e.code() in FATAL:
+                    raise
+            else:  # round trip = network + server decode + tail (the head and encode are timed apart)
+                self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
+            if self.stop.is_set():
+                return
 
     def run_stream(self, client, source) -> list[str]:
         """Frames over ``InferStream`` (answers matched by request id, broken streams resumed); returns the
@@ -108,6 +178,10 @@ class FrameLoop:
 
         def produce():
             for i, (name, image) in enumerate(source):
+                if self.stop.is_set():
+                    return
+                if self.unreadable(name, image):
+                    continue
                 frame, req = self.encode(name, image, i, temporal)
                 sent[req.request_id] = (name, image, frame, time.perf_counter())
                 yield req.request_id, req
@@ -139,7 +213,7 @@ class FrameLoop:
                                 on_restart=restart)
         unanswered = session.run(produce(), answer)
         for rid in unanswered:
-            self.rows.append({"frame": sent[rid][0], "error": "not answered"})
+            self.record({"frame": sent[rid][0], "error": "not answered", "code": "UNANSWERED"})
         if unanswered:
             print(f"error: {len(unanswered)} frame(s) not answered after {session.attempts} stream(s) "
                   f"({'; '.join(session.errors)[:300]}): {', '.join(unanswered)[:300]}"
@@ -148,11 +222,13 @@ class FrameLoop:
         return unanswered
 
 
-def summarize(rows: list[dict]) -> dict:
+def summarize(rows: list[dict], interrupted: bool = False) -> dict:
     import numpy as np
 
     ok = [r for r in rows if "error" not in r]
-    summary = {"frames": len(rows), "errors": len(rows) - len(ok)}
+    summary = {"frames": len(rows), "answered": len(ok), "errors": len(rows) - len(ok),
+               "unreadable": sum(r.get("code") == "UNREADABLE" for r in rows),
+               "unanswered": sum(r.get("code") == "UNANSWERED" for r in rows), "interrupted": interrupted}
     if ok:
         mean = lambda k: float(np.mean([r[k] for r in ok]))  # noqa: E731
         rtt = [r["round_trip_ms"] for r in ok]
@@ -169,10 +245,15 @@ def summarize(rows: list[dict]) -> dict:
 
 def print_summary(summary: dict, as_json: bool, out) -> None:
     if as_json:
-        print(json.dumps({"summary": summary}), file=out)
-    elif summary["frames"] > summary["errors"]:
+        print(json.dumps({"summary": summary}), file=out, flush=True)
+        return
+    if summary["errors"] or summary["interrupted"]:
+        print(f"# {summary['frames']} frames: {summary['answered']} answered, {summary['errors']} with an error "
+              f"({summary['unreadable']} unreadable, {summary['unanswered']} not answered)"
+              f"{'; stopped by a signal' if summary['interrupted'] else ''}", file=out, flush=True)
+    if summary["answered"]:
         s = summary
-        print(f"# {s['frames']} frames: {s['mean_bytes_per_frame']:.0f} B/frame on average = "
+        print(f"# {s['answered']} frames answered: {s['mean_bytes_per_frame']:.0f} B/frame on average = "
               f"{s['vs_float32']:.0f}x smaller than the float32 tensor ({s['raw_float32_bytes']:.0f} B) and "
               f"{s['vs_input_jpeg90']:.1f}x smaller than the model input as JPEG-90 "
               f"({s['mean_input_jpeg90_bytes']:.0f} B); "

@@ -1,17 +1,86 @@
-"""Frame sources: image files, folders (recursively), video files, cameras, the shipped photos."""
+"""Frame sources: image files, folders (recursively), video files, cameras, the shipped photos.
+
+``check_inputs`` validates every input before any model loads (a missing path, an empty folder, a video that
+will not open: one line, exit 2).  ``frames`` then yields ``(name, image)``, where an image that cannot be read
+(not an image, truncated, larger than ``MAX_PIXELS``) is an :class:`UnreadableFrame`: that frame's error row,
+and the run goes on."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+MAX_PIXELS = 50_000_000  # an image larger than this (e.g. 8000x6250) is refused before it is decoded
+
+
+class InputError(ValueError):
+    """An input that cannot be used at all (exit 2)."""
+
+
+@dataclass(frozen=True)
+class UnreadableFrame:
+    """An input frame that could not be read: reported as that frame's error, the run goes on."""
+
+    reason: str
+
+
+def _cv2():
+    import os
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own complaints: the error is one line here
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    try:
+        import cv2
+    except ImportError:
+        raise InputError("video files and cameras need OpenCV: pip install opencv-python-headless") from None
+    return cv2
+
+
+def check_inputs(args) -> None:
+    """Every input exists and can be opened as what it looks like; ``InputError`` (one line) otherwise."""
+    from splitcodec.datasets import IMAGE_SUFFIXES, image_files
+
+    for item in args.inputs:
+        path = Path(item)
+        if item.isdigit() and not path.exists():
+            _cv2()  # a camera is opened when the run reaches it
+        elif path.is_dir():
+            if not image_files(path):
+                raise InputError(f"no images in folder {item} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        elif not path.exists():
+            raise InputError(f"input not found: {item}")
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            cap = _cv2().VideoCapture(str(path))
+            opened = cap.isOpened()
+            cap.release()
+            if not opened:
+                raise InputError(f"cannot open video {item} (not a video OpenCV can read)")
+
+
+def read_image(path):
+    """An H×W×3 uint8 RGB array, or :class:`UnreadableFrame` saying why not."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    return UnreadableFrame(f"{w}x{h} image is larger than the edge reads ({MAX_PIXELS} pixels)")
+                return np.asarray(im.convert("RGB"))
+    except UnidentifiedImageError:
+        return UnreadableFrame("not an image file")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return UnreadableFrame(f"cannot decode: {str(e)[:120]}")
 
 
 def frames(args):
-    """(name, H×W×3 uint8 RGB) for every input."""
-    import numpy as np
-    from PIL import Image
-
+    """(name, H×W×3 uint8 RGB or UnreadableFrame) for every input."""
     if args.photos:
         from splitcodec.datasets import shipped_photos
 
@@ -24,28 +93,24 @@ def frames(args):
             from splitcodec.datasets import image_files
 
             for f in image_files(path):
-                yield str(f), np.asarray(Image.open(f).convert("RGB"))
+                yield str(f), read_image(f)
         elif path.suffix.lower() in VIDEO_SUFFIXES:
             yield from _video(str(path), path.name)
-        elif path.exists():
-            yield str(path), np.asarray(Image.open(path).convert("RGB"))
         else:
-            raise FileNotFoundError(f"input not found: {item}")
+            yield str(path), read_image(path)
 
 
 def _video(source, name):
-    try:
-        import cv2
-    except ImportError:
-        raise SystemExit("video files and cameras need OpenCV: pip install opencv-python-headless") from None
-    cap = cv2.VideoCapture(source)
+    cap = _cv2().VideoCapture(source)
     if not cap.isOpened():
-        raise SystemExit(f"cannot open video source {source!r}")
+        raise InputError(f"cannot open video source {source!r}")
     i = 0
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        yield f"{name}#{i}", bgr[..., ::-1].copy()
-        i += 1
-    cap.release()
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            yield f"{name}#{i}", bgr[..., ::-1].copy()
+            i += 1
+    finally:
+        cap.release()

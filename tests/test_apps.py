@@ -231,7 +231,9 @@ def test_edge_cli_against_the_server(server, capsys):
 
     assert main(["--server", server[0], "--photos", "--json", "--top-k", "2"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    rows, summary = lines[:-1], lines[-1]["summary"]
+    header, rows, summary = lines[0]["header"], lines[1:-1], lines[-1]["summary"]
+    assert (header["model"], header["split"], header["server"]) == ("efficientnet_lite0", "blocks.11.expand", server[0])
+    assert header["identity"]["weights"] == "DEFAULT" and len(header["identity"]["weights_fingerprint"]) == 16
     assert [r["frame"] for r in rows][:2] == ["chelsea", "coffee"]
     assert rows[0]["predictions"][0]["name"] == "Egyptian cat" and len(rows[0]["predictions"]) == 2
     assert summary["frames"] == 8 and summary["errors"] == 0
@@ -245,17 +247,19 @@ def test_edge_cli_task_aware_quantizer_file(server, capsys, tmp_path):
     from splitcodec import models
     from splitcodec.quantizer_file import save_quantizer
 
-    channels = models.split_model("efficientnet_lite0", "paper", weights="DEFAULT").feature_shape[0]
+    split = models.split_model("efficientnet_lite0", "paper", weights="DEFAULT")
+    channels, ident = split.feature_shape[0], split.identity
     q = sc.UniformQuantizer(0.0, 4.0, 8)
-    plain = save_quantizer(tmp_path / "plain.json", q, model="efficientnet_lite0")
-    task = save_quantizer(tmp_path / "task.json", q, model="efficientnet_lite0", rdo_lambda=0.3, rdo_lookahead=True,
+    plain = save_quantizer(tmp_path / "plain.json", q, identity=ident)
+    task = save_quantizer(tmp_path / "task.json", q, identity=ident, rdo_lambda=0.3, rdo_lookahead=True,
                           error_feedback=0.5, channel_weights=np.linspace(0.5, 1.5, channels).tolist())
-    bad = save_quantizer(tmp_path / "bad.json", q, model="efficientnet_lite0", rdo_lambda=0.3, channel_weights=[1.0, 2.0])
+    bad = save_quantizer(tmp_path / "bad.json", q, identity=ident, rdo_lambda=0.3, channel_weights=[1.0, 2.0])
     summaries = []
     for path in (plain, task):
         assert main(["--server", server[0], "--photos", "--json", "--quantizer", str(path)]) == 0
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        assert lines[0]["predictions"][0]["name"] == "Egyptian cat" and lines[-1]["summary"]["errors"] == 0
+        assert lines[0]["header"]["identity"] == ident.to_dict() and lines[0]["header"]["quantizer_file"] == str(path)
+        assert lines[1]["predictions"][0]["name"] == "Egyptian cat" and lines[-1]["summary"]["errors"] == 0
         summaries.append(lines[-1]["summary"])
     assert summaries[1]["mean_bytes_per_frame"] < 0.9 * summaries[0]["mean_bytes_per_frame"]
     assert main(["--server", server[0], "--photos", "--json", "--quantizer", str(bad)]) == 2  # a usage error, up front
@@ -279,7 +283,10 @@ def test_edge_zero_level_flag_shifts_the_quantizer_or_is_a_usage_error(tmp_path,
     first = np.random.default_rng(0).normal(size=(16, 4, 4)).astype(np.float32)
     auto = quantizer("--clip", "auto", "--levels", "6", "--zero-level", first=first)
     assert 0.0 in auto.dequantize(np.arange(6, dtype=np.uint8)).tolist()
-    table = save_quantizer(tmp_path / "t.json", sc.ScalarQuantizer.from_levels([-1.0, 0.5, 2.0]))
+    from splitcodec import models
+
+    ident = models.split_model("efficientnet_lite0", weights="DEFAULT").identity
+    table = save_quantizer(tmp_path / "t.json", sc.ScalarQuantizer.from_levels([-1.0, 0.5, 2.0]), identity=ident)
     with pytest.raises(sc.QuantizerError, match="uniform"):
         quantizer("--quantizer", str(table), "--zero-level")
     assert main(["--server", "127.0.0.1:9", "--photos", "--quantizer", str(table), "--zero-level"]) == 2
@@ -338,7 +345,7 @@ def test_edge_cli_onnx_runtime_and_stream(server, capsys):
     from edge_app.cli import main
 
     assert main(["--server", server[0], "--photos", "--json", "--runtime", "onnx", "--stream"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()][:-1]
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()][1:-1]
     assert rows[1]["predictions"][0]["name"] == "espresso"
 
 
@@ -386,6 +393,8 @@ def test_edge_cli_video_file(server, capsys, tmp_path):
     w.release()
     assert main(["--server", server[0], path, "--json", "--stream"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["header"]["stream"] and lines[0]["header"]["temporal"]
+    lines = lines[1:]
     assert [r["frame"] for r in lines[:-1]] == ["clip.avi#0", "clip.avi#1", "clip.avi#2"]
     assert lines[-1]["summary"]["frames"] == 3 and lines[-1]["summary"]["errors"] == 0
     # a stream is coded as a sequence by default: the repeated frames are predicted, at a fraction of the bytes
@@ -393,7 +402,7 @@ def test_edge_cli_video_file(server, capsys, tmp_path):
     assert lines[1]["bytes"] < lines[0]["bytes"] / 3
     assert [r["predictions"][0]["class"] for r in lines[:-1]] == [lines[0]["predictions"][0]["class"]] * 3
     assert main(["--server", server[0], path, "--json", "--stream", "--no-temporal"]) == 0
-    alone = [json.loads(line) for line in capsys.readouterr().out.splitlines()][:-1]
+    alone = [json.loads(line) for line in capsys.readouterr().out.splitlines()][1:-1]
     assert [r["frame_type"] for r in alone] == ["intra"] * 3 and alone[0]["bytes"] == lines[0]["bytes"] - 6  # v1: no frame, sequence, frame number
 
 
@@ -414,5 +423,7 @@ def test_edge_runs_an_exported_head_without_torch(server, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows[0]["header"]["runtime"] == "onnx" and not rows[0]["header"]["torch_loaded"]
+    rows = rows[1:]
     assert rows[0]["predictions"][0]["name"] == "Egyptian cat" and rows[1]["predictions"][0]["name"] == "espresso"
     assert rows[-1]["summary"]["frames"] == 8 and rows[-1]["summary"]["errors"] == 0

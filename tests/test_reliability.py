@@ -422,7 +422,9 @@ class _Fake(rpc.SplitInferenceServicer):
             if self.mode == "end_early" and self.streams == 1 and i == 1:
                 return  # ends the stream with OK after one answer
             if self.mode == "end_always" and i == 1:
-                return  # every stream ends after one answer: retries cannot answer everything
+                return  # every stream ends after one answer: each new stream makes progress
+            if self.mode == "end_unanswered" and (self.streams > 1 or i == 1):
+                return  # the first stream ends after one answer, every later one without any: retries run out
             if self.mode == "fail_midway" and self.streams == 1 and i == 2:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "replica going away")
             if self.mode == "garbage":
@@ -510,7 +512,8 @@ def test_frames_left_unanswered_are_returned_when_retries_run_out(fake):
     assert len(pulled) == 4 or not session.input_exhausted
 
 
-@pytest.mark.parametrize("mode,code", [("garbage", 6), ("end_early", 0), ("fail_midway", 0), ("end_always", 5)])
+@pytest.mark.parametrize("mode,code", [("garbage", 6), ("end_early", 0), ("fail_midway", 0), ("end_always", 0),
+                                       ("end_unanswered", 5)])
 def test_edge_cli_exit_codes_on_stream_failures(fake, mode, code, capsys):
     from edge_app.cli import main
 
@@ -521,8 +524,11 @@ def test_edge_cli_exit_codes_on_stream_failures(fake, mode, code, capsys):
     assert rc == code, err
     if code == 6:
         assert "invalid answer" in err
+    if mode == "end_always":  # a stream that answers is progress: the agent resumes as often as it takes
+        assert "not answered" not in err
     if code == 5:
-        # one frame answered per stream: 3 answered, the sent rest listed, the unread rest said to be unsent
+        # the first stream answers one frame and ends, then the 2 new streams --retries allows answer nothing: the
+        # frames sent but not answered are listed, and the unread rest said to be unsent
         assert "not answered after 3 stream(s)" in err and "later frames were not sent" in err
 
 

@@ -169,7 +169,7 @@ def test_shards_merge_to_the_unsharded_result(capsys, cache_dir, tmp_path):
 def test_activation_cache_resumes(cache_dir):
     from eval.core.activations import open_cache
 
-    c = open_cache("efficientnet_lite0", "paper", None, "photos:40", cache_dir=cache_dir)
+    c = open_cache("efficientnet_lite0", "paper", "DEFAULT", "photos:40", cache_dir=cache_dir)
     c.build(range(33))  # chunk 0 and 1 (32 per chunk)
     assert c.chunk_path(0).exists() and c.chunk_path(1).exists()
     before = c.chunk_path(0).stat().st_mtime_ns
@@ -206,7 +206,7 @@ def test_imagenet_labels_and_coco_detection(capsys, tmp_path):
         anns.append({"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0})
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}))
-    doc = _run(capsys, "rate-accuracy", "--model", "yolov3", "--dataset", f"coco:{tmp_path / 'coco'}:{ann}",
+    doc = _run(capsys, "rate-accuracy", "--model", "yolov3", "--weights", "random", "--allow-random-weights", "--dataset", f"coco:{tmp_path / 'coco'}:{ann}",
                "--levels", "4", "--clip", "0:2", "--calib", "1", "--cache-dir", str(tmp_path / "c"),
                "--max-detections", "100")  # a random-init YOLOv3 scores ~460k boxes per image above 0.005
     assert doc["task"] == "detection" and "mAP50" in doc["rows"][0] and "mAP50" in doc["rows"][1]
