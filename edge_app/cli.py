@@ -115,8 +115,6 @@ def main(argv=None) -> int:
     import os
     import signal
 
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # the C core's handshake dumps: each failure is one line here
-
     from .client import (
         EXIT_INTERRUPTED, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_UNANSWERED, EXIT_UNREACHABLE, EXIT_USAGE, EdgeClient,
         ServerUnreachable, StreamProtocolError,

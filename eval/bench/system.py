@@ -2,18 +2,18 @@
 
     python -m eval bench-system [--requests 240] [--output bench_system.json] [--update-doc README.md]
 
-The server runs as its own process (``python -m cloud_app``), once with request
-batching and once without; 1, 4 and 8 client threads send pre-encoded frames
-(augmented shipped photos) as fast as answers come back.  Reports round-trip
-latency p50/p95, throughput, the edge's own head and encode times, end-to-end
-latency (head + encode + round trip), and bytes per frame against the raw
-float32 tensor and a JPEG-90 of the input.  Client and server share this
-machine's cores, so absolute figures are pessimistic for a real deployment.
+It runs the demo's operating point (the explorer's ≥ 99 % file, ``eval.core.deployment``): the server
+(``python -m cloud_app --calibration FILE``, its own process) once with request batching and once without;
+1, 4 and 8 client threads send pre-encoded frames (augmented shipped photos, each request carrying the head's
+identity) as fast as answers come back.  Reports round-trip latency p50/p95, throughput, the edge's own head
+and encode times, end-to-end latency (head + encode + round trip), and bytes per frame against the raw
+float32 tensor and against the model input coded as JPEG at equal fidelity on the same frames (the
+explorer's baseline).  Client and server share this machine's cores, so absolute figures are pessimistic for
+a real deployment.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -29,10 +29,10 @@ from eval.core.entry import Entry
 METHOD = "/splitcodec.v1.SplitInference/Infer"
 
 
-def _start_server(batching: bool, tmp: Path):
+def _start_server(batching: bool, tmp: Path, quantizer_file: str):
     port_file = tmp / f"port-{batching}"
     args = [sys.executable, "-m", "cloud_app", "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
-            "--device", "cpu", "--max-batch", "8", "--batch-window-ms", "2"]
+            "--device", "cpu", "--max-batch", "8", "--batch-window-ms", "2", "--calibration", quantizer_file]
     if not batching:
         args.append("--no-batching")
     logf = open(tmp / f"server-{batching}.log", "w")
@@ -99,30 +99,29 @@ def add_arguments(p) -> None:
 def run(args) -> dict:
     import numpy as np
     import torch
-    from PIL import Image
 
     import splitcodec as sc
-    from splitcodec import models
+    from eval.core.deployment import demo_deployment, describe, equal_fidelity_comparison
     from splitcodec.datasets import photo_crops
     from splitcodec.inference import EdgeEncoder
-    from splitcodec.models import default_operating_point
-    from splitcodec.wire import pb
+    from splitcodec.wire import identity_message, pb
 
     torch.set_num_threads(1)
-    log("encoding frames on the 'edge' ...")
-    split = models.split_model("efficientnet_lite0", weights="DEFAULT")
-    n, clip = default_operating_point("efficientnet_lite0")
-    enc = EdgeEncoder(split, sc.FeatureCodec(sc.UniformQuantizer(*clip, n)))
+    split, qf = demo_deployment()
+    log(f"operating point {describe(qf)}; encoding frames on the 'edge' ...")
+    enc = EdgeEncoder(split, sc.FeatureCodec(qf.quantizer, config=qf.encoder))
     enc.warmup()
-    frames, requests, jpeg = [], [], []
-    for i, (_, img) in enumerate(photo_crops(args.frames, seed=3)):
+    head = identity_message(split.identity)
+    images = [img for _, img in photo_crops(args.frames, seed=3)]
+    frames, requests = [], []
+    for i, img in enumerate(images):
         f = enc.encode(img)
         frames.append(f)
-        requests.append(pb.InferRequest(bitstream=f.bitstream, model="efficientnet_lite0", request_id=str(i),
-                                        original_size=pb.ImageSize(width=f.original_size[0], height=f.original_size[1])))
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="JPEG", quality=90)
-        jpeg.append(buf.tell())
+        requests.append(pb.InferRequest(bitstream=f.bitstream, model=split.name, split=split.split, request_id=str(i),
+                                        head=head, original_size=pb.ImageSize(width=f.original_size[0],
+                                                                              height=f.original_size[1])))
+    log("the model input as JPEG at equal fidelity on the same frames ...")
+    equal = equal_fidelity_comparison(split, qf, images, cache_dir=None, label=f"photo_crops({args.frames}, seed=3)")
     bytes_per_frame = float(np.mean([len(f.bitstream) for f in frames]))
     raw = 4 * frames[0].elements
     edge = {"head_ms_p50": float(np.median([f.head_ms for f in frames])),
@@ -131,7 +130,7 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for batching in (True, False):
             log(f"server with batching {'on' if batching else 'off'} ...")
-            proc, port = _start_server(batching, Path(tmp))
+            proc, port = _start_server(batching, Path(tmp), str(qf.path))
             try:
                 _load(port, requests, 1, 8)  # warm-up
                 for clients in [int(c) for c in args.clients.split(",")]:
@@ -143,22 +142,33 @@ def run(args) -> dict:
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
-    doc = {"benchmark": "bench_system", "model": "efficientnet_lite0", "split": split.split,
-           "operating_point": {"levels": n, "clip": list(clip), "context_model": "spatial"},
+    match = equal["jpeg_match"]
+    doc = {"benchmark": "bench_system", "model": split.name, "split": split.split, "quantizer_file": qf.path.name,
+           "identity": split.identity.to_dict(),
+           "operating_point": {"levels": qf.quantizer.levels, "clip": [qf.quantizer.c_min, qf.quantizer.c_max],
+                               **qf.encoder.to_dict()},
            "frames": len(frames), "cpu_count": os.cpu_count(),
-           "bytes_per_frame": bytes_per_frame, "raw_float32_bytes": raw, "jpeg90_bytes": float(np.mean(jpeg)),
-           "vs_float32": raw / bytes_per_frame, "vs_jpeg90": float(np.mean(jpeg)) / bytes_per_frame,
+           "bytes_per_frame": bytes_per_frame, "raw_float32_bytes": raw, "vs_float32": raw / bytes_per_frame,
+           "equal_fidelity": equal,
+           "vs_input_jpeg_equal_fidelity": match["bytes"] / bytes_per_frame if match else None,
            "edge": edge, "cases": cases}
     return doc
 
 
 def markdown(doc) -> str:
-    lines = [f"Measured by `python -m eval bench-system`: EfficientNet-Lite0 split at `{doc['split']}`, N = "
-             f"{doc['operating_point']['levels']}, clip {doc['operating_point']['clip']}, spatial contexts; server "
-             f"and clients on one {doc['cpu_count']}-core machine over loopback.", "",
+    eq = doc["equal_fidelity"]
+    m = eq["jpeg_match"]
+    versus = (f"the {doc['identity']['input_size']}×{doc['identity']['input_size']} model input as JPEG at equal "
+              f"fidelity on the same {eq['photos']} frames (q{m['quality']}, agreement {m['agree']}/{eq['photos']} vs "
+              f"the codec's {eq['codec_agree']}/{eq['photos']}, KL no larger): {m['bytes']:.0f} B, "
+              f"{doc['vs_input_jpeg_equal_fidelity']:.1f}× more" if m else
+              f"no JPEG quality of the model input reaches the codec's fidelity on the same {eq['photos']} frames")
+    lines = [f"Measured by `python -m eval bench-system` at the demo's operating point (`{doc['quantizer_file']}`): "
+             f"{doc['model']} split at `{doc['split']}`, N = {doc['operating_point']['levels']}, clip "
+             f"{doc['operating_point']['clip']}, weights {doc['identity']['weights']}; server and clients on one "
+             f"{doc['cpu_count']}-core machine over loopback.", "",
              f"- Bytes per frame: {doc['bytes_per_frame']:.0f} (raw float32 tensor {doc['raw_float32_bytes']}: "
-             f"{doc['vs_float32']:.0f}× smaller; JPEG-90 of the input {doc['jpeg90_bytes']:.0f}: "
-             f"{doc['vs_jpeg90']:.1f}× smaller).",
+             f"{doc['vs_float32']:.0f}× smaller; {versus}).",
              f"- Edge, per frame: head {doc['edge']['head_ms_p50']:.1f} ms, encode {doc['edge']['encode_ms_p50']:.2f} ms (p50).",
              "", "| batching | clients | round trip p50 (ms) | p95 (ms) | end-to-end p50 (ms) | throughput (req/s) | errors |",
              "|---|---|---|---|---|---|---|"]

@@ -12,7 +12,8 @@ class Entry:
     """``name`` on the command line, ``kind`` (a key of ``KINDS``), one line of ``help``; ``section``: the
     generated section ``--update-doc`` rewrites (with the module's ``markdown(doc)``); ``threads``: the
     default thread limit; ``json``: whether the runner prints and writes the returned document (None: every
-    kind but a demo; False for an entry that writes its own output and returns an exit status)."""
+    kind but a demo; False for an entry that writes its own output and returns an exit status); ``passthrough``:
+    arguments the entry does not know are kept in ``args.passthrough`` instead of refused."""
 
     name: str
     kind: str
@@ -20,6 +21,7 @@ class Entry:
     section: str | None = None
     threads: int = 2
     json: bool | None = None
+    passthrough: bool = False  # unknown arguments are kept in ``args.passthrough`` (a demo passes them on)
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -119,8 +119,12 @@ def seed_everything(seed: int) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
     m = entries()[args.entry]
+    if unknown and not m.ENTRY.passthrough:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.passthrough = unknown
     from .common import log
 
     if getattr(args, "from_json", None):

@@ -3,16 +3,18 @@ with EfficientNet-Lite0 on the photos shipped with scikit-image, stop the server
 
     python -m eval demo-system [--stream] [extra edge_app arguments...]
 
-Both apps run as separate processes that meet only over gRPC, as on a real
-edge device and server.  The summary then compares the frames with what a
-cloud-only deployment would send at equal fidelity: the model input coded as
-JPEG at the lowest quality whose agreement with the float model on the same
-photos matches the codec's (measured by the explorer's code, cached).
+It runs the explorer's ≥ 99 % operating point (``docs/results/quantizer-explore-99.json``, written by
+``make explore``): the server serves that file's model, split and weights (``--calibration``), the edge
+encodes with it (``--quantizer``), and both check it against the head and tail they load.  A missing file
+stops the demo with one line; there is no other point to fall back to.  Both apps run as separate
+processes that meet only over gRPC, as on a real edge device and server.  The summary then compares the
+frames with what a cloud-only deployment would send at equal fidelity: the model input coded as JPEG at
+the lowest quality whose agreement with the float model on the same photos matches the codec's (measured
+by the explorer's code, cached).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -20,73 +22,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from eval.core.deployment import DEMO_QUANTIZER, demo_deployment, describe, equal_fidelity_comparison
 from eval.core.entry import Entry
 
-
-JPEG_QUALITIES = tuple(range(10, 100, 5)) + (100,)
-# the explorer's recommendation for >= 99 % agreement (make explore): the demo runs that split and quantizer
-DEMO_QUANTIZER = Path(__file__).resolve().parent.parent / "docs" / "results" / "quantizer-explore-99.json"
-
-
-def demo_operating_point() -> tuple[str, int, tuple[float, float], str | None]:
-    """(split, N, clip, quantizer file or None): the explorer's saved choice, else the model's default."""
-    from splitcodec.models import default_operating_point
-
-    if DEMO_QUANTIZER.exists():
-        from splitcodec.quantizer_file import load_quantizer_file
-
-        f = load_quantizer_file(DEMO_QUANTIZER)
-        return f.doc["split"], f.quantizer.levels, (f.quantizer.c_min, f.quantizer.c_max), str(DEMO_QUANTIZER)
-    levels, clip = default_operating_point("efficientnet_lite0")
-    return "paper", levels, clip, None
-
-
-def cloud_only_comparison(cache_dir: str = ".cache/splitcodec-eval") -> dict:
-    """Codec frames at the demo's operating point against the model input as JPEG, on the shipped
-    photos: the lowest JPEG quality whose top-1 agreement with the float model is at least the codec's
-    (and whose KL is no larger). Cached by operating point and package version."""
-    import hashlib
-    import json
-    import math
-
-    import numpy as np
-
-    import splitcodec as sc
-
-    split_name, levels, clip, _ = demo_operating_point()
-    key = hashlib.sha256(json.dumps([2, sc.__version__, split_name, levels, clip, JPEG_QUALITIES]).encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"demo-cloud-only-{key}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    import torch
-
-    from splitcodec import models
-    from splitcodec.datasets import shipped_photos
-
-    from eval.core.evaluate import FIXED, fidelity_counts
-    from eval.studies.explore import input_baselines
-
-    split = models.split_model("efficientnet_lite0", split_name, weights="DEFAULT")
-    photos = [img for _, img in shipped_photos()]
-    codec = sc.FeatureCodec(sc.UniformQuantizer(clip[0], clip[1], levels))
-    with torch.no_grad():
-        feats = split.head(torch.stack([split.preprocess(im) for im in photos])).numpy()
-        ref = split.tail(torch.from_numpy(feats)).numpy()
-        streams = [codec.encode(f) for f in feats]
-        dec = np.stack([sc.decode(s) for s in streams])
-        mine = fidelity_counts(split.tail(torch.from_numpy(dec)).numpy(), ref)
-    n = len(photos)
-    jpeg = [{"quality": r["quality"], "bytes": r["bytes_per_frame"], "agree": round(r["agreement"] * n), "kl": r["kl"]}
-            for r in input_baselines(split, [(im, -1) for im in photos], ref, {"jpeg": JPEG_QUALITIES})]
-    codec_kl = math.ldexp(mine["kl"], -FIXED) / n
-    match = next((j for j in jpeg if j["agree"] >= mine["agree1"] and j["kl"] <= codec_kl), None)
-    doc = {"photos": n, "split": split.split, "levels": levels, "clip": list(clip),
-           "codec_bytes": float(np.mean([len(s) for s in streams])), "codec_agree": mine["agree1"], "codec_kl": codec_kl,
-           "float32_bytes": 4 * int(feats[0].size), "jpeg": jpeg, "jpeg_match": match}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc))
-    return doc
-
+OWN_POINT = ("--quantizer", "--levels", "--clip", "--model", "--split", "--weights")
 
 def print_comparison(doc: dict) -> None:
     n, m = doc["photos"], doc["jpeg_match"]
@@ -101,24 +41,30 @@ def print_comparison(doc: dict) -> None:
     print(line, flush=True)
 
 
-ENTRY = Entry("demo-system", "demo",
+ENTRY = Entry("demo-system", "demo", passthrough=True,
               help="offline: cloud server + edge client on localhost, real predictions on shipped photos")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("edge_args", nargs=argparse.REMAINDER, help="passed on to python -m edge_app (e.g. --stream)")
+    p.add_argument("--quantizer-file", default=str(DEMO_QUANTIZER),
+                   help="the operating point to run (default: the explorer's >= 99 %% choice, make explore)")
+    p.epilog = "Any other argument (--stream, --json, ...) is passed on to python -m edge_app."
 
 
 def run(args) -> int:
-    argv = list(args.edge_args)
+    argv = list(args.passthrough)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    own = any(a.startswith(OWN_POINT) for a in argv)
+    qfile = None
+    if not own:
+        _, qf = demo_deployment(args.quantizer_file)
+        qfile = str(qf.path)
+        print(f"# operating point {describe(qf)}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         port_file, log_file = Path(tmp) / "port", Path(tmp) / "server.log"
-        print("starting the cloud server (EfficientNet-Lite0 tail) on 127.0.0.1 ...", flush=True)
+        print("starting the cloud server on 127.0.0.1 ...", flush=True)
         with open(log_file, "w") as log:
-            own = any(a.startswith(("--quantizer", "--levels", "--clip", "--model", "--split")) for a in argv)
-            _, _, _, qfile = demo_operating_point()
-            serve = ["--calibration", qfile] if qfile and not own else []
+            serve = ["--calibration", qfile] if qfile else []
             server = subprocess.Popen([sys.executable, "-m", "cloud_app", "--host", "127.0.0.1", "--port", "0",
                                        "--port-file", str(port_file), "--device", "cpu", *serve], stderr=log, env=env)
         try:
@@ -131,7 +77,7 @@ def run(args) -> int:
                 time.sleep(0.2)
             port = port_file.read_text().strip()
             print(f"server ready on port {port}; running the edge client on the shipped photos:\n", flush=True)
-            edge_q = ["--quantizer", qfile] if serve else []
+            edge_q = ["--quantizer", qfile] if qfile else []
             rc = subprocess.call([sys.executable, "-m", "edge_app", "--server", f"127.0.0.1:{port}", "--photos",
                                   *edge_q, *argv], env=env)
         finally:
@@ -143,5 +89,9 @@ def run(args) -> int:
         lines = [ln for ln in log_file.read_text().splitlines() if "status=" in ln]
         print(f"\nserver stopped; it logged {len(lines)} requests, e.g.\n  {lines[-1] if lines else '(none)'}")
     if rc == 0 and not own:
-        print_comparison(cloud_only_comparison())
+        from splitcodec.datasets import shipped_photos
+
+        split, qf = demo_deployment(qfile)
+        print_comparison(equal_fidelity_comparison(split, qf, [img for _, img in shipped_photos()],
+                                                   label="shipped photos"))
     return rc

