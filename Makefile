@@ -16,7 +16,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study rdo-variants channel-steps video clean
+.PHONY: help install demo demo-codec proto test test-slow test-deploy test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study rdo-variants channel-steps video clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -24,6 +24,7 @@ help:
 	@echo "make proto      - regenerate the gRPC/protobuf code from proto/splitcodec.proto"
 	@echo "make test       - the default test suite (what CI runs)"
 	@echo "make test-slow  - the long cases too (1M-case fuzz run, big designs)"
+	@echo "make test-deploy - docs/deploy.md's NGINX block and client-side balancing with 3 real replicas (apt installs NGINX; ~5 min)"
 	@echo "make test-aarch64 - the codec under aarch64 emulation must match x86 bit for bit (root; ~2 min after set-up)"
 	@echo "make mutation   - mutation testing of the codec core and the server's admission/batcher -> docs/testing.md (~25 min)"
 	@echo "make decode-cost - what hostile streams cost the decoder -> docs/bitstream.md"
@@ -57,6 +58,12 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# docs/deploy.md run for real: three replicas behind NGINX (installed with apt when absent: needs root), one killed
+# mid-run, unary and --stream; client-side round_robin; the health Watch past 60 s; reflection; a 15 s restart
+test-deploy: install
+	command -v nginx >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx)
+	$(PY) -m pytest -q -s -m deploy tests/test_deploy.py -p no:cacheprovider
 
 # mutmut (Python code) + cosmic-ray (numba kernels): eval/tools/mutation.py, docs/testing.md
 mutation: install

@@ -125,7 +125,8 @@ def main(argv=None) -> int:
     try:
         validate(args)
         head, model, split_name, at_paper = load_head(args)
-        make_quantizer = quantizer_factory(args, model, at_paper)
+        # the registry's operating point was measured on the model's trained weights at its paper split
+        make_quantizer = quantizer_factory(args, model, at_paper and head.identity.weights == "DEFAULT")
         encoder_config(args, head.feature_shape)  # checked up front: a usage error, not a failed frame
     except (KeyError, FileNotFoundError, ValueError) as e:  # QuantizerError, IdentityMismatchError: ValueErrors
         print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
@@ -135,7 +136,11 @@ def main(argv=None) -> int:
     client = EdgeClient(args.server, token=args.token or os.environ.get("SPLITCODEC_TOKEN"), tls_ca=tls,
                         timeout=args.timeout, retries=args.retries, retry_for=args.retry_for)
     stop = _Stop(loop)
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    import threading
+
+    # only the main thread may set signal handlers (main() embedded in a thread leaves them to its host)
+    previous = ({sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+                if threading.current_thread() is threading.main_thread() else {})
     rc = None
     try:
         _wait_for_server(client, args)

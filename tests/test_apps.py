@@ -131,6 +131,36 @@ def test_health_reflection_and_list_models(server):
         lm = stub.ListModels(pb.ListModelsRequest(), timeout=10)
         assert lm.bitstream_format_version == 1 and lm.models[0].name == "efficientnet_lite0"
         assert list(lm.models[0].splits[0].shape) == [672, 14, 14] and lm.models[0].default_split == "blocks.11.expand"
+        from splitcodec.wire import identity_from_message
+
+        served = identity_from_message(lm.models[0].identity)  # what is served, weights fingerprint included
+        assert served == server[1].batchers[("efficientnet_lite0", "blocks.11.expand")].tail.identity
+        assert served.weights == "DEFAULT" and len(served.weights_fingerprint) == 16
+
+
+def test_a_frame_from_another_head_is_failed_precondition_never_a_prediction(server, frames):
+    """The server compares each request's head identity with its tail's: another split's, other weights' or
+    another preprocessing's features are refused naming both; a request without one gets the shape checks."""
+    import dataclasses
+
+    from splitcodec.wire import identity_message
+
+    tail = server[1].batchers[("efficientnet_lite0", "blocks.11.expand")].tail.identity
+    ch, stub = _stub(server[0])
+    with ch:
+        assert stub.Infer(_req(frames["coffee"], head=identity_message(tail)), timeout=30).classes[0].index == 967
+        for other in (dataclasses.replace(tail, weights="random", weights_fingerprint="0123456789abcdef"),
+                      dataclasses.replace(tail, preprocess={"kind": "darknet", "size": 224})):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.Infer(_req(frames["coffee"], head=identity_message(other)), timeout=30)
+            assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "does not match this server's tail" in e.value.details()
+        bad = identity_message(tail)
+        bad.preprocess = "{not json"
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Infer(_req(frames["coffee"], head=bad), timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert stub.Infer(_req(frames["coffee"]), timeout=30).classes[0].index == 967  # no identity: checks of old
 
 
 def test_stream_keeps_order_and_ids_and_survives_a_bad_frame(server, frames):
@@ -220,10 +250,11 @@ def test_graceful_shutdown_finishes_in_flight_requests(tails, frames, monkeypatc
     time.sleep(0.3)
     threading.Thread(target=shutdown, args=(srv, service, 5.0)).start()
     assert fut.result(timeout=30).classes[0].index == 967
-    time.sleep(0.5)
-    with pytest.raises((grpc.RpcError, ServerUnreachable)):
-        client.infer(_req(frames["coffee"]))
     client.close()
+    time.sleep(0.5)
+    with EdgeClient(f"127.0.0.1:{port}", timeout=2, retries=0, retry_for=0) as gone:
+        with pytest.raises((grpc.RpcError, ServerUnreachable)):
+            gone.infer(_req(frames["coffee"]))
 
 
 def test_edge_cli_against_the_server(server, capsys):
@@ -352,7 +383,7 @@ def test_edge_cli_onnx_runtime_and_stream(server, capsys):
 def test_edge_cli_unreachable_server(capsys):
     from edge_app.cli import main
 
-    assert main(["--server", "127.0.0.1:9", "--photos", "--timeout", "1", "--retries", "1"]) == 3
+    assert main(["--server", "127.0.0.1:9", "--photos", "--timeout", "1", "--retries", "1", "--retry-for", "0"]) == 3
     assert "cannot reach" in capsys.readouterr().err
 
 

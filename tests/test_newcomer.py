@@ -249,6 +249,29 @@ def test_a_server_restart_loses_no_frame(tmp_path):
         assert (summary["frames"], summary["answered"], summary["errors"]) == (60, 60, 0)
 
 
+def test_under_load_shedding_every_frame_is_answered_or_its_own_row():
+    """A server that sheds (one request in flight at most: RESOURCE_EXHAUSTED with retry-after-ms) and four edges
+    at once: each reports every frame, answered after the hints or as its own error row, and none stops early."""
+    port = free_port()
+    server = start_cloud(port, "--calibration", Q99, "--max-inflight", "1")
+    try:
+        edges = [subprocess.Popen([sys.executable, "-m", "edge_app", "--server", f"127.0.0.1:{port}", "--quantizer",
+                                   str(Q99), "--photos", "--json", "--retry-for", "5"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT) for _ in range(4)]
+        results = [(e.wait(timeout=300), e.communicate()) for e in edges]
+    finally:
+        stop(server)
+    answered = 0
+    for rc, (out, err) in results:
+        lines = [json.loads(ln) for ln in out.splitlines()]
+        rows, summary = lines[1:-1], lines[-1]["summary"]
+        assert rc in (0, 1) and "Traceback" not in err, err[-2000:]
+        assert summary["frames"] == len(rows) == 8  # every photo reported
+        assert all("predictions" in r or r["code"] == "RESOURCE_EXHAUSTED" for r in rows)
+        answered += summary["answered"]
+    assert answered >= 8
+
+
 # -- cloud ---------------------------------------------------------------------------------------------------------
 def test_cloud_refuses_a_port_in_use_and_a_foreign_address(cloud):
     one_line(run("cloud_app", "--port", cloud.rsplit(":", 1)[1]), 2, "the port is in use")

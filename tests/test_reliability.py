@@ -403,6 +403,29 @@ def test_channel_targets():
     assert channel_target("127.0.0.1:5") == "127.0.0.1:5"
     assert channel_target("127.0.0.1:5,127.0.0.1:6") == "ipv4:127.0.0.1:5,127.0.0.1:6"
     assert channel_target("dns:///cloud.internal:50051") == "dns:///cloud.internal:50051"
+    assert channel_target("localhost:5,127.0.0.2:6").startswith("ipv") and "127.0.0.2:6" in channel_target(
+        "localhost:5,127.0.0.2:6")  # a host name in a list is resolved to its addresses
+    for bad in ("127.0.0.1,127.0.0.1:6", "127.0.0.1:5,:6", "127.0.0.1:5,127.0.0.1:99999"):
+        with pytest.raises(ValueError, match="is not host:port"):
+            channel_target(bad)
+
+
+def test_shed_calls_are_retried_after_the_servers_hint_within_the_budget(fake):
+    import time
+
+    addr, svc = fake("shed:3")
+    with EdgeClient(addr, timeout=5, retry_for=5) as c:
+        t0 = time.monotonic()
+        assert c.infer(pb.InferRequest(request_id="x")).request_id == "x"
+        assert svc.calls == 4 and time.monotonic() - t0 >= 0.15  # three hints of 50 ms followed
+    addr, svc = fake("shed:100")
+    with EdgeClient(addr, timeout=5, retry_for=0.3) as c, pytest.raises(grpc.RpcError) as e:
+        c.infer(pb.InferRequest(request_id="y"))  # the budget runs out: the frame's own error, not "unreachable"
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and 2 <= svc.calls <= 8
+    addr, svc = fake("shed_no_hint")
+    with EdgeClient(addr, timeout=5, retry_for=5) as c, pytest.raises(grpc.RpcError):
+        c.infer(pb.InferRequest(request_id="z"))
+    assert svc.calls == 1  # no hint: not retried
 
 
 # --- the edge client's stream failure modes, against a scripted fake server ---------------------
@@ -413,6 +436,18 @@ class _Fake(rpc.SplitInferenceServicer):
     def __init__(self, mode):
         self.mode, self.streams = mode, 0
         self.resent = []  # the bitstreams of the frames a second stream opened with
+        self.calls = 0
+
+    def Infer(self, request, context):
+        """``shed:K``: the first K calls are shed with a 50 ms retry-after hint; ``shed_no_hint``: every call
+        is shed without one."""
+        self.calls += 1
+        if self.mode == "shed_no_hint":
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy")
+        if self.mode.startswith("shed:") and self.calls <= int(self.mode[5:]):
+            context.set_trailing_metadata((("retry-after-ms", "50"),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy")
+        return pb.InferResponse(request_id=request.request_id)
 
     def InferStream(self, request_iterator, context):
         self.streams += 1
@@ -536,7 +571,8 @@ def test_edge_cli_exit_codes_unreachable_and_refused(server, shape, capsys):
     from edge_app.cli import main
 
     with socket_port() as port:  # nothing listens there
-        assert main(["--server", f"127.0.0.1:{port}", "--photos", "--retries", "0", "--timeout", "1"]) == 3
+        assert main(["--server", f"127.0.0.1:{port}", "--photos", "--retries", "0", "--timeout", "1",
+                     "--retry-for", "0"]) == 3
     addr, _ = server(token="s3cret")
     assert main(["--server", addr, "--photos", "--timeout", "10"]) == 4
     assert "UNAUTHENTICATED" in capsys.readouterr().err
