@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .test_newcomer import ENV, Q99, ROOT, free_port, start_cloud, stop
+from .test_newcomer import ENV, Q99, ROOT, edge_across_a_restart, free_port, start_cloud, stop
 
 pytestmark = pytest.mark.deploy
 grpc = pytest.importorskip("grpc")
@@ -197,23 +197,6 @@ def test_reflection_is_routed_through_nginx(nginx, tmp, replicas):
 
 @pytest.mark.parametrize("mode", ["unary", "stream"])
 def test_a_15_s_server_restart_loses_no_frame(tmp, mode):
-    port = free_port()
-    server = start_cloud(port, "--calibration", Q99)
-    edge = subprocess.Popen([sys.executable, "-m", "edge_app", "--server", f"127.0.0.1:{port}", "--quantizer",
-                             str(Q99), str(tmp / "frames"), "--json", *(["--stream"] if mode == "stream" else [])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
-    seen = [edge.stdout.readline() for _ in range(1 + KILL_AFTER)]
-    stop(server, signal.SIGKILL)
-    t0 = time.monotonic()
-    time.sleep(15)
-    server = start_cloud(port, "--calibration", Q99)
-    down = time.monotonic() - t0
-    try:
-        out, err = edge.communicate(timeout=600)
-    finally:
-        stop(server)
-    rows = [json.loads(ln) for ln in seen + out.splitlines()]
-    s = rows[-1]["summary"]
-    assert edge.returncode == 0, err[-3000:]
+    s, _, down = edge_across_a_restart(tmp / "frames", 15, KILL_AFTER, *(["--stream"] if mode == "stream" else []))
     assert (s["frames"], s["answered"], s["errors"]) == (FRAMES, FRAMES, 0)
     print(json.dumps({"deploy": f"restart-{mode}", "down_s": round(down, 1), "frames": s["frames"], "lost": 0}))

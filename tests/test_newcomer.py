@@ -220,6 +220,29 @@ def test_plaintext_client_against_a_tls_server_and_a_wrong_ca(tmp_path):
         stop(proc)
 
 
+def edge_across_a_restart(frames_dir, down_s: float, answered_first: int, *extra):
+    """Run the edge over ``frames_dir`` against a server that is SIGKILLed after ``answered_first`` answers and
+    started again on the same port ``down_s`` seconds later; (the edge's summary, its stderr, seconds down)."""
+    port = free_port()
+    server = start_cloud(port, "--calibration", Q99)
+    edge = subprocess.Popen([sys.executable, "-m", "edge_app", "--server", f"127.0.0.1:{port}", "--quantizer", str(Q99),
+                             str(frames_dir), "--json", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV, cwd=ROOT)
+    seen = [edge.stdout.readline() for _ in range(1 + answered_first)]  # the header, then answered frames
+    stop(server, signal.SIGKILL)
+    t0 = time.monotonic()
+    time.sleep(down_s)
+    server = start_cloud(port, "--calibration", Q99)
+    down = time.monotonic() - t0
+    try:
+        out, err = edge.communicate(timeout=600)
+    finally:
+        stop(server)
+    rows = [json.loads(ln) for ln in seen + out.splitlines()]
+    assert edge.returncode == 0, err[-3000:]
+    return rows[-1]["summary"], err, down
+
+
 def test_a_server_restart_loses_no_frame(tmp_path):
     """Unary and --stream: the server is killed mid-run and started again on the same port several seconds
     later; with the default --retry-for every frame is answered (a resumed stream restarts intra)."""
@@ -229,23 +252,8 @@ def test_a_server_restart_loses_no_frame(tmp_path):
     d.mkdir()
     for i in range(60):
         Image.fromarray(np.full((48, 48, 3), 4 * i, np.uint8)).save(d / f"{i:03d}.png")
-    port = free_port()
     for mode in ([], ["--stream"]):
-        server = start_cloud(port, "--calibration", Q99)
-        edge = subprocess.Popen([sys.executable, "-m", "edge_app", "--server", f"127.0.0.1:{port}", "--quantizer",
-                                 str(Q99), str(d), "--json", *mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=ENV, cwd=ROOT)
-        seen = [edge.stdout.readline() for _ in range(6)]  # header + 5 answered frames
-        stop(server, signal.SIGKILL)
-        time.sleep(3)  # down for this long, plus the new server's start-up
-        server = start_cloud(port, "--calibration", Q99)
-        try:
-            out, err = edge.communicate(timeout=240)
-        finally:
-            stop(server)
-        rows = [json.loads(ln) for ln in seen + out.splitlines()]
-        summary = rows[-1]["summary"]
-        assert edge.returncode == 0, err[-2000:]
+        summary, _, _ = edge_across_a_restart(d, 3, 5, *mode)
         assert (summary["frames"], summary["answered"], summary["errors"]) == (60, 60, 0)
 
 
