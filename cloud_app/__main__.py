@@ -107,6 +107,8 @@ def main(argv=None) -> int:
             return fail(f"{flag} {path}: no such file")
     try:
         return asyncio.run(serve(args, log))
+    except KeyboardInterrupt:  # before serve() took the signals over (models still loading)
+        return fail("interrupted while starting")
     except KeyError as e:
         return fail(str(e.args[0]) if e.args else str(e))
     except (FileNotFoundError, ValueError, OSError) as e:

@@ -112,8 +112,18 @@ class _Stop:
 
 
 def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # before the frame loop took the signals over (a model still loading)
+        print("error: interrupted before the first frame", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     import os
     import signal
+    import threading
 
     from .client import (
         EXIT_INTERRUPTED, EXIT_PROTOCOL, EXIT_REFUSED, EXIT_UNANSWERED, EXIT_UNREACHABLE, EXIT_USAGE, EdgeClient,
@@ -121,7 +131,6 @@ def main(argv=None) -> int:
     )
     from .sources import InputError
 
-    args = build_parser().parse_args(argv)
     try:
         validate(args)
         head, model, split_name, at_paper = load_head(args)
@@ -136,8 +145,6 @@ def main(argv=None) -> int:
     client = EdgeClient(args.server, token=args.token or os.environ.get("SPLITCODEC_TOKEN"), tls_ca=tls,
                         timeout=args.timeout, retries=args.retries, retry_for=args.retry_for)
     stop = _Stop(loop)
-    import threading
-
     # only the main thread may set signal handlers (main() embedded in a thread leaves them to its host)
     previous = ({sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
                 if threading.current_thread() is threading.main_thread() else {})

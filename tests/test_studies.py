@@ -32,6 +32,8 @@ def test_rate_accuracy_rows_csv_plot(capsys, cache_dir, tmp_path):
     rows = doc["rows"]
     assert rows[0]["method"] == "float" and rows[0]["fidelity_top1"] == 1.0
     assert len(rows) == 1 + 3 * 2 * 2 and doc["evaluated_samples"] == 12
+    ident = doc["envelope"]["identity"]  # every result records the weights it was measured with
+    assert ident["model"] == "efficientnet_lite0" and ident["weights"] == "DEFAULT" and len(ident["weights_fingerprint"]) == 16
     for r in rows[1:]:
         assert {"bits_per_element", "fidelity_top1", "fidelity_top5", "mse", "clip", "levels"} <= set(r)
         assert 0 <= r["fidelity_top1"] <= 1 and r["bits_per_element"] > 0

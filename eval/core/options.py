@@ -81,6 +81,7 @@ def open_study_cache(args):
     cache = open_cache(args.model, args.split, args.weights, args.dataset, limit=args.limit,
                        allow_random=getattr(args, "allow_random_weights", False),
                        cache_dir=args.cache_dir, device=device_of(args))
+    args.measured_on = cache.split.identity.to_dict()  # the runner records it in the result's envelope
     if getattr(args, "max_detections", None):
         from splitcodec.models.yolo import COCO_EVAL
 

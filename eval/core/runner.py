@@ -145,7 +145,10 @@ def write_outputs(m, args, doc: dict, argv) -> int:
     from .envelope import envelope
     from .report import write_json
 
-    doc = {**doc, "envelope": envelope(m.ENTRY.name, argv, threads=args.threads, seed=args.seed)}
+    env = envelope(m.ENTRY.name, argv, threads=args.threads, seed=args.seed)
+    if getattr(args, "measured_on", None):  # the deployment identity of the model a study measured (its weights)
+        env["identity"] = args.measured_on
+    doc = {**doc, "envelope": env}
     print(write_json(doc, args.output))
     if getattr(args, "csv", None):
         m.write_csv(doc, args.csv)
