@@ -214,12 +214,16 @@ class StreamSession:
 
         self._pending: "OrderedDict[str, object]" = OrderedDict()
         self._source = iter(frames)
-        self._lock = threading.Lock()
+        # two locks: ``_lock`` guards the frames awaiting an answer and the state, held only for dictionary
+        # updates (the answer loop takes it for each answer); ``_pull`` is held while the next frame is read
+        # and encoded, so only one stream pulls from the source, and a new stream starts only once a pull in
+        # progress has put its frame among those to resend.  Answers are never held up by the next frame.
+        self._lock, self._pull = threading.Lock(), threading.Lock()
         self._state = {"exhausted": False, "owner": 0, "error": None}
         pending, lock, state = self._pending, self._lock, self._state
         failures = 0  # streams that broke since the last answer (this one included)
         while True:
-            with lock:
+            with self._pull, lock:
                 state["owner"] = attempt = self.attempts
                 resend = list(pending.values())
                 if attempt and resend and self.on_restart is not None:
@@ -252,20 +256,24 @@ class StreamSession:
         pending, state = self._pending, self._state
         yield from resend
         while True:
-            with self._lock:  # only the current attempt pulls from the source
-                if state["owner"] != attempt or state["exhausted"]:
-                    return
-                try:
+            with self._pull:  # only the current attempt pulls from the source, one frame at a time
+                with self._lock:
+                    if state["owner"] != attempt or state["exhausted"]:
+                        return
+                try:  # reading and encoding the next frame: the answer loop runs meanwhile
                     rid, req = next(self._source)
                 except StopIteration:
-                    state["exhausted"] = True
+                    with self._lock:
+                        state["exhausted"] = True
                     return
                 except Exception as e:  # an input that cannot be read or encoded: stop sending
-                    state["error"], state["exhausted"] = e, True
+                    with self._lock:
+                        state["error"], state["exhausted"] = e, True
                     return
-                if rid in pending:
-                    raise StreamProtocolError(f"two frames with request_id {rid!r}")
-                pending[rid] = req
+                with self._lock:
+                    if rid in pending:
+                        raise StreamProtocolError(f"two frames with request_id {rid!r}")
+                    pending[rid] = req
             yield req
 
     def _one_stream(self, attempt: int, resend: list, on_answer) -> str | None:

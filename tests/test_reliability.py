@@ -547,6 +547,29 @@ def test_frames_left_unanswered_are_returned_when_retries_run_out(fake):
     assert len(pulled) == 4 or not session.input_exhausted
 
 
+def test_answers_arrive_while_the_next_frame_is_being_read(fake):
+    """An answer is handed over as it arrives, not after the next frame has been captured and encoded: the
+    source here waits for the first answer before it gives the second frame (a held-up answer fails it)."""
+    import threading
+
+    addr, _ = fake("echo")
+    answered, got = threading.Event(), []
+
+    def frames():
+        yield "f0", pb.InferRequest(request_id="f0")
+        if not answered.wait(10):
+            raise AssertionError("the first answer was held up by the next frame")
+        yield "f1", pb.InferRequest(request_id="f1")
+
+    def on_answer(rid, resp):
+        got.append(rid)
+        answered.set()
+
+    with EdgeClient(addr, timeout=5) as c:
+        assert StreamSession(c, retries=0, timeout=30).run(frames(), on_answer) == []
+    assert got == ["f0", "f1"]
+
+
 @pytest.mark.parametrize("mode,code", [("garbage", 6), ("end_early", 0), ("fail_midway", 0), ("end_always", 0),
                                        ("end_unanswered", 5)])
 def test_edge_cli_exit_codes_on_stream_failures(fake, mode, code, capsys):
