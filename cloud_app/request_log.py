@@ -12,12 +12,18 @@ log = logging.getLogger("splitcodec.cloud")
 
 
 def clean(value, limit: int = 64) -> str:
-    """A client-controlled string made safe for a log line: escaped (no newlines or control
-    characters), truncated to ``limit`` characters with the original length noted."""
+    """A client-controlled string made safe for a log line: escaped (no newlines, control or non-ASCII
+    characters: ``\\n``, ``\\x00``, ``\\U0001f600``), at most ``limit`` bytes of escaped text — whatever the
+    characters, so an astral-plane string costs no more than an ASCII one — with the characters cut noted."""
     s = str(value)
-    short = s[:limit]
-    out = short.encode("unicode_escape").decode("ascii").replace('"', '\\"')
-    return out + (f"...(+{len(s) - limit})" if len(s) > limit else "")
+    out, used, kept = [], 0, 0
+    for ch in s[:limit]:  # at most ``limit`` characters can fit in ``limit`` bytes
+        esc = ch.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+        if used + len(esc) > limit:
+            break
+        out.append(esc)
+        used, kept = used + len(esc), kept + 1
+    return "".join(out) + (f"...(+{len(s) - kept})" if kept < len(s) else "")
 
 
 class RateLimit:

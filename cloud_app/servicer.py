@@ -68,12 +68,17 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
                         f"model {clean(model)!r} split {clean(split)!r} is not served here (serving: {have})")
         return b, self.envelopes[(model, split)]
 
-    async def _infer(self, req, context, sequence=None) -> pb.InferResponse:
+    async def _infer(self, req, context, sequence=None, *, in_stream: bool = False) -> pb.InferResponse:
         check_size(len(req.bitstream), self.limits)
         check_request(req)
         batcher, envelope = self._batcher(req.model, req.split)
         check_head(req, batcher.tail.identity)
-        envelope.admit(req.bitstream)
+        header = envelope.admit(req.bitstream)
+        if in_stream and sequence is None and header.predicted:
+            raise Abort(grpc.StatusCode.FAILED_PRECONDITION,
+                        f"ReferenceFrameError: this stream holds no reference frame: the server keeps references "
+                        f"for at most {self.limits.max_sequences} streams (--max-sequences) and all are taken; "
+                        "send intra frames on this stream, or open it again later")
         check_inflight(self.inflight, self.limits)
         peer = context.peer() if context is not None else ""
         self.inflight += 1
@@ -172,7 +177,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         that fails leaves the sequence's reference where it was: the next predicted frame names the failed
         one and is refused too (FAILED_PRECONDITION), until the client sends an intra frame."""
         try:
-            resp = await self._infer(req, context, sequence)
+            resp = await self._infer(req, context, sequence, in_stream=True)
             self.log(req, "OK", resp)
             return resp
         except Abort as a:

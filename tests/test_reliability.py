@@ -282,6 +282,21 @@ def test_log_lines_are_escaped_bounded_and_rate_limited(server, shape, caplog):
         assert "\n" not in line and len(line) < 1024 and "FORGED" in line and "(+" in line
     assert not any(r.exc_info for r in caplog.records)  # no traceback for client errors
     assert clean("a\nb\x00c\"") == 'a\\nb\\x00c\\"'
+    astral = "\U0001f600" * 500  # 4 bytes each in UTF-8, 10 when escaped
+    assert clean(astral) == "\\U0001f600" * 6 + "...(+494)" and len(clean(astral, 160)) <= 160 + 10
+    assert clean("x" * 70) == "x" * 64 + "...(+6)" and clean("short") == "short"
+
+
+def test_a_refusal_with_astral_characters_logs_at_most_1_kb(caplog):
+    """Every client string of a refused request (id, model, split, reason) is bounded in escaped bytes."""
+    from cloud_app.request_log import RequestLog
+
+    evil = "\U0001f600\u202e" * 300
+    with caplog.at_level(logging.INFO, logger="splitcodec.cloud"):
+        RequestLog()(pb.InferRequest(request_id=evil, model=evil, split=evil, bitstream=b"x" * 10), "NOT_FOUND",
+                     peer="ipv6:[" + evil + "]:1", reason=f"model {evil!r} split {evil!r} is not served here")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "splitcodec.cloud"]
+    assert len(line.encode()) <= 1024 and line.isascii() and "\n" not in line
 
 
 def test_every_rpc_needs_the_token_but_health_does_not(server, shape):
