@@ -135,10 +135,12 @@ async def start_async(address: str, tails: dict, *, token=None, limits: Limits |
 
 
 async def stop_async(server, service, grace: float = 5.0) -> None:
-    """Stop taking traffic (health NOT_SERVING), give in-flight requests ``grace`` seconds, then
-    cancel what is left (those callers get a status), fail anything still queued, stop."""
+    """Stop taking traffic (health NOT_SERVING), end every stream after the frame it is serving (UNAVAILABLE:
+    its client resumes on another replica), give in-flight requests ``grace`` seconds, then cancel what is
+    left (those callers get a status), fail anything still queued, stop."""
     for name in ("", SERVICE_NAME):
         await service.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    service.closing.set()  # streams end after the frame in hand instead of holding the grace open
     await server.stop(grace)
     await service.close()
 

@@ -47,6 +47,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         self.sequences = 0  # streams holding a reference frame (at most limits.max_sequences)
         self.decoder = DecodeScheduler(self.limits.decode_workers, self.limits.max_queue_ms)
         self.health = None
+        self.closing = asyncio.Event()  # set on shutdown: streams end after the frame in hand (UNAVAILABLE)
         self._tracebacks = RateLimit(2)
 
     def start(self) -> None:
@@ -143,13 +144,27 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         message."""
         self.log(_NO_REQUEST, code.name, reason=message, peer=context.peer())
 
+    async def _next_frame(self, context, idle: float):
+        """The stream's next message; a stream idle for ``idle`` s is DEADLINE_EXCEEDED, and one waiting when the
+        server shuts down is told UNAVAILABLE at once (the client resumes elsewhere), not kept for the grace."""
+        if self.closing.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "server shutting down: open the stream again")
+        read, closing = asyncio.ensure_future(context.read()), asyncio.ensure_future(self.closing.wait())
+        try:
+            done, _ = await asyncio.wait({read, closing}, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if read in done:
+            return read.result()
+        read.cancel()
+        if self.closing.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "server shutting down: open the stream again")
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no frame for {idle:g} s: stream closed")
+
     async def _stream(self, context, sequence):
         frames, idle = 0, self.limits.stream_idle_s
         while True:
-            try:
-                req = await asyncio.wait_for(context.read(), timeout=idle)
-            except asyncio.TimeoutError:
-                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no frame for {idle:g} s: stream closed")
+            req = await self._next_frame(context, idle)
             if req is grpc.aio.EOF:
                 return
             if isinstance(req, Malformed):  # no request id to answer in a frame: the stream's error

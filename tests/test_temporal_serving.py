@@ -192,3 +192,22 @@ def test_unary_infer_takes_intra_frames_only(server, codec, video):
         stub.Infer(pb.InferRequest(bitstream=predicted, model=MODEL), timeout=30)
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "InferStream" in e.value.details()
     ch.close()
+
+
+def test_shutdown_ends_open_streams_after_their_frame_instead_of_holding_the_grace(tail, codec, video):
+    """A stream that is waiting for its next frame when the server stops is told UNAVAILABLE ("shutting down")
+    at once, so its client resumes elsewhere; it is not kept open until the grace runs out and then cancelled."""
+    import threading
+
+    srv, address, service = _server(tail)
+    stream = Lockstep(address)
+    enc = sc.SequenceEncoder(codec)
+    assert not stream.send(enc.encode(video[0]), "a").error.code  # answered; the stream now waits for a frame
+    stopper = threading.Thread(target=shutdown, args=(srv, service, 30.0))
+    stopper.start()
+    with pytest.raises(grpc.RpcError) as e:
+        next(stream.call)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE and "shutting down" in e.value.details()
+    stopper.join(timeout=60)
+    assert not stopper.is_alive() and service.sequences == 0
+    stream.channel.close()
