@@ -127,17 +127,22 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         return resp
 
     async def InferStream(self, request_iterator, context):
-        # the stream's sequence state: one reference frame, freed when the stream ends (normally, by error, by
-        # idle timeout or cancellation); past max_sequences the stream decodes intra frames only
-        sequence = None
-        if self.sequences < self.limits.max_sequences:
-            sequence = splitcodec.SequenceDecoder()
-            self.sequences += 1
+        # the stream's sequence state: one reference frame, taken with the stream's first frame (a stream that
+        # sends nothing holds none) and freed when the stream ends (normally, by error, by idle timeout or
+        # cancellation); past max_sequences the stream decodes intra frames only
+        held: list = []
         try:
-            await self._stream(context, sequence)
+            await self._stream(context, held)
         finally:
-            if sequence is not None:
+            if held:
                 self.sequences -= 1
+
+    def _take_sequence(self, held: list):
+        """The stream's SequenceDecoder, taken on its first frame if a slot is free (None: intra frames only)."""
+        if not held and self.sequences < self.limits.max_sequences:
+            held.append(splitcodec.SequenceDecoder())
+            self.sequences += 1
+        return held[0] if held else None
 
     def refused(self, code, message: str, context) -> None:
         """Log a call refused before it had a request: the interceptors' ``on_refuse``, a stream's malformed
@@ -161,7 +166,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server shutting down: open the stream again")
         await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no frame for {idle:g} s: stream closed")
 
-    async def _stream(self, context, sequence):
+    async def _stream(self, context, held: list):
         frames, idle = 0, self.limits.stream_idle_s
         while True:
             req = await self._next_frame(context, idle)
@@ -174,6 +179,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
             if frames > self.limits.max_stream_frames:
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"more than {self.limits.max_stream_frames} frames on one stream: open a new one")
+            sequence = self._take_sequence(held) if frames == 1 else (held[0] if held else None)
             resp = await self._stream_frame(req, context, sequence)
             # a client that stops reading (zero window) must not hold the handler: the write is given up after
             # ``idle``.  gRPC cannot send the status past the blocked write (the abort fails in core and the
