@@ -198,3 +198,27 @@ def test_request_fields(fields, ok):
 def test_original_size_of_a_request():
     assert admission.original_size(_request()) is None
     assert admission.original_size(_request(original_size={"width": 3, "height": 2})) == (3, 2)
+
+
+def test_head_identity_must_equal_the_tails_or_the_frame_is_failed_precondition():
+    from splitcodec.identity import DeploymentIdentity
+    from splitcodec.wire import identity_message, pb
+
+    tail = DeploymentIdentity("m", "s", (4, 2, 2), "DEFAULT", "0123456789abcdef", 32, {"kind": "imagenet"})
+    admission.check_head(pb.InferRequest(), tail)  # no identity sent: the name and shape checks only
+    admission.check_head(pb.InferRequest(head=identity_message(tail)), tail)  # the same deployment
+    for other, needle in ((dataclasses.replace(tail, weights_fingerprint="fedcba9876543210", weights="w.pth"),
+                           "weights DEFAULT@01234567 vs w.pth@fedcba98"),
+                          (dataclasses.replace(tail, split="t"), "split s vs t"),
+                          (dataclasses.replace(tail, feature_shape=(4, 2, 3)), "feature shape (4, 2, 2) vs (4, 2, 3)"),
+                          (dataclasses.replace(tail, input_size=64), "input size 32 vs 64"),
+                          (dataclasses.replace(tail, preprocess={"kind": "darknet"}), "preprocessing")):
+        with pytest.raises(Abort) as e:
+            admission.check_head(pb.InferRequest(head=identity_message(other)), tail)
+        assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and needle in e.value.message
+        assert "this server's tail (m:s (4, 2, 2) weights DEFAULT@01234567)" in e.value.message
+    bad = identity_message(tail)
+    bad.weights_fingerprint = ""
+    with pytest.raises(Abort) as e:
+        admission.check_head(pb.InferRequest(head=bad), tail)
+    assert e.value.code == INVALID and "incomplete deployment identity" in e.value.message
