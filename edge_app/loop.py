@@ -54,20 +54,17 @@ class FrameLoop:
 
     def header(self) -> dict:
         """What this run uses: printed once, before the first row."""
-        from splitcodec.quantizer_file import QuantizerFile
-
         from .options import quantizer_file
 
-        qf: QuantizerFile | None = quantizer_file(self.args)
-        fixed = getattr(self.make_quantizer, "fixed", None)
-        q = self.encoder.codec.quantizer if self.encoder else fixed
+        qf = quantizer_file(self.args)
+        q = self.encoder.codec.quantizer if self.encoder else getattr(self.make_quantizer, "fixed", None)
         return {"model": self.model, "split": self.split_name, "identity": self.runner.identity.to_dict(),
                 "feature_shape": list(self.runner.head.feature_shape),
                 "quantizer": repr(q) if q is not None else "fitted on the first frame (--clip auto)",
                 "quantizer_file": str(qf.path) if qf else None, "encoder": encoder_config(self.args).to_dict(),
-                "runtime": self.runner.runtime, "torch_loaded": sys.modules.get("torch") is not None, "server": self.args.server,
-                "stream": bool(self.args.stream), "temporal": bool(self.args.stream and self.args.temporal),
-                "splitcodec": sc.__version__}
+                "runtime": self.runner.runtime, "torch_loaded": sys.modules.get("torch") is not None,
+                "server": self.args.server, "stream": bool(self.args.stream),
+                "temporal": bool(self.args.stream and self.args.temporal), "splitcodec": sc.__version__}
 
     def _print_header(self) -> None:
         if self._header_done:
