@@ -222,3 +222,4 @@ def test_head_identity_must_equal_the_tails_or_the_frame_is_failed_precondition(
     with pytest.raises(Abort) as e:
         admission.check_head(pb.InferRequest(head=bad), tail)
     assert e.value.code == INVALID and "incomplete deployment identity" in e.value.message
+    assert e.value.message.endswith("fingerprint or shape)")  # the whole reason (~100 characters), not cut at 64
