@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --stream --temporal: at most this many frames between intra frames (0: only when "
                         "needed; default %(default)s)")
     p.add_argument("--stream-timeout", type=float, default=3600.0, help="deadline of a whole --stream call, seconds")
+    p.add_argument("--realtime", action="store_true",
+                   help="release file frames as a camera would, at the video's frame rate (or --fps): frames the "
+                        "edge cannot take in time are dropped by the clock and counted as skipped, never queued")
+    p.add_argument("--fps", type=float, default=None, help="with --realtime: the frame rate (default: the video's)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line: a header, one row per frame (refused, unreadable and unanswered "
@@ -85,12 +89,23 @@ def validate(args) -> None:
             raise ValueError(f"--tls-ca {args.tls_ca}: no such file")
         if b"-----BEGIN CERTIFICATE-----" not in path.read_bytes():
             raise ValueError(f"--tls-ca {args.tls_ca} is not a PEM certificate")
+    if args.fps is not None and not args.fps > 0:
+        raise ValueError(f"--fps must be > 0, got {args.fps:g}")
+    if args.fps is not None and not args.realtime:
+        raise ValueError("--fps goes with --realtime")
     channel_target(args.server)  # a malformed --server list
     try:
         quantizer_file(args)
     except SplitCodecError as e:
         raise ValueError(str(e)) from None
     check_inputs(args)
+    if args.realtime and args.fps is None:
+        from .sources import VIDEO_SUFFIXES, video_fps
+
+        videos = [v for v in args.inputs if Path(v).suffix.lower() in VIDEO_SUFFIXES]
+        args.fps = video_fps(videos[0]) if videos else None
+        if args.fps is None:
+            raise ValueError("--realtime needs --fps (no video input declares its frame rate)")
 
 
 class _Stop:
@@ -152,6 +167,10 @@ def _run(args) -> int:
     try:
         _wait_for_server(client, args)
         source = frames(args)
+        if args.realtime:
+            from .sources import Paced
+
+            source = loop.paced = Paced(source, args.fps)
         if not args.json and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -179,7 +198,8 @@ def _run(args) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         client.close()
-    summary = summarize(loop.rows, interrupted=stop.signals > 0)
+    skipped = len(loop.paced.skipped) if loop.paced else 0
+    summary = summarize(loop.rows, interrupted=stop.signals > 0, skipped=skipped)
     print_summary(summary, args.json, loop.out)
     if stop.signals:
         return EXIT_INTERRUPTED

@@ -49,6 +49,7 @@ class FrameLoop:
         self.sequence = None  # a SequenceEncoder while frames go over a stream with temporal coding
         self.rows: list[dict] = []
         self.stop = threading.Event()  # set by SIGINT/SIGTERM: no new frame is read, those in flight finish
+        self.paced = None  # a sources.Paced with --realtime: frames carry the camera's capture time
         self._header_done = False
         self._head_identity = None
 
@@ -122,7 +123,12 @@ class FrameLoop:
                                request_id=request_id, top_k=self.args.top_k, head=self._head_identity,
                                original_size=pb.ImageSize(width=frame.original_size[0], height=frame.original_size[1]))
 
-    def report(self, name, image, frame, resp, rtt_ms) -> None:
+    def captured(self, name) -> float:
+        """When the frame was captured (``time.monotonic``): the paced clock's slot, else now (as it is read)."""
+        t = self.paced.capture_time.pop(name, None) if self.paced else None
+        return time.monotonic() if t is None else t
+
+    def report(self, name, image, frame, resp, rtt_ms, captured: float | None = None) -> None:
         if resp.HasField("error") and resp.error.code:
             row = {"frame": name, "error": f"{resp.error.code}: {resp.error.message}", "code": resp.error.code}
         else:
@@ -136,6 +142,8 @@ class FrameLoop:
                    "head_ms": round(frame.head_ms, 2), "encode_ms": round(frame.encode_ms, 2),
                    "round_trip_ms": round(rtt_ms, 2), "server_decode_ms": round(resp.timings.decode_ms, 2),
                    "server_tail_ms": round(resp.timings.tail_ms, 2)}
+        if captured is not None:  # capture -> answer, the latency a camera user sees
+            row["latency_ms"] = round(1e3 * (time.monotonic() - captured), 2)
         self.record(row)
 
     def unreadable(self, name, image) -> bool:
@@ -152,16 +160,18 @@ class FrameLoop:
         for i, (name, image) in enumerate(source):
             if self.unreadable(name, image):
                 continue
+            captured = self.captured(name)
             frame, req = self.encode(name, image, i)
             t0 = time.perf_counter()
             try:
                 resp = client.infer(req)
             except grpc.RpcError as e:
-                self.record({"frame": name, "error": f"{e.code().name}: {e.details()}", "code": e.code().name})
+                self.record({"frame": name, "error": f"{e.code().name}: {e.details()}", "code": e.code().name,
+                             "latency_ms": round(1e3 * (time.monotonic() - captured), 2)})
                 if e.code() in FATAL:
                     raise
             else:  # round trip = network + server decode + tail (the head and encode are timed apart)
-                self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
+                self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0), captured)
             if self.stop.is_set():
                 return
 
@@ -179,17 +189,18 @@ class FrameLoop:
                     return
                 if self.unreadable(name, image):
                     continue
+                captured = self.captured(name)
                 frame, req = self.encode(name, image, i, temporal)
-                sent[req.request_id] = (name, image, frame, time.perf_counter())
+                sent[req.request_id] = (name, image, frame, time.perf_counter(), captured)
                 yield req.request_id, req
 
         def answer(rid, resp):
-            name, image, frame, t0 = sent.pop(rid)
+            name, image, frame, t0, captured = sent.pop(rid)
             if temporal and resp.HasField("error") and resp.error.code:
                 # the server did not decode this frame (refused, or it lacked the reference): the next frame
                 # is intra, so the answers after it come from the right reference again
                 self.sequence.refresh()
-            self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0))
+            self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0), captured)
 
         def restart(requests):
             """A new stream's server holds no reference: re-encode the unanswered frames as a new start."""
@@ -198,18 +209,18 @@ class FrameLoop:
             self.sequence.refresh()
             out = []
             for req in requests:
-                name, image, frame, t0 = sent[req.request_id]
+                name, image, frame, t0, captured = sent[req.request_id]
                 t = time.perf_counter()
                 data = self.sequence.encode(frame.features)
                 frame = dataclasses.replace(frame, bitstream=data, encode_ms=1e3 * (time.perf_counter() - t))
-                sent[req.request_id] = (name, image, frame, t0)
+                sent[req.request_id] = (name, image, frame, t0, captured)
                 out.append(self._request(frame, req.request_id))
             return out
 
         session = StreamSession(client, retries=self.args.retries, timeout=self.args.stream_timeout,
                                 on_restart=restart)
         unanswered = session.run(produce(), answer)
-        for rid in unanswered:
+        for rid in unanswered:  # no answer, so no latency
             self.record({"frame": sent[rid][0], "error": "not answered", "code": "UNANSWERED"})
         if unanswered:
             print(f"error: {len(unanswered)} frame(s) not answered after {session.attempts} stream(s) "
@@ -219,13 +230,18 @@ class FrameLoop:
         return unanswered
 
 
-def summarize(rows: list[dict], interrupted: bool = False) -> dict:
+def summarize(rows: list[dict], interrupted: bool = False, skipped: int = 0) -> dict:
+    """The run in one object; ``skipped``: frames a ``--realtime`` clock dropped (never read, so no rows)."""
     import numpy as np
 
     ok = [r for r in rows if "error" not in r]
     summary = {"frames": len(rows), "answered": len(ok), "errors": len(rows) - len(ok),
                "unreadable": sum(r.get("code") == "UNREADABLE" for r in rows),
-               "unanswered": sum(r.get("code") == "UNANSWERED" for r in rows), "interrupted": interrupted}
+               "unanswered": sum(r.get("code") == "UNANSWERED" for r in rows), "skipped": skipped,
+               "interrupted": interrupted}
+    latency = [r["latency_ms"] for r in ok if "latency_ms" in r]
+    if latency:
+        summary.update({f"latency_ms_p{q}": float(np.percentile(latency, q)) for q in (50, 95, 99)})
     if ok:
         mean = lambda k: float(np.mean([r[k] for r in ok]))  # noqa: E731
         rtt = [r["round_trip_ms"] for r in ok]

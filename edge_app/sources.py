@@ -58,6 +58,48 @@ def check_inputs(args) -> None:
                 raise InputError(f"cannot open video {item} (not a video OpenCV can read)")
 
 
+def video_fps(path) -> float | None:
+    """The frame rate a video file declares (None when OpenCV cannot tell)."""
+    cap = _cv2().VideoCapture(str(path))
+    try:
+        fps = float(cap.get(_cv2().CAP_PROP_FPS)) if cap.isOpened() else 0.0
+    finally:
+        cap.release()
+    return fps if fps > 0 else None
+
+
+class Paced:
+    """A file source released as a camera would: frame k at ``start + k / fps``.  A frame whose slot has passed
+    by the time the edge asks for the next one (more than one interval late) is dropped by the clock — counted in
+    ``skipped`` — never queued; a frame asked for early is waited for.  ``capture_time[name]`` is when the
+    camera would have taken it (``time.monotonic``), what ``latency_ms`` counts from.  ``clock``/``sleep`` are
+    injectable for tests."""
+
+    def __init__(self, source, fps: float, *, clock=None, sleep=None):
+        import time
+
+        if not fps > 0:
+            raise ValueError(f"--fps must be > 0, got {fps:g}")
+        self.source, self.interval = source, 1.0 / fps
+        self.clock, self.sleep = clock or time.monotonic, sleep or time.sleep
+        self.skipped: list[str] = []
+        self.capture_time: dict[str, float] = {}
+
+    def __iter__(self):
+        start = None
+        for k, (name, image) in enumerate(self.source):
+            now = self.clock()
+            start = now if start is None else start
+            due = start + k * self.interval
+            if now > due + self.interval:  # the camera has already moved on to a later frame
+                self.skipped.append(name)
+                continue
+            if now < due:
+                self.sleep(due - now)
+            self.capture_time[name] = due
+            yield name, image
+
+
 def read_image(path):
     """An H×W×3 uint8 RGB array, or :class:`UnreadableFrame` saying why not."""
     import warnings

@@ -344,3 +344,42 @@ def test_the_demo_runs_the_explorers_file_and_refuses_without_it(tmp_path):
     assert header["split"] == "blocks.13" and header["quantizer_file"] == str(Q99) and header["stream"]
     assert "cloud-only at equal fidelity" in r.stdout
     one_line(run("eval", "demo-system", "--quantizer-file", tmp_path / "gone.json"), 2, "is missing")
+
+
+def test_a_paced_source_drops_late_frames_by_the_clock_never_queues_them():
+    """--realtime's clock (edge_app.sources.Paced) on a fake clock: a consumer that needs 2.5 frame intervals per
+    frame gets, each time it asks, the newest frame a camera would hold; the ones whose slot passed are skipped,
+    and the capture times are the camera's slots."""
+    from edge_app.sources import Paced
+
+    now = [0.0]
+
+    def sleep(s):
+        now[0] += s
+
+    paced = Paced(((f"f{k}", k) for k in range(12)), 10.0, clock=lambda: now[0], sleep=sleep)
+    taken = []
+    for name, _ in paced:
+        taken.append((name, round(paced.capture_time[name], 3)))
+        now[0] += 0.25  # head + encode + send: 2.5 intervals of 0.1 s
+    # asked at 0, 0.25, 0.5, 0.75, 1.0: the frames captured at 0, 0.2, 0.4, 0.7, 0.9 (less than one interval old)
+    assert [n for n, _ in taken] == ["f0", "f2", "f4", "f7", "f9"]
+    assert [t for _, t in taken] == [0.0, 0.2, 0.4, 0.7, 0.9]
+    assert paced.skipped == ["f1", "f3", "f5", "f6", "f8", "f10", "f11"]
+    early = Paced(((f"g{k}", k) for k in range(3)), 4.0, clock=lambda: now[0], sleep=sleep)
+    start = now[0]
+    assert [n for n, _ in early] == ["g0", "g1", "g2"] and early.skipped == []
+    assert round(now[0] - start, 6) == 0.5  # a fast consumer waits for each frame's slot
+
+
+def test_realtime_rows_carry_capture_to_answer_latency(cloud, images):
+    r = run("edge_app", "--server", cloud, "--quantizer", Q99, images, "--json", "--realtime", "--fps", "1000")
+    assert r.returncode in (0, 1), r.stderr[-2000:]  # 1 when one of the folder's unreadable images was not skipped
+    rows = [json.loads(ln) for ln in r.stdout.splitlines()]
+    frames, summary = rows[1:-1], rows[-1]["summary"]
+    answered = [f for f in frames if "predictions" in f]
+    assert answered and all(f["latency_ms"] >= f["round_trip_ms"] for f in answered)
+    assert summary["skipped"] > 0 and summary["frames"] + summary["skipped"] == 6  # dropped by the clock, not queued
+    assert summary["latency_ms_p50"] > 0
+    one_line(run("edge_app", "--server", cloud, "--photos", "--realtime"), 2, "--realtime needs --fps")
+    one_line(run("edge_app", "--photos", "--fps", "5"), 2, "--fps goes with --realtime")
