@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from splitcodec import models
 from splitcodec.inference import CloudTail
 
-_NAMED_WEIGHTS = ("DEFAULT", "random")
-
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -150,7 +150,9 @@ def _run(args) -> int:
         validate(args)
         head, model, split_name, at_paper = load_head(args)
         # the registry's operating point was measured on the model's trained weights at its paper split
-        make_quantizer = quantizer_factory(args, model, at_paper and head.identity.weights == "DEFAULT")
+        from splitcodec.identity import DEFAULT_WEIGHTS
+
+        make_quantizer = quantizer_factory(args, model, at_paper and head.identity.weights == DEFAULT_WEIGHTS)
         encoder_config(args, head.feature_shape)  # checked up front: a usage error, not a failed frame
     except (KeyError, FileNotFoundError, ValueError) as e:  # QuantizerError, IdentityMismatchError: ValueErrors
         print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)

@@ -74,7 +74,7 @@ class DeploymentIdentity:
     input_size: int
     preprocess: dict = field(default_factory=dict, hash=False)
 
-    # fields compared by ``check``, in the order a mismatch is reported; the flag that fixes each
+    # fields compared by ``check``, in the order a mismatch is reported (``weights`` is shown, not compared)
     COMPARED = ("model", "split", "feature_shape", "weights_fingerprint", "input_size", "preprocess")
 
     @property
