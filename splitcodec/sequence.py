@@ -107,6 +107,15 @@ class SequenceEncoder:
     def encode(self, x, *, intra: bool = False, return_indices: bool = False):
         """The next frame's stream (version 2): intra when asked, when due, or when the shape changed; else
         predicted from the previous frame.  ``return_indices`` as for :meth:`FeatureCodec.encode`."""
+        data, pending = self.encode_pending(x, intra=intra)
+        self.commit(pending)
+        return (data, pending.indices.reshape(pending.shape)) if return_indices else data
+
+    def encode_pending(self, x, *, intra: bool = False) -> tuple[bytes, "_Pending"]:
+        """The next frame's stream as :meth:`encode` makes it, without moving the sequence on: the frame becomes
+        the reference, and the next frame's number taken, only by :meth:`commit` of the returned pending state.
+        A frame never committed was never sent: the next frame predicts from the last committed one (a rate
+        controller tries a frame at several settings and sends one, or none)."""
         codec, q = self.codec, self.codec.quantizer
         a = encodable(x)
         ref = self._ref
@@ -126,12 +135,31 @@ class SequenceEncoder:
                                 carry_state=carry, reference_crc=ref.header.crc32 if predicted else 0)
         head = bitstream.write_header(h, payload)
         h.crc32 = int.from_bytes(head[-4:], "little")
-        self._ref = _Reference(h, idx.reshape(-1), state)
+        return head + payload, _Pending(self, self.frame_number, _Reference(h, idx.reshape(-1), state), a.shape)
+
+    def commit(self, pending: "_Pending") -> None:
+        """Make a frame from :meth:`encode_pending` the one sent: the reference of the next frame."""
+        if pending.encoder is not self or pending.frame_number != self.frame_number:
+            raise QuantizerError("this pending frame is not this encoder's next frame (another frame was committed "
+                                 "since it was encoded)")
+        self._ref = pending.reference
         self.frame_number = (self.frame_number + 1) & MAX_U32
-        self._since_intra = 1 if not predicted else self._since_intra + 1
+        self._since_intra = self._since_intra + 1 if pending.reference.header.predicted else 1
         self._refresh = False
-        data = head + payload
-        return (data, idx) if return_indices else data
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A frame encoded and not yet committed: what :meth:`SequenceEncoder.commit` makes the reference."""
+
+    encoder: SequenceEncoder
+    frame_number: int
+    reference: _Reference
+    shape: tuple
+
+    @property
+    def indices(self) -> np.ndarray:
+        return self.reference.indices
 
 
 class SequenceDecoder:
