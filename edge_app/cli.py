@@ -54,12 +54,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true",
                    help="release file frames as a camera would, at the video's frame rate (or --fps): frames the "
                         "edge cannot take in time are dropped by the clock and counted as skipped, never queued")
-    p.add_argument("--fps", type=float, default=None, help="with --realtime: the frame rate (default: the video's)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="the camera's frame rate: with --realtime (default: the video's), or for --bitrate")
+    link = p.add_argument_group("live links (docs/live.md)")
+    link.add_argument("--bitrate", metavar="KBPS|auto[:MAX_KBPS]",
+                      help="with --stream: hold the stream at KBPS kbit/s through a --bufsize buffer that never "
+                           "overflows (per-frame RDO lambda, N at intra frames, frames skipped when even the cheapest "
+                           "setting does not fit); 'auto': the target follows the link, estimated from the answers")
+    link.add_argument("--bufsize", type=float, default=200.0, metavar="MS",
+                      help="with --bitrate: the buffer, in ms of the target rate (default %(default)g)")
+    link.add_argument("--max-in-flight", type=int, default=None, metavar="K",
+                      help="with --stream: read the next frame only when fewer than K await an answer, so a slow "
+                           "link queues at most K frames (0: no bound; default 2 with --realtime or --bitrate, else 0)")
+    link.add_argument("--max-latency-ms", type=float, default=None, metavar="MS",
+                      help="skip a frame (counted) when its age plus the last round trip is over MS")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line: a header, one row per frame (refused, unreadable and unanswered "
                         "frames too), a summary (schemas: docs/deploy.md)")
     return p
+
+
+def _validate_link(args) -> None:
+    from .link import parse_bitrate
+
+    if args.bitrate is not None:
+        parse_bitrate(args.bitrate)
+        if not (args.stream and args.temporal):
+            raise ValueError("--bitrate needs --stream with temporal coding (it adapts a sequence's frames)")
+        if not args.bufsize > 0:
+            raise ValueError(f"--bufsize must be > 0 ms, got {args.bufsize:g}")
+    if args.max_in_flight is not None:
+        if args.max_in_flight < 0:
+            raise ValueError(f"--max-in-flight must be >= 0, got {args.max_in_flight}")
+        if not args.stream:
+            raise ValueError("--max-in-flight goes with --stream (single calls have one frame in flight)")
+    else:
+        args.max_in_flight = 2 if args.stream and (args.realtime or args.bitrate) else 0
+    if args.max_latency_ms is not None and not args.max_latency_ms > 0:
+        raise ValueError(f"--max-latency-ms must be > 0, got {args.max_latency_ms:g}")
 
 
 def validate(args) -> None:
@@ -91,8 +124,9 @@ def validate(args) -> None:
             raise ValueError(f"--tls-ca {args.tls_ca} is not a PEM certificate")
     if args.fps is not None and not args.fps > 0:
         raise ValueError(f"--fps must be > 0, got {args.fps:g}")
-    if args.fps is not None and not args.realtime:
-        raise ValueError("--fps goes with --realtime")
+    if args.fps is not None and not (args.realtime or args.bitrate):
+        raise ValueError("--fps goes with --realtime or --bitrate")
+    _validate_link(args)
     channel_target(args.server)  # a malformed --server list
     try:
         quantizer_file(args)
@@ -106,6 +140,8 @@ def validate(args) -> None:
         args.fps = video_fps(videos[0]) if videos else None
         if args.fps is None:
             raise ValueError("--realtime needs --fps (no video input declares its frame rate)")
+    if args.bitrate and args.fps is None:
+        raise ValueError("--bitrate needs the frame rate: --realtime (a video's own) or --fps")
 
 
 class _Stop:
@@ -200,7 +236,7 @@ def _run(args) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         client.close()
-    skipped = len(loop.paced.skipped) if loop.paced else 0
+    skipped = {"clock": len(loop.paced.skipped) if loop.paced else 0, **loop.link.skipped}
     summary = summarize(loop.rows, interrupted=stop.signals > 0, skipped=skipped)
     print_summary(summary, args.json, loop.out)
     if stop.signals:

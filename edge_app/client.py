@@ -198,10 +198,15 @@ class StreamSession:
     silently.  A response whose id matches no frame awaiting an answer raises ``StreamProtocolError``.
     ``on_restart(requests) -> requests`` (optional) rewrites the frames resent on a new stream (the edge
     re-encodes them as a new sequence starting with an intra frame: the new stream's server holds no reference).
+    ``max_in_flight`` (0: no bound): the next frame is read from the source only once fewer than this many frames
+    await an answer, so a slow link never queues more (a camera source meanwhile moves on to newer frames);
+    ``on_blocked()`` is called each time a frame had to wait for that.
     """
 
-    def __init__(self, client: "EdgeClient", *, retries: int = 3, timeout: float | None = None, on_restart=None):
+    def __init__(self, client: "EdgeClient", *, retries: int = 3, timeout: float | None = None, on_restart=None,
+                 max_in_flight: int = 0, on_blocked=None):
         self.client, self.retries, self.timeout, self.on_restart = client, retries, timeout, on_restart
+        self.max_in_flight, self.on_blocked = int(max_in_flight), on_blocked
         self.attempts = 0
         self.errors: list[str] = []
         self.last_answer = time.monotonic()  # the retry budget counts from here
@@ -219,6 +224,7 @@ class StreamSession:
         # and encoded, so only one stream pulls from the source, and a new stream starts only once a pull in
         # progress has put its frame among those to resend.  Answers are never held up by the next frame.
         self._lock, self._pull = threading.Lock(), threading.Lock()
+        self._answered = threading.Condition(self._lock)  # notified with each answer (a frame slot freed)
         self._state = {"exhausted": False, "owner": 0, "error": None}
         pending, lock, state = self._pending, self._lock, self._state
         failures = 0  # streams that broke since the last answer (this one included)
@@ -256,6 +262,8 @@ class StreamSession:
         pending, state = self._pending, self._state
         yield from resend
         while True:
+            if self.max_in_flight and not self._wait_for_slot(attempt):
+                return
             with self._pull:  # only the current attempt pulls from the source, one frame at a time
                 with self._lock:
                     if state["owner"] != attempt or state["exhausted"]:
@@ -276,6 +284,19 @@ class StreamSession:
                     pending[rid] = req
             yield req
 
+    def _wait_for_slot(self, attempt: int) -> bool:
+        """Wait (not holding ``_pull``: a new stream may start meanwhile) until fewer than ``max_in_flight`` frames
+        await an answer; False when this attempt is no longer the current one."""
+        pending, state = self._pending, self._state
+        with self._answered:
+            if len(pending) >= self.max_in_flight and self.on_blocked is not None:
+                self.on_blocked()
+            while len(pending) >= self.max_in_flight:
+                if state["owner"] != attempt or state["exhausted"]:
+                    return False
+                self._answered.wait(0.05)
+            return state["owner"] == attempt
+
     def _one_stream(self, attempt: int, resend: list, on_answer) -> str | None:
         """One ``InferStream`` call until it ends; why it broke (None: it ended normally)."""
         call = self.client.stream(self._requests(attempt, resend), timeout=self.timeout)
@@ -286,10 +307,12 @@ class StreamSession:
                         call.cancel()
                         raise StreamProtocolError(
                             f"the server answered request_id {resp.request_id[:64]!r}, which awaits no answer")
+                on_answer(resp.request_id, resp)
+                with self._lock:  # the frame's slot is free once its answer was handled (the next frame sees it)
                     self._pending.pop(resp.request_id)
                     self.last_answer = time.monotonic()
                     self.answers += 1
-                on_answer(resp.request_id, resp)
+                    self._answered.notify_all()
         except grpc.RpcError as e:
             if e.code() not in RETRYABLE + (grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL,
                                             grpc.StatusCode.UNKNOWN):

@@ -52,6 +52,9 @@ class FrameLoop:
         self.paced = None  # a sources.Paced with --realtime: frames carry the camera's capture time
         self._header_done = False
         self._head_identity = None
+        from .link import LinkControl
+
+        self.link = LinkControl(args, args.fps)  # --bitrate, --max-latency-ms
 
     def header(self) -> dict:
         """What this run uses: printed once, before the first row."""
@@ -65,7 +68,9 @@ class FrameLoop:
                 "quantizer_file": str(qf.path) if qf else None, "encoder": encoder_config(self.args).to_dict(),
                 "runtime": self.runner.runtime, "torch_loaded": sys.modules.get("torch") is not None,
                 "server": self.args.server, "stream": bool(self.args.stream),
-                "temporal": bool(self.args.stream and self.args.temporal), "splitcodec": sc.__version__}
+                "temporal": bool(self.args.stream and self.args.temporal), "link": self.link.describe(),
+                "max_in_flight": self.args.max_in_flight if self.args.stream else None,
+                "splitcodec": sc.__version__}
 
     def _print_header(self) -> None:
         if self._header_done:
@@ -108,13 +113,30 @@ class FrameLoop:
                   f"{row['bits_per_element']:>6.3f} b/e  head {row['head_ms']:>6.1f}  enc {row['encode_ms']:>5.1f}  "
                   f"rtt {row['round_trip_ms']:>6.1f} ms", file=self.out, flush=True)
 
-    def encode(self, name, image, i, temporal: bool = False):
+    def encode(self, name, image, i, temporal: bool = False, captured: float | None = None):
+        """(frame, request) of one input; (None, None) when the rate controller skipped it (--bitrate)."""
         if self.encoder is None:
             self._first_frame(image)
         if temporal and self.sequence is None:
-            self.sequence = sc.SequenceEncoder(self.encoder.codec, refresh_period=self.args.refresh_period or None)
-        frame = self.encoder.encode(image, self.sequence if temporal else None)
+            self.sequence = self.link.sequence(self.encoder.codec)
+        if self.link.controller is None:
+            frame = self.encoder.encode(image, self.sequence if temporal else None)
+            return frame, self._request(frame, f"{i}:{name}")
+        from splitcodec.inference import EncodedFrame
+
+        t0 = time.perf_counter()
+        feats, size = self.encoder.features(image)
+        t1 = time.perf_counter()
+        data, chosen = self.link.encode(feats, time.monotonic() if captured is None else captured)
+        if data is None:
+            return None, None
+        frame = EncodedFrame(data, size, int(feats.size), 1e3 * (t1 - t0), 1e3 * (time.perf_counter() - t1), feats,
+                             chosen)
         return frame, self._request(frame, f"{i}:{name}")
+
+    def _sequence_encoder(self):
+        """The SequenceEncoder itself (under the rate controller, with --bitrate)."""
+        return self.link.controller.sequence if self.link.controller else self.sequence
 
     def _request(self, frame, request_id):
         from splitcodec.wire import pb
@@ -141,7 +163,7 @@ class FrameLoop:
                    "input_jpeg90_bytes": input_jpeg90_bytes(image, self.runner.head.preprocess_spec),
                    "head_ms": round(frame.head_ms, 2), "encode_ms": round(frame.encode_ms, 2),
                    "round_trip_ms": round(rtt_ms, 2), "server_decode_ms": round(resp.timings.decode_ms, 2),
-                   "server_tail_ms": round(resp.timings.tail_ms, 2)}
+                   "server_tail_ms": round(resp.timings.tail_ms, 2), **(frame.rate or {})}
         if captured is not None:  # capture -> answer, the latency a camera user sees
             row["latency_ms"] = round(1e3 * (time.monotonic() - captured), 2)
         self.record(row)
@@ -161,6 +183,8 @@ class FrameLoop:
             if self.unreadable(name, image):
                 continue
             captured = self.captured(name)
+            if self.link.stale(captured):
+                continue
             frame, req = self.encode(name, image, i)
             t0 = time.perf_counter()
             try:
@@ -190,35 +214,45 @@ class FrameLoop:
                 if self.unreadable(name, image):
                     continue
                 captured = self.captured(name)
-                frame, req = self.encode(name, image, i, temporal)
+                if self.link.stale(captured):
+                    continue
+                frame, req = self.encode(name, image, i, temporal, captured)
+                if frame is None:  # skipped by the rate controller: never encoded, not a reference
+                    continue
                 sent[req.request_id] = (name, image, frame, time.perf_counter(), captured)
+                self.link.sent(req.request_id, len(frame.bitstream))
                 yield req.request_id, req
 
         def answer(rid, resp):
             name, image, frame, t0, captured = sent.pop(rid)
+            rtt = time.perf_counter() - t0
+            self.link.answered(rid, rtt, (resp.timings.decode_ms + resp.timings.tail_ms) / 1e3)
             if temporal and resp.HasField("error") and resp.error.code:
                 # the server did not decode this frame (refused, or it lacked the reference): the next frame
                 # is intra, so the answers after it come from the right reference again
-                self.sequence.refresh()
-            self.report(name, image, frame, resp, 1e3 * (time.perf_counter() - t0), captured)
+                self._sequence_encoder().refresh()
+            self.report(name, image, frame, resp, 1e3 * rtt, captured)
 
         def restart(requests):
             """A new stream's server holds no reference: re-encode the unanswered frames as a new start."""
             if not temporal or self.sequence is None:
                 return requests
-            self.sequence.refresh()
+            sequence = self._sequence_encoder()  # resent at the settings of the moment, not rate-controlled
+            sequence.refresh()
             out = []
             for req in requests:
                 name, image, frame, t0, captured = sent[req.request_id]
+                self.link.forget(req.request_id)
                 t = time.perf_counter()
-                data = self.sequence.encode(frame.features)
+                data = sequence.encode(frame.features)
                 frame = dataclasses.replace(frame, bitstream=data, encode_ms=1e3 * (time.perf_counter() - t))
                 sent[req.request_id] = (name, image, frame, t0, captured)
                 out.append(self._request(frame, req.request_id))
             return out
 
         session = StreamSession(client, retries=self.args.retries, timeout=self.args.stream_timeout,
-                                on_restart=restart)
+                                on_restart=restart, max_in_flight=self.args.max_in_flight,
+                                on_blocked=self.link.blocked)
         unanswered = session.run(produce(), answer)
         for rid in unanswered:  # no answer, so no latency
             self.record({"frame": sent[rid][0], "error": "not answered", "code": "UNANSWERED"})
@@ -230,15 +264,17 @@ class FrameLoop:
         return unanswered
 
 
-def summarize(rows: list[dict], interrupted: bool = False, skipped: int = 0) -> dict:
-    """The run in one object; ``skipped``: frames a ``--realtime`` clock dropped (never read, so no rows)."""
+def summarize(rows: list[dict], interrupted: bool = False, skipped: dict | None = None) -> dict:
+    """The run in one object; ``skipped``: frames not sent, by why (no rows): ``clock`` (a ``--realtime`` clock
+    dropped them, never read), ``rate`` (the rate controller, --bitrate), ``stale`` (--max-latency-ms)."""
     import numpy as np
 
+    skipped = {"clock": 0, "rate": 0, "stale": 0, **(skipped or {})}
     ok = [r for r in rows if "error" not in r]
     summary = {"frames": len(rows), "answered": len(ok), "errors": len(rows) - len(ok),
                "unreadable": sum(r.get("code") == "UNREADABLE" for r in rows),
-               "unanswered": sum(r.get("code") == "UNANSWERED" for r in rows), "skipped": skipped,
-               "interrupted": interrupted}
+               "unanswered": sum(r.get("code") == "UNANSWERED" for r in rows), "skipped": sum(skipped.values()),
+               "skipped_by": skipped, "interrupted": interrupted}
     latency = [r["latency_ms"] for r in ok if "latency_ms" in r]
     if latency:
         summary.update({f"latency_ms_p{q}": float(np.percentile(latency, q)) for q in (50, 95, 99)})
@@ -252,6 +288,7 @@ def summarize(rows: list[dict], interrupted: bool = False, skipped: int = 0) -> 
                         "vs_input_jpeg90": mean("input_jpeg90_bytes") / mean("bytes"),
                         "round_trip_ms_p50": float(np.percentile(rtt, 50)),
                         "round_trip_ms_p95": float(np.percentile(rtt, 95)),
+                        "latency_ms_max": float(max(latency)) if latency else None,
                         "head_ms_mean": mean("head_ms"), "encode_ms_mean": mean("encode_ms")})
     return summary
 

@@ -66,7 +66,9 @@ COMPLEXITY_WEIGHT = 0.3  # how much one frame's bytes move the complexity estima
 @dataclass(frozen=True)
 class Decision:
     """What the controller did with one frame: its stream (None: skipped, nothing encoded or committed), the frame
-    type, λ and N it was coded with, the bytes it aimed at, and the buffer's fullness after it (bytes)."""
+    type, λ and N it was coded with, the bytes it aimed at, and the buffer's fullness after it (bytes); for a
+    skipped frame, ``cheapest``: its size at λ max (larger than the whole buffer: the buffer is too small to
+    carry such a frame at all)."""
 
     data: bytes | None
     intra: bool
@@ -74,6 +76,7 @@ class Decision:
     levels: int
     target: float
     fullness: float
+    cheapest: int | None = None
 
     @property
     def skipped(self) -> bool:
@@ -151,17 +154,17 @@ class RateController:
             target += max(0.0, self.buffer_bytes / 2 - self.fullness)  # an intra frame may take the free half
         target = max(0.0, min(target, free))
         data, lam = self._encode_fitting(x, intra, target, free)
-        if data is None:
+        if isinstance(data, int):  # skipped: the size it would have had at λ max
             self._pressure.append("max")
-            return Decision(None, intra, float(self.lambdas[-1]), seq.codec.quantizer.levels, target, self.fullness)
+            return Decision(None, intra, lam, seq.codec.quantizer.levels, target, self.fullness, data)
         self.fullness += len(data)
         self._pressure.append("max" if lam >= self.lambdas[-1] else
                               "low" if lam == 0 and self.fullness < self.buffer_bytes / 4 else "mid")
         return Decision(data, intra, lam, seq.codec.quantizer.levels, target, self.fullness)
 
-    def _encode_fitting(self, x, intra: bool, target: float, free: float) -> tuple[bytes | None, float]:
-        """(stream, λ) of the frame coded at the smallest λ expected to fit ``target``; (None, λ max) when even
-        λ max would overflow the buffer (nothing committed)."""
+    def _encode_fitting(self, x, intra: bool, target: float, free: float) -> tuple[bytes | int, float]:
+        """(stream, λ) of the frame coded at the smallest λ expected to fit ``target``; (its size at λ max, λ max)
+        when even that would overflow the buffer (nothing committed)."""
         if self._curve[intra] is None or self._complexity[intra] is None:  # calibrate: the frame at every λ of the grid; choose from actual sizes
             trials = [self._trial(x, lam) for lam in self.lambdas]
             sizes = np.array([len(data) for data, _ in trials], dtype=np.float64)
@@ -169,7 +172,7 @@ class RateController:
             self._complexity[intra] = None
             fits = [i for i, n in enumerate(sizes) if n <= target] or [i for i, n in enumerate(sizes) if n <= free]
             if not fits:
-                return None, float(self.lambdas[-1])
+                return int(sizes[-1]), float(self.lambdas[-1])
             i = fits[0]
             (data, pending), lam = trials[i], float(self.lambdas[i])
         else:
@@ -179,7 +182,7 @@ class RateController:
                 lam = float(self.lambdas[-1])
                 data, pending = self._trial(x, lam)
             if len(data) > free:
-                return None, lam
+                return len(data), lam
         self.sequence.commit(pending)
         g = float(np.interp(lam, self.lambdas, self._curve[intra]))
         old = self._complexity[intra]

@@ -111,6 +111,16 @@ def images(tmp_path_factory):
     (["--server", "127.0.0.1,127.0.0.2:5", "--photos"], "is not host:port"),
     (["--quantizer", "/nonexistent/q.json", "--photos"], "quantizer file not found"),
     ([], "give image/video inputs or --photos"),
+    (["--bitrate", "200", "--fps", "30", "--photos"], "--bitrate needs --stream with temporal coding"),
+    (["--bitrate", "200", "--fps", "30", "--stream", "--no-temporal", "--photos"], "--bitrate needs --stream"),
+    (["--bitrate", "200", "--stream", "--photos"], "--bitrate needs the frame rate"),
+    (["--bitrate", "fast", "--stream", "--fps", "30", "--photos"], "--bitrate must be KBPS, 'auto'"),
+    (["--bitrate", "-5", "--stream", "--fps", "30", "--photos"], "--bitrate must be a positive number"),
+    (["--bitrate", "auto:x", "--stream", "--fps", "30", "--photos"], "--bitrate must be KBPS"),
+    (["--bitrate", "200", "--bufsize", "0", "--stream", "--fps", "30", "--photos"], "--bufsize must be > 0"),
+    (["--max-in-flight", "2", "--photos"], "--max-in-flight goes with --stream"),
+    (["--max-in-flight", "-1", "--stream", "--photos"], "--max-in-flight must be >= 0"),
+    (["--max-latency-ms", "0", "--photos"], "--max-latency-ms must be > 0"),
 ])
 def test_edge_usage_errors_are_one_line_exit_2(args, needle):
     one_line(run("edge_app", *args), 2, needle)
@@ -370,6 +380,57 @@ def test_a_paced_source_drops_late_frames_by_the_clock_never_queues_them():
     start = now[0]
     assert [n for n, _ in early] == ["g0", "g1", "g2"] and early.skipped == []
     assert round(now[0] - start, 6) == 0.5  # a fast consumer waits for each frame's slot
+
+
+@pytest.fixture(scope="module")
+def pan_video(tmp_path_factory):
+    """30 frames at 10 fps: a pan across a shipped photo (MJPG in AVI, which OpenCV writes without codecs)."""
+    import cv2
+
+    from splitcodec.datasets import shipped_photos
+
+    img = np.asarray(shipped_photos(("astronaut",))[0][1])[..., ::-1]
+    path = tmp_path_factory.mktemp("pan") / "pan.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (224, 224))
+    for i in range(30):
+        w.write(np.ascontiguousarray(cv2.resize(img[40 + i:340 + i, 6 * i:300 + 6 * i], (224, 224))))
+    w.release()
+    return path
+
+
+def test_bitrate_holds_the_stream_under_its_target_through_the_buffer(cloud, pan_video):
+    """--bitrate on a camera-paced video: every answer says what the rate controller chose, the bytes sent stay
+    within the link's share of the run plus the buffer, and the stream needed the controller (λ > 0 or a
+    skipped frame) to get there."""
+    pytest.importorskip("cv2")
+    kbps, bufsize_ms = 40, 1000
+    r = run("edge_app", "--server", cloud, "--quantizer", Q99, pan_video, "--json", "--stream", "--realtime",
+            "--bitrate", kbps, "--bufsize", bufsize_ms)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(ln) for ln in r.stdout.splitlines()]
+    header, frames, summary = rows[0]["header"], rows[1:-1], rows[-1]["summary"]
+    assert header["link"]["bitrate_kbps"] == kbps and header["max_in_flight"] == 2
+    assert frames and all(f["target_kbps"] == kbps and f["levels"] in (6, 7, 8) for f in frames)
+    sent = sum(f["bytes"] for f in frames)
+    assert sent <= kbps * 1e3 / 8 * (30 / 10 + bufsize_ms / 1e3)
+    assert any(f["rdo_lambda"] > 0 for f in frames) or summary["skipped_by"]["rate"] > 0
+    assert summary["frames"] + summary["skipped"] == 30
+    assert all("latency_ms" in f for f in frames)
+
+
+def test_bitrate_auto_and_a_too_small_buffer_say_what_they_do(cloud, pan_video):
+    pytest.importorskip("cv2")
+    r = run("edge_app", "--server", cloud, "--quantizer", Q99, pan_video, "--json", "--stream", "--realtime",
+            "--bitrate", "auto:500")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert rows[0]["header"]["link"]["bitrate_kbps"] == "auto"
+    assert all(0 < f["target_kbps"] <= 500 for f in rows[1:-1])
+    tiny = run("edge_app", "--server", cloud, "--quantizer", Q99, pan_video, "--json", "--stream", "--realtime",
+               "--bitrate", "8", "--bufsize", "100")
+    assert tiny.returncode == 0 and "raise --bufsize or --bitrate" in tiny.stderr
+    summary = json.loads(tiny.stdout.splitlines()[-1])["summary"]
+    assert summary["frames"] == 0 and summary["skipped_by"]["rate"] > 0 and summary["skipped"] == 30
 
 
 def test_realtime_rows_carry_capture_to_answer_latency(cloud, images):

@@ -133,3 +133,10 @@ def test_pending_frames_are_not_sent_until_committed(codec, activations):
 def test_bad_settings_are_refused(codec, kwargs, match):
     with pytest.raises(QuantizerError, match=match):
         RateController(codec, **{"bitrate": 1e5, "fps": 30, **kwargs})
+
+
+def test_a_buffer_smaller_than_any_frame_skips_every_frame_and_says_how_big_they_are(codec, activations):
+    rc = RateController(codec, bitrate=8 * 1000, fps=FPS, bufsize_ms=100)  # a 100-byte buffer
+    decisions = [rc.encode(x) for x in activations[:5]]
+    assert all(d.skipped and d.cheapest > rc.buffer_bytes for d in decisions)
+    assert rc.sequence.frame_number == 0  # nothing was committed

@@ -477,6 +477,8 @@ class _Fake(rpc.SplitInferenceServicer):
                 return  # the first stream ends after one answer, every later one without any: retries run out
             if self.mode == "fail_midway" and self.streams == 1 and i == 2:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "replica going away")
+            if self.mode == "slow":
+                time.sleep(0.02)
             if self.mode == "garbage":
                 yield pb.InferResponse(request_id="nobody-sent-this")
                 return
@@ -583,6 +585,28 @@ def test_answers_arrive_while_the_next_frame_is_being_read(fake):
     with EdgeClient(addr, timeout=5) as c:
         assert StreamSession(c, retries=0, timeout=30).run(frames(), on_answer) == []
     assert got == ["f0", "f1"]
+
+
+@pytest.mark.parametrize("mode", ["slow", "fail_midway"])
+def test_at_most_max_in_flight_frames_await_an_answer(fake, mode):
+    """--max-in-flight: the source is read only when fewer than K frames await an answer (a slow link queues no
+    more), the wait is reported, and a stream that breaks meanwhile still resumes."""
+    addr, _ = fake(mode)
+    pulled, answered, worst, blocked = [], [], [0], []
+
+    def frames():
+        for rid, req in _frames(12):
+            worst[0] = max(worst[0], len(pulled) - len(answered))
+            pulled.append(rid)
+            yield rid, req
+
+    with EdgeClient(addr, timeout=5) as c:
+        session = StreamSession(c, retries=2, timeout=10, max_in_flight=2, on_blocked=lambda: blocked.append(1))
+        assert session.run(frames(), lambda rid, r: answered.append(rid)) == []
+    assert sorted(answered) == sorted(pulled) and len(pulled) == 12
+    assert worst[0] <= 2
+    if mode == "slow":
+        assert blocked  # the 20 ms answers held the source back
 
 
 @pytest.mark.parametrize("mode,code", [("garbage", 6), ("end_early", 0), ("fail_midway", 0), ("end_always", 0),

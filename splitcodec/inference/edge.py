@@ -24,6 +24,7 @@ class EncodedFrame:
     head_ms: float
     encode_ms: float
     features: np.ndarray | None = None  # kept when the frame belongs to a sequence (re-encoded if a stream restarts)
+    rate: dict | None = None  # what a rate controller chose for it (target, λ, N), reported with its answer
 
     @property
     def bits_per_element(self) -> float:
