@@ -13,7 +13,8 @@ import math
 import sys
 import time
 
-AUTO_START_KBPS = 1000.0  # --bitrate auto's first target: cut at the first answers if the link is slower
+AUTO_START_KBPS = 300.0  # --bitrate auto's first target (WebRTC's start): small frames first, so that the path's
+                         # empty-queue round trip is measured before the frames grow (docs/live.md)
 
 
 def parse_bitrate(text: str) -> tuple[float | None, float]:
@@ -52,6 +53,7 @@ class LinkControl:
         self.skipped = {"rate": 0, "stale": 0}
         self.round_trip_s = 0.0  # the last answer's, for the staleness test
         self._warned = False
+        self.held_for_slot = 0
 
     def describe(self) -> dict:
         return {"bitrate_kbps": "auto" if self.estimator else self.fixed_kbps,
@@ -106,8 +108,10 @@ class LinkControl:
             self.estimator.sent(request_id, nbytes, time.monotonic())
 
     def blocked(self) -> None:
+        """A frame waited for a slot (--max-in-flight): counted (``held_for_slot``), and told to the estimator."""
+        self.held_for_slot += 1
         if self.estimator:
-            self.estimator.blocked(time.monotonic())
+            self.estimator.held()
 
     def answered(self, request_id: str, round_trip_s: float, server_s: float) -> None:
         self.round_trip_s = round_trip_s

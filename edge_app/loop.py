@@ -226,7 +226,7 @@ class FrameLoop:
         def answer(rid, resp):
             name, image, frame, t0, captured = sent.pop(rid)
             rtt = time.perf_counter() - t0
-            self.link.answered(rid, rtt, (resp.timings.decode_ms + resp.timings.tail_ms) / 1e3)
+            self.link.answered(rid, rtt, (resp.timings.queue_ms + resp.timings.decode_ms + resp.timings.tail_ms) / 1e3)
             if temporal and resp.HasField("error") and resp.error.code:
                 # the server did not decode this frame (refused, or it lacked the reference): the next frame
                 # is intra, so the answers after it come from the right reference again

@@ -12,24 +12,28 @@ from splitcodec.bandwidth import BandwidthEstimator
 FPS, K, SERVER_S, PROPAGATION_S = 30, 2, 0.005, 0.002
 
 
-def simulate(link_bps, seconds, *, natural_bps=math.inf, start_bps=1e6):
-    """``link_bps(t)``: the link's rate; frames sized at the estimator's target (a perfect rate controller),
-    never above ``natural_bps``.  Returns per captured frame (t, target, latency or None when skipped)."""
+def simulate(link_bps, seconds, *, natural_bps=math.inf, start_bps=0.3e6, server_s=SERVER_S):
+    """``link_bps(t)``: the link's rate; frames sized at the estimator's target over the time since the last frame
+    sent (a perfect rate controller), never above ``natural_bps``.  Returns per captured frame (t, target, latency
+    or None when skipped)."""
     est = BandwidthEstimator(start_bps, fps=FPS)
-    link_free, inflight, rows = 0.0, [], []  # inflight: (answer time, request id)
+    link_free, inflight, rows, last_sent = 0.0, [], [], None  # inflight: (answer time, request id)
     for k in range(int(seconds * FPS)):
         t = k / FPS
         for done, rid in sorted(a for a in inflight if a[0] <= t):  # answers before this capture, in order
-            est.answered(rid, done, SERVER_S)
+            est.answered(rid, done, server_s)
             inflight.remove((done, rid))
         if len(inflight) >= K:
-            est.blocked(t)
+            est.held()
             rows.append((t, est.target, None))
             continue
-        size = min(est.target, natural_bps) / 8 / FPS
+        # a rate controller drains its buffer by the time between the frames it encodes, and aims each frame at one
+        # interval's share plus a quarter of the buffer's way back to half full (at most ~2 intervals' bytes)
+        size = min(est.target, natural_bps) / 8 * min(2 / FPS, t - last_sent if last_sent is not None else 1 / FPS)
+        last_sent = t
         start = max(t, link_free)
         link_free = start + 8 * size / link_bps(start)
-        done = link_free + PROPAGATION_S + SERVER_S
+        done = link_free + PROPAGATION_S + server_s
         est.sent(str(k), int(size), t)
         inflight.append((done, str(k)))
         rows.append((t, est.target, done - t))
@@ -43,7 +47,8 @@ def after(rows, t0, t1):
 @pytest.mark.parametrize("link", [0.25e6, 1e6, 5e6])
 def test_a_fixed_link_is_found_and_the_latency_stays_bounded(link):
     rows = simulate(lambda t: link, 12)
-    steady = after(rows, 2.0, 12.0)
+    # from the 0.3 Mbit/s start, growing x2 per second until the link is found
+    steady = after(rows, 1.0 + max(1.0, math.log2(link / 0.3e6)), 12.0)
     targets = np.array([r[1] for r in steady])
     assert 0.6 * link <= targets.min() and targets.max() <= 1.3 * link, (targets.min() / link, targets.max() / link)
     lat = np.array([r[2] for r in steady if r[2] is not None])
@@ -68,6 +73,14 @@ def test_steps_down_and_up_are_followed_within_two_seconds():
     assert max(lat) <= 2 / FPS + K * 1.3 / FPS + PROPAGATION_S + SERVER_S
     # a step up is found: 4 s after 0.5 -> 2 Mbit/s the target is above 1 Mbit/s
     assert min(r[1] for r in after(rows, 16.0, 20.0)) > 1e6
+
+
+def test_a_slow_server_is_not_taken_for_a_slow_link():
+    """Answers 100 ms after a fast link: frames wait for a slot (held), but nothing queues on the link, so the
+    target is not cut (a smaller stream would not make the server faster)."""
+    rows = simulate(lambda t: 10e6, 6, server_s=0.1)
+    assert sum(r[2] is None for r in rows) > 60  # the bound on frames in flight held many frames back
+    assert min(r[1] for r in rows) >= 0.3e6 and rows[-1][1] > 1e6
 
 
 def test_an_app_limited_stream_does_not_inflate_the_estimate():

@@ -85,6 +85,36 @@ def code_video(frames: list[np.ndarray], codec: str, crf: int, preset: str, *, g
     return out, stream, encoder_build(codec, stream)
 
 
+def code_video_vbv(frames: list[np.ndarray], bitrate: float, bufsize_s: float, *, fps: int = 30, gop: int = 64):
+    """x264 as a live stream over a link: average ``bitrate`` (bit/s), ``maxrate`` the same and a VBV buffer of
+    ``bufsize_s`` seconds of it (veryfast, zerolatency, 4:2:0): what a camera's encoder does to hold a link.
+    Returns (decoded frames, bytes of each frame's access unit, encoder build string)."""
+    av = _av()
+    enc = av.CodecContext.create("libx264", "w")
+    h, w = frames[0].shape[:2]
+    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
+    enc.time_base, enc.framerate, enc.gop_size = Fraction(1, fps), Fraction(fps), gop
+    enc.bit_rate = int(bitrate)
+    enc.options = {**PRESETS["veryfast/zerolatency"], "maxrate": str(int(bitrate)),
+                   "bufsize": str(int(bitrate * bufsize_s)), "x264-params": f"keyint={gop}:min-keyint={gop}"}
+    packets = []
+    for i, rgb in enumerate(frames):
+        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+        f.pts = i
+        packets += [bytes(p) for p in enc.encode(f)]
+    packets += [bytes(p) for p in enc.encode(None)]
+    if len(packets) != len(frames):  # zerolatency: one access unit per frame, no reordering
+        raise RuntimeError(f"x264 returned {len(packets)} access units for {len(frames)} frames")
+    dec = av.CodecContext.create("h264", "r")
+    out = []
+    for p in packets:
+        out += [f.to_ndarray(format="rgb24") for f in dec.decode(av.Packet(p))]
+    out += [f.to_ndarray(format="rgb24") for f in dec.decode(None)]
+    if len(out) != len(frames):
+        raise RuntimeError(f"x264 returned {len(out)} frames for {len(frames)}")
+    return out, [len(p) for p in packets], encoder_build("x264", b"".join(packets))
+
+
 def code_jpeg(rgb: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
     """One frame as a JPEG (Pillow/libjpeg, 4:2:0 as Pillow's default); (decoded frame, bytes)."""
     from PIL import Image

@@ -32,7 +32,8 @@ ENTRIES = (
     "eval.studies.calibrate", "eval.studies.target_rate", "eval.studies.rd_frontier", "eval.studies.explore",
     "eval.studies.merge", "eval.studies.context_study", "eval.studies.rdo_variants", "eval.studies.channel_steps",
     "eval.studies.operating_point", "eval.studies.darknet_fidelity", "eval.studies.video",
-    "eval.bench.codec", "eval.bench.decode_cost", "eval.bench.reliability", "eval.bench.system",
+    "eval.bench.codec", "eval.bench.decode_cost", "eval.bench.link", "eval.bench.reliability",
+    "eval.bench.system",
     "eval.docs.results", "eval.docs.model_table",
     "eval.demos.system", "eval.demos.codec",
 )

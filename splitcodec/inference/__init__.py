@@ -7,7 +7,7 @@ model's default operating point travels with its registry entry (``splitcodec.mo
 
 from ..errors import FeatureShapeError
 from .cloud import BoxDetection, ClassScore, CloudTail, Prediction
-from .edge import EdgeEncoder, EncodedFrame, OnnxHead
+from .edge import EdgeEncoder, EncodedFrame, OnnxHead, PreparedHead
 
-__all__ = ["FeatureShapeError", "EncodedFrame", "OnnxHead", "EdgeEncoder", "CloudTail", "Prediction", "ClassScore",
-           "BoxDetection"]
+__all__ = ["FeatureShapeError", "EncodedFrame", "OnnxHead", "PreparedHead", "EdgeEncoder", "CloudTail", "Prediction",
+           "ClassScore", "BoxDetection"]

@@ -13,7 +13,7 @@ from ..errors import IdentityMismatchError
 from ..identity import DeploymentIdentity, file_sha256
 from ..models.export import HEAD_FILE_VERSION, head_description  # torch-free: the exported head's description
 
-__all__ = ["EncodedFrame", "OnnxHead", "EdgeEncoder", "image_size"]
+__all__ = ["EncodedFrame", "PreparedHead", "OnnxHead", "EdgeEncoder", "image_size"]
 
 
 @dataclass
@@ -32,7 +32,22 @@ class EncodedFrame:
 
 
 
-class OnnxHead:
+class PreparedHead:
+    """A head ready to run on one image: ``features(image) -> (features, (width, height))``, with ``identity``
+    (its :class:`~splitcodec.identity.DeploymentIdentity`), ``feature_shape``, ``input_size`` and
+    ``preprocess_spec``.  :class:`EdgeEncoder` runs any subclass (an ONNX session, a torch module, or recorded
+    activations replayed by a benchmark)."""
+
+    identity: DeploymentIdentity
+    feature_shape: tuple
+    input_size: int
+    preprocess_spec: dict
+
+    def features(self, image) -> tuple[np.ndarray, tuple[int, int]]:
+        raise NotImplementedError
+
+
+class OnnxHead(PreparedHead):
     """A head exported by ``edge_app.export_head`` run with onnxruntime, preprocessing in
     NumPy: the edge loop without torch.  Reads ``<onnx>.json`` written beside the model."""
 
@@ -75,7 +90,7 @@ class OnnxHead:
         return f[0], image_size(image)
 
 
-class _TorchHead:
+class _TorchHead(PreparedHead):
     def __init__(self, split):
         self.split, self.feature_shape, self.input_size = split, tuple(split.feature_shape), split.input_size
         self.preprocess_spec = split.preprocess_spec
@@ -100,8 +115,9 @@ class EdgeEncoder:
 
     def __init__(self, head, codec: _codec.FeatureCodec, *, runtime: str = "torch", onnx_path=None):
         self.codec, self.runtime = codec, runtime
-        if isinstance(head, (OnnxHead, _TorchHead)):  # an already prepared head (shared session/model)
-            self.head, self.runtime = head, "onnx" if isinstance(head, OnnxHead) else "torch"
+        if isinstance(head, PreparedHead):  # an already prepared head (shared session/model, recorded activations)
+            self.head = head
+            self.runtime = {OnnxHead: "onnx", _TorchHead: "torch"}.get(type(head), type(head).__name__)
         elif runtime == "onnx":
             if onnx_path is None:
                 raise ValueError("runtime 'onnx' needs the exported head (edge_app.export_head)")
