@@ -168,6 +168,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
 
     async def _stream(self, context, held: list):
         frames, idle = 0, self.limits.stream_idle_s
+        head = None  # the last head identity the stream sent: frames without one are checked against it
         while True:
             req = await self._next_frame(context, idle)
             if req is grpc.aio.EOF:
@@ -176,6 +177,10 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
                 self.refused(grpc.StatusCode.INVALID_ARGUMENT, req.message, context)
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, req.message)
             frames += 1
+            if req.HasField("head"):
+                head = req.head
+            elif head is not None:
+                req.head.CopyFrom(head)
             if frames > self.limits.max_stream_frames:
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"more than {self.limits.max_stream_frames} frames on one stream: open a new one")

@@ -183,6 +183,14 @@ EXIT_PROTOCOL = 6  # the server answered with responses that match no frame sent
 EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM: frames in flight answered or listed, the summary printed
 
 
+def _with_head(req, head):
+    """A copy of ``req`` carrying ``head`` (the request kept for a resend stays as it was)."""
+    out = type(req)()
+    out.CopyFrom(req)
+    out.head.CopyFrom(head)
+    return out
+
+
 class StreamProtocolError(RuntimeError):
     """A response on a stream matches no frame awaiting an answer."""
 
@@ -200,13 +208,15 @@ class StreamSession:
     re-encodes them as a new sequence starting with an intra frame: the new stream's server holds no reference).
     ``max_in_flight`` (0: no bound): the next frame is read from the source only once fewer than this many frames
     await an answer, so a slow link never queues more (a camera source meanwhile moves on to newer frames);
-    ``on_blocked()`` is called each time a frame had to wait for that.
+    ``on_blocked()`` is called each time a frame had to wait for that.  ``stream_head() -> HeadIdentity``: asked
+    when each stream's first frame is sent, and sent with that frame only (the server checks the stream's later
+    frames against it).
     """
 
     def __init__(self, client: "EdgeClient", *, retries: int = 3, timeout: float | None = None, on_restart=None,
-                 max_in_flight: int = 0, on_blocked=None):
+                 max_in_flight: int = 0, on_blocked=None, stream_head=None):
         self.client, self.retries, self.timeout, self.on_restart = client, retries, timeout, on_restart
-        self.max_in_flight, self.on_blocked = int(max_in_flight), on_blocked
+        self.max_in_flight, self.on_blocked, self.stream_head = int(max_in_flight), on_blocked, stream_head
         self.attempts = 0
         self.errors: list[str] = []
         self.last_answer = time.monotonic()  # the retry budget counts from here
@@ -258,7 +268,16 @@ class StreamSession:
                 return list(pending)
 
     def _requests(self, attempt: int, resend: list):
-        """The frames of one stream: those awaiting an answer, then new ones while this attempt is current."""
+        """The frames of one stream: those awaiting an answer, then new ones while this attempt is current; the
+        first of them with ``stream_head``."""
+        first = self.stream_head is not None
+        for req in self._stream_requests(attempt, resend):
+            if first:
+                first = False
+                req = _with_head(req, self.stream_head())
+            yield req
+
+    def _stream_requests(self, attempt: int, resend: list):
         pending, state = self._pending, self._state
         yield from resend
         while True:

@@ -139,10 +139,13 @@ class FrameLoop:
         return self.link.controller.sequence if self.link.controller else self.sequence
 
     def _request(self, frame, request_id):
+        """The frame's request; with --stream the head identity goes with each stream's first frame only
+        (``StreamSession(stream_head=)``), with single calls in every one."""
         from splitcodec.wire import pb
 
+        head = None if self.args.stream else self._head_identity
         return pb.InferRequest(bitstream=frame.bitstream, model=self.model, split=self.split_name,
-                               request_id=request_id, top_k=self.args.top_k, head=self._head_identity,
+                               request_id=request_id, top_k=self.args.top_k, head=head,
                                original_size=pb.ImageSize(width=frame.original_size[0], height=frame.original_size[1]))
 
     def captured(self, name) -> float:
@@ -252,7 +255,7 @@ class FrameLoop:
 
         session = StreamSession(client, retries=self.args.retries, timeout=self.args.stream_timeout,
                                 on_restart=restart, max_in_flight=self.args.max_in_flight,
-                                on_blocked=self.link.blocked)
+                                on_blocked=self.link.blocked, stream_head=lambda: self._head_identity)
         unanswered = session.run(produce(), answer)
         for rid in unanswered:  # no answer, so no latency
             self.record({"frame": sent[rid][0], "error": "not answered", "code": "UNANSWERED"})

@@ -61,6 +61,7 @@ DEFAULT_BUFSIZE_MS = 200.0  # the buffer: 200 ms of the link's bytes (x264's liv
                             # is far too long for a bounded latency, a few frames is enough to absorb intra frames)
 STEER = 0.25  # the share of the buffer's distance from half full that one frame's target corrects
 COMPLEXITY_WEIGHT = 0.3  # how much one frame's bytes move the complexity estimate (exponential average)
+DEFER_FRAMES = 8  # a periodic intra frame with no room in the buffer is tried again this many frames later
 
 
 @dataclass(frozen=True)
@@ -148,19 +149,31 @@ class RateController:
         share = self.bitrate / 8 / self.fps
         target = share + STEER * (self.buffer_bytes / 2 - self.fullness)
         seq = self.sequence
-        intra = seq.next_is_intra
+        intra, codec = seq.next_is_intra, seq.codec
         if intra:
             self._choose_levels()
-            target += max(0.0, self.buffer_bytes / 2 - self.fullness)  # an intra frame may take the free half
-        target = max(0.0, min(target, free))
-        data, lam = self._encode_fitting(x, intra, target, free)
+        data, lam = self._encode_fitting(x, intra, self._intra_target(target, free) if intra else
+                                         max(0.0, min(target, free)), free)
+        if isinstance(data, int) and intra and seq.refresh_due == "period":
+            seq.defer_refresh(DEFER_FRAMES)  # no room for an intra frame now: keep predicting, try again later
+            if seq.codec is not codec:  # and with the reference's quantizer
+                seq.codec = codec
+                self._complexity, self._curve = {True: None, False: None}, {True: None, False: None}
+            intra = False
+            data, lam = self._encode_fitting(x, intra, max(0.0, min(target, free)), free)
         if isinstance(data, int):  # skipped: the size it would have had at λ max
             self._pressure.append("max")
+            if intra:  # a start or a refresh asked for that does not fit: fewer levels for the next try
+                self._step_levels(-1)
             return Decision(None, intra, lam, seq.codec.quantizer.levels, target, self.fullness, data)
         self.fullness += len(data)
         self._pressure.append("max" if lam >= self.lambdas[-1] else
                               "low" if lam == 0 and self.fullness < self.buffer_bytes / 4 else "mid")
         return Decision(data, intra, lam, seq.codec.quantizer.levels, target, self.fullness)
+
+    def _intra_target(self, target: float, free: float) -> float:
+        """An intra frame may take the buffer's free half on top of a frame's share."""
+        return max(0.0, min(target + max(0.0, self.buffer_bytes / 2 - self.fullness), free))
 
     def _encode_fitting(self, x, intra: bool, target: float, free: float) -> tuple[bytes | int, float]:
         """(stream, λ) of the frame coded at the smallest λ expected to fit ``target``; (its size at λ max, λ max)
@@ -213,17 +226,23 @@ class RateController:
         self._pressure = []
         if not isinstance(q, UniformQuantizer) or not pressure:
             return
-        n = q.levels
-        if pressure.count("max") >= len(pressure) / 2 and n > self.min_levels:
-            n -= 1
-        elif all(p == "low" for p in pressure) and n < self.max_levels:
-            n += 1
-        if n != q.levels:
-            base = self._base.quantizer
-            new = (base if n == base.levels else UniformQuantizer(base.c_min, base.c_max, n))
-            self.sequence.codec = FeatureCodec(new, config=self.sequence.codec.config)
-            self._complexity = {True: None, False: None}
-            self._curve = {True: None, False: None}
+        if pressure.count("max") >= len(pressure) / 2:
+            self._step_levels(-1)
+        elif all(p == "low" for p in pressure):
+            self._step_levels(+1)
+
+    def _step_levels(self, step: int) -> None:
+        """N one level down or up (uniform quantizers, within [min_levels, the quantizer's N]), from the next
+        frame on (which must be intra: the caller's)."""
+        q = self.sequence.codec.quantizer
+        n = min(max(q.levels + step, self.min_levels), self.max_levels)
+        if not isinstance(q, UniformQuantizer) or n == q.levels:
+            return
+        base = self._base.quantizer
+        new = base if n == base.levels else UniformQuantizer(base.c_min, base.c_max, n)
+        self.sequence.codec = FeatureCodec(new, config=self.sequence.codec.config)
+        self._complexity = {True: None, False: None}
+        self._curve = {True: None, False: None}
 
 
 def _positive(value, name: str) -> float:

@@ -29,7 +29,7 @@ state.  The header names the sequence, the frame's number and the CRC of the fra
 a decoder whose reference is missing, of another sequence, or not the same frame raises
 :class:`~splitcodec.errors.ReferenceFrameError` and keeps its state; it never decodes against a wrong
 reference.  The encoder sends an intra frame first, every ``refresh_period`` frames, after
-:meth:`SequenceEncoder.refresh` (a receiver lost a frame), and whenever the shape changes.
+:meth:`SequenceEncoder.refresh` (a receiver lost a frame), and whenever the shape or the quantizer changes.
 """
 
 from __future__ import annotations
@@ -101,8 +101,26 @@ class SequenceEncoder:
 
     @property
     def next_is_intra(self) -> bool:
-        return (self._refresh or self._ref is None
-                or (self.refresh_period is not None and self._since_intra >= self.refresh_period))
+        return self.refresh_due is not None
+
+    @property
+    def refresh_due(self) -> str | None:
+        """Why the next frame is intra: ``"start"`` (no reference yet), ``"asked"`` (:meth:`refresh`),
+        ``"period"`` (``refresh_period`` frames since the last one); None when it may be predicted (a new shape
+        still makes it intra)."""
+        if self._ref is None:
+            return "start"
+        if self._refresh:
+            return "asked"
+        if self.refresh_period is not None and self._since_intra >= self.refresh_period:
+            return "period"
+        return None
+
+    def defer_refresh(self, frames: int) -> None:
+        """The periodic intra frame ``frames`` frames later (a rate controller whose buffer cannot take one now).
+        A start or a refresh asked for is never deferred: a receiver needs it."""
+        if self.refresh_due == "period":
+            self._since_intra = self.refresh_period - int(frames)
 
     def encode(self, x, *, intra: bool = False, return_indices: bool = False):
         """The next frame's stream (version 2): intra when asked, when due, or when the shape changed; else
@@ -119,7 +137,8 @@ class SequenceEncoder:
         codec, q = self.codec, self.codec.quantizer
         a = encodable(x)
         ref = self._ref
-        predicted = not (intra or self.next_is_intra or tuple(ref.header.shape) != a.shape)
+        predicted = not (intra or self.next_is_intra or tuple(ref.header.shape) != a.shape
+                         or not ref.same_quantizer(codec._header(a.shape)))  # a new quantizer starts afresh
         model = (TEMPORAL if self.temporal else codec.context_model) if predicted else codec.context_model
         carry = predicted and self.carry_state and ref.header.context_model == model
         options = dict(ref=ref.indices if model == TEMPORAL else None, state=ref.state if carry else None,

@@ -163,6 +163,25 @@ def test_a_frame_from_another_head_is_failed_precondition_never_a_prediction(ser
         assert stub.Infer(_req(frames["coffee"]), timeout=30).classes[0].index == 967  # no identity: checks of old
 
 
+def test_a_streams_head_identity_holds_for_its_frames_that_carry_none(server, frames):
+    """On a stream, a frame without a head identity is checked against the last one the stream sent (edge_app
+    sends it once per stream): a stream that opened with another deployment's head is refused frame by frame."""
+    import dataclasses
+
+    from splitcodec.wire import identity_message
+
+    tail = server[1].batchers[("efficientnet_lite0", "blocks.11.expand")].tail.identity
+    other = identity_message(dataclasses.replace(tail, weights="random", weights_fingerprint="0123456789abcdef"))
+    with EdgeClient(server[0]) as client:
+        good = list(client.stream(iter([_req(frames["coffee"], "a", head=identity_message(tail)),
+                                        _req(frames["coffee"], "b")]), timeout=60))
+        bad = list(client.stream(iter([_req(frames["coffee"], "c", head=other), _req(frames["coffee"], "d"),
+                                       _req(frames["coffee"], "e", head=identity_message(tail))]), timeout=60))
+    assert [r.classes[0].index for r in good] == [967, 967]
+    assert [r.error.code for r in bad] == ["FAILED_PRECONDITION", "FAILED_PRECONDITION", ""]
+    assert bad[2].classes[0].index == 967  # a new head on the stream replaces the old one
+
+
 def test_stream_keeps_order_and_ids_and_survives_a_bad_frame(server, frames):
     names = list(frames)
     reqs = [_req(frames[n], f"{i}-{n}") for i, n in enumerate(names)]

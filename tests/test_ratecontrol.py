@@ -140,3 +140,31 @@ def test_a_buffer_smaller_than_any_frame_skips_every_frame_and_says_how_big_they
     decisions = [rc.encode(x) for x in activations[:5]]
     assert all(d.skipped and d.cheapest > rc.buffer_bytes for d in decisions)
     assert rc.sequence.frame_number == 0  # nothing was committed
+
+
+def test_a_periodic_intra_frame_with_no_room_is_deferred_and_the_stream_goes_on(codec, activations):
+    cheapest = sc.SequenceEncoder(sc.FeatureCodec(codec.quantizer, config=codec.config.merged(
+        rdo_lambda=LAMBDA_GRID[-1])))
+    sizes = [len(cheapest.encode(x)) for x in activations[:4]]
+    intra, predicted = sizes[0], max(sizes[1:])
+    assert predicted < intra
+    rc = RateController(codec, bitrate=4 * intra * 8 * FPS, fps=FPS, refresh_period=10, min_levels=8)
+    first = rc.encode(activations[0], at=0.0)
+    assert first.intra and not first.skipped
+    # a buffer that holds the cheapest predicted frame but not the cheapest intra frame (emptied by a pause)
+    rc.set_bitrate((predicted + intra) / 2 * 8 / (rc.bufsize_ms / 1e3))
+    later = [rc.encode(x, at=1.0 + i / FPS) for i, x in enumerate(activations[1:40])]
+    assert not any(d.intra for d in later if not d.skipped)  # every refresh was deferred, none overflowed
+    assert sum(not d.skipped for d in later) > 20
+    dec = sc.SequenceDecoder()
+    for d in [first] + later:
+        if not d.skipped:
+            dec.decode(d.data)
+
+
+def test_a_new_quantizer_starts_the_sequence_afresh(codec, activations):
+    enc = sc.SequenceEncoder(codec)
+    enc.encode(activations[0])
+    enc.codec = sc.FeatureCodec(sc.UniformQuantizer(codec.quantizer.c_min, codec.quantizer.c_max, 5))
+    assert not sc.decode_header(enc.encode(activations[1])).predicted
+    assert sc.decode_header(enc.encode(activations[2])).predicted

@@ -451,6 +451,7 @@ class _Fake(rpc.SplitInferenceServicer):
     def __init__(self, mode):
         self.mode, self.streams = mode, 0
         self.resent = []  # the bitstreams of the frames a second stream opened with
+        self.heads = []  # (stream number, request id, whether it carried a head identity)
         self.calls = 0
 
     def Infer(self, request, context):
@@ -467,6 +468,7 @@ class _Fake(rpc.SplitInferenceServicer):
     def InferStream(self, request_iterator, context):
         self.streams += 1
         for i, req in enumerate(request_iterator):
+            self.heads.append((self.streams, req.request_id, req.HasField("head")))
             if self.streams == 2 and req.bitstream:
                 self.resent.append(req.bitstream)
             if self.mode == "end_early" and self.streams == 1 and i == 1:
@@ -585,6 +587,18 @@ def test_answers_arrive_while_the_next_frame_is_being_read(fake):
     with EdgeClient(addr, timeout=5) as c:
         assert StreamSession(c, retries=0, timeout=30).run(frames(), on_answer) == []
     assert got == ["f0", "f1"]
+
+
+def test_the_head_identity_goes_with_each_streams_first_frame_only(fake):
+    addr, svc = fake("fail_midway")
+    with EdgeClient(addr, timeout=5) as c:
+        session = StreamSession(c, retries=2, timeout=10, stream_head=lambda: pb.HeadIdentity(model="m"))
+        assert session.run(_frames(5), lambda rid, r: None) == []
+    first_of = {}
+    for stream, rid, has_head in svc.heads:
+        first_of.setdefault(stream, rid)
+        assert has_head == (first_of[stream] == rid), (stream, rid, has_head)
+    assert len(first_of) == 2  # the resumed stream opened with it again
 
 
 @pytest.mark.parametrize("mode", ["slow", "fail_midway"])
