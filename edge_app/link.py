@@ -94,12 +94,13 @@ class LinkControl:
         d = self.controller.encode(features, at=captured)
         if d.skipped:
             self.skipped["rate"] += 1
-            if d.cheapest > self.controller.buffer_bytes and not self._warned:
-                self._warned = True
-                print(f"# warning: frames are skipped because even the cheapest one ({d.cheapest} B) is larger than "
-                      f"the whole buffer ({self.controller.buffer_bytes:.0f} B = --bufsize {self.bufsize_ms:g} ms "
-                      f"at {self.target_bps / 1e3:.0f} kbit/s): raise --bufsize or --bitrate", file=sys.stderr,
-                      flush=True)
+        if self.controller.grown and not self._warned:
+            self._warned = True
+            nominal = self.target_bps / 8 * self.bufsize_ms / 1e3
+            print(f"# warning: the cheapest frame of this split is larger than the --bufsize {self.bufsize_ms:g} ms "
+                  f"buffer ({nominal:.0f} B at {self.target_bps / 1e3:.0f} kbit/s): the buffer grows to hold one "
+                  f"({d.buffer:.0f} B), so each frame takes {8e3 * d.buffer / self.target_bps:.0f} ms of the link; "
+                  "raise --bitrate, or send a split with fewer bytes per frame", file=sys.stderr, flush=True)
         return d.data, {"target_kbps": round(self.target_bps / 1e3, 1), "rdo_lambda": round(d.rdo_lambda, 4),
                         "levels": d.levels}
 

@@ -5,7 +5,8 @@ answer came back and how long the server held it.  No probes, no network code: t
 Only round trips are seen, so each answer is first reduced to the frame's *network time*: the round trip less the
 server's own time (queue, decode, tail: ``InferResponse.timings``).  The smallest network time of the last
 ``BASE_WINDOW_S`` seconds is the path with empty queues (``base``; the estimator starts small, as WebRTC does, so
-that ``base`` is measured on small frames), and ``q`` = network time − ``base`` is the frame's queueing delay.
+that ``base`` is measured on small frames), and ``q`` = network time − ``base`` − the frame's own time on a link
+at the target rate (bytes / target: a large frame is not a congested link) is the frame's queueing delay.
 The **delivery rate** ``r`` is the bytes answered in the last ``WINDOW_S`` over that window: while the link is the
 bottleneck, answers come back at its rate, so ``r`` measures it; while it is not, ``r`` is just the rate sent.
 
@@ -18,7 +19,7 @@ bottleneck, answers come back at its rate, so ``r`` measures it; while it is not
 * otherwise the target grows: by ``NEAR_GROWTH`` per second while it is above ``NEAR`` × the capacity last seen
   (for ``CAPACITY_TTL_S``) — WebRTC's slow increase near the last congestion point, so that the target spends its
   time just under the link rather than swinging around it — and by ``GROWTH`` per second otherwise (far below it,
-  or 10 % past it with no queue: the link got faster).  Growth is compounded per answer and never above
+  or ``FORGET`` past it with no queue: the link got faster).  Growth is compounded per answer and never above
   ``APP_LIMIT`` × ``r`` (a target far above what is sent measures nothing) nor ``max_bps``.
 
 Constants and why:
@@ -35,6 +36,8 @@ Constants and why:
 ``NEAR_GROWTH``    1.15     +15 % per second near it: from a cut back to the link in about 1.2 s, so the
                             target's mean is about 0.92 × the link
 ``CAPACITY_TTL_S`` 10.0     a capacity older than this is forgotten (the link may have changed)
+``FORGET``         1.25     ... and one 25 % below a target that met no queue (1.6 s of near growth: time for
+                            a queue to show if the link did not change)
 ``APP_LIMIT``      1.5      WebRTC's rule: the estimate may not exceed 1.5 × the rate received
 =================  =======  ===========================================================================
 """
@@ -56,6 +59,7 @@ GROWTH = 2.0
 NEAR = 0.8
 NEAR_GROWTH = 1.15
 CAPACITY_TTL_S = 10.0
+FORGET = 1.25
 APP_LIMIT = 1.5
 
 
@@ -103,7 +107,9 @@ class BandwidthEstimator:
             self._answers.popleft()
         while self._network and self._network[0][0] < t - BASE_WINDOW_S:
             self._network.popleft()
-        self.queue_ms = 1e3 * (network - min(n for _, n in self._network))
+        # the frame's own time on a link at the target rate is no queue (a large frame is not a congested link)
+        own = 8 * nbytes / self.target
+        self.queue_ms = 1e3 * max(0.0, network - own - min(n for _, n in self._network))
         span = min(WINDOW_S, t - self._network[0][0]) if len(self._network) > 1 else 0.0
         self.delivery_bps = 8 * sum(b for _, b in self._answers) / span if span > 0.1 else 0.0
         dt = 0.0 if self._last_answer is None else max(0.0, t - self._last_answer)
@@ -124,7 +130,7 @@ class BandwidthEstimator:
 
     def _grow(self, t: float, dt: float) -> None:
         capacity = self.capacity_bps if t - self._capacity_at < CAPACITY_TTL_S else None
-        if capacity is not None and self.target > 1.1 * capacity:
+        if capacity is not None and self.target > FORGET * capacity:
             capacity = self.capacity_bps = None  # past the old capacity with no queue: the link got faster
         near = capacity is not None and self.target >= NEAR * capacity
         grown = self.target * (NEAR_GROWTH if near else GROWTH) ** dt

@@ -13,9 +13,9 @@ The levers, per frame (nothing about them reaches the decoder but what every str
   plain quantization, up to ``lambda_max``; past 0.3 the bytes of split tensors stop falling and fidelity keeps
   dropping, measured on EfficientNet-Lite0 ``blocks.13`` over a camera clip: predicted frames 1,420 → 472 B from
   λ 0 → 0.3, 402 B at 0.5, 388 B at 0.7, KL 0.029 → 0.23 → 0.33).
-* **N** (uniform quantizers), only at intra frames: one level down when the frames since the last intra frame
-  needed ``lambda_max`` or were skipped, one level up (never above the quantizer's own N) when they needed no
-  RDO and the buffer stayed under a quarter full; never below ``min_levels`` (default ¾ of N: the same clip with
+* **N** (uniform quantizers), only at intra frames: one level down when half the frames since the last intra
+  frame needed ``lambda_max`` or were skipped, one level up (never above the quantizer's own N) when none did and
+  nine in ten needed no RDO with the buffer under a quarter full; never below ``min_levels`` (default ¾ of N: the same clip with
   fewer levels costs fidelity quickly, N 8 → 6 at the same bytes is better than λ 0.2, N 8 → 4 is not).  The clip
   is kept.  Other quantizers keep their N.
 
@@ -62,14 +62,15 @@ DEFAULT_BUFSIZE_MS = 200.0  # the buffer: 200 ms of the link's bytes (x264's liv
 STEER = 0.25  # the share of the buffer's distance from half full that one frame's target corrects
 COMPLEXITY_WEIGHT = 0.3  # how much one frame's bytes move the complexity estimate (exponential average)
 DEFER_FRAMES = 8  # a periodic intra frame with no room in the buffer is tried again this many frames later
+FLOOR_MARGIN = 1.1  # a buffer too small for any frame grows to hold the cheapest one seen, with this margin ...
+FLOOR_HALF_LIFE_S = 2.0  # ... and shrinks back towards bufsize with this half-life
 
 
 @dataclass(frozen=True)
 class Decision:
     """What the controller did with one frame: its stream (None: skipped, nothing encoded or committed), the frame
-    type, λ and N it was coded with, the bytes it aimed at, and the buffer's fullness after it (bytes); for a
-    skipped frame, ``cheapest``: its size at λ max (larger than the whole buffer: the buffer is too small to
-    carry such a frame at all)."""
+    type, λ and N it was coded with, the bytes it aimed at, the buffer's size and its fullness after the frame
+    (bytes); for a skipped frame, ``cheapest``: its size at λ max."""
 
     data: bytes | None
     intra: bool
@@ -77,6 +78,7 @@ class Decision:
     levels: int
     target: float
     fullness: float
+    buffer: float
     cheapest: int | None = None
 
     @property
@@ -114,6 +116,7 @@ class RateController:
         self.bitrate = 0.0
         self.set_bitrate(bitrate)
         self.fullness = 0.0  # bytes in the buffer after the last frame
+        self.floor_bytes = 0.0  # the buffer's size while bufsize cannot hold the cheapest frame (see buffer_bytes)
         self._last_time: float | None = None
         self._complexity: dict[bool, float | None] = {True: None, False: None}  # keyed by intra
         self._curve: dict[bool, np.ndarray | None] = {True: None, False: None}
@@ -127,8 +130,16 @@ class RateController:
 
     @property
     def buffer_bytes(self) -> float:
-        """The buffer's size in bytes at the current bitrate."""
-        return self.bitrate / 8 * self.bufsize_ms / 1e3
+        """The buffer's size in bytes: ``bufsize_ms`` at the current bitrate, or, when that cannot hold even the
+        cheapest frame (a stream far above the link), ``FLOOR_MARGIN`` × that frame, shrinking back with a
+        ``FLOOR_HALF_LIFE_S`` half-life: a frame is sent whole or not at all, so a buffer that holds none would
+        send nothing, ever.  The latency bound is then that frame's time on the link (``grown`` says so)."""
+        return max(self.bitrate / 8 * self.bufsize_ms / 1e3, self.floor_bytes)
+
+    @property
+    def grown(self) -> bool:
+        """Whether the buffer is larger than ``bufsize_ms`` (it grew to hold the cheapest frame)."""
+        return self.floor_bytes > self.bitrate / 8 * self.bufsize_ms / 1e3
 
     def refresh(self) -> None:
         """Make the next frame intra (a receiver lost a frame, or a new stream starts)."""
@@ -145,6 +156,7 @@ class RateController:
         elif self._last_time is not None:
             self._last_time += dt
         self.fullness = max(0.0, self.fullness - self.bitrate / 8 * dt)
+        self.floor_bytes *= 0.5 ** (dt / FLOOR_HALF_LIFE_S)
         free = self.buffer_bytes - self.fullness
         share = self.bitrate / 8 / self.fps
         target = share + STEER * (self.buffer_bytes / 2 - self.fullness)
@@ -165,11 +177,14 @@ class RateController:
             self._pressure.append("max")
             if intra:  # a start or a refresh asked for that does not fit: fewer levels for the next try
                 self._step_levels(-1)
-            return Decision(None, intra, lam, seq.codec.quantizer.levels, target, self.fullness, data)
+            if data > self.buffer_bytes:  # it could never fit: the buffer grows to hold it (buffer_bytes)
+                self.floor_bytes = FLOOR_MARGIN * data
+            return Decision(None, intra, lam, seq.codec.quantizer.levels, target, self.fullness, self.buffer_bytes,
+                            data)
         self.fullness += len(data)
         self._pressure.append("max" if lam >= self.lambdas[-1] else
                               "low" if lam == 0 and self.fullness < self.buffer_bytes / 4 else "mid")
-        return Decision(data, intra, lam, seq.codec.quantizer.levels, target, self.fullness)
+        return Decision(data, intra, lam, seq.codec.quantizer.levels, target, self.fullness, self.buffer_bytes)
 
     def _intra_target(self, target: float, free: float) -> float:
         """An intra frame may take the buffer's free half on top of a frame's share."""
@@ -228,7 +243,7 @@ class RateController:
             return
         if pressure.count("max") >= len(pressure) / 2:
             self._step_levels(-1)
-        elif all(p == "low" for p in pressure):
+        elif "max" not in pressure and pressure.count("low") >= 0.9 * len(pressure):
             self._step_levels(+1)
 
     def _step_levels(self, step: int) -> None:

@@ -428,9 +428,9 @@ def test_bitrate_auto_and_a_too_small_buffer_say_what_they_do(cloud, pan_video):
     assert all(0 < f["target_kbps"] <= 500 for f in rows[1:-1])
     tiny = run("edge_app", "--server", cloud, "--quantizer", Q99, pan_video, "--json", "--stream", "--realtime",
                "--bitrate", "8", "--bufsize", "100")
-    assert tiny.returncode == 0 and "raise --bufsize or --bitrate" in tiny.stderr
+    assert tiny.returncode == 0 and "the buffer grows to hold one" in tiny.stderr, tiny.stderr[-2000:]
     summary = json.loads(tiny.stdout.splitlines()[-1])["summary"]
-    assert summary["frames"] == 0 and summary["skipped_by"]["rate"] > 0 and summary["skipped"] == 30
+    assert summary["answered"] >= 1 and summary["skipped_by"]["rate"] > 0
 
 
 def test_realtime_rows_carry_capture_to_answer_latency(cloud, images):

@@ -135,11 +135,19 @@ def test_bad_settings_are_refused(codec, kwargs, match):
         RateController(codec, **{"bitrate": 1e5, "fps": 30, **kwargs})
 
 
-def test_a_buffer_smaller_than_any_frame_skips_every_frame_and_says_how_big_they_are(codec, activations):
+def test_a_buffer_smaller_than_any_frame_grows_to_hold_the_cheapest_one(codec, activations):
+    """A frame is sent whole or not at all: a buffer that holds none would send nothing, ever.  It grows to hold
+    the cheapest frame (and says so), never overflows what it has grown to, and shrinks back once frames fit."""
     rc = RateController(codec, bitrate=8 * 1000, fps=FPS, bufsize_ms=100)  # a 100-byte buffer
-    decisions = [rc.encode(x) for x in activations[:5]]
-    assert all(d.skipped and d.cheapest > rc.buffer_bytes for d in decisions)
-    assert rc.sequence.frame_number == 0  # nothing was committed
+    first = rc.encode(activations[0], at=0.0)
+    assert first.skipped and first.cheapest > 100 and rc.grown and rc.buffer_bytes >= first.cheapest
+    decisions = [rc.encode(x, at=(1 + i) / FPS) for i, x in enumerate(activations[1:60])]
+    sent = [d for d in decisions if not d.skipped]
+    assert sent and sent[0].intra  # the start, once the grown buffer had drained enough
+    assert all(d.fullness <= d.buffer for d in decisions)
+    assert all(len(d.data) <= d.buffer for d in sent)
+    rc.set_bitrate(1e7)  # a link that fits: the nominal buffer holds the frames again
+    assert not rc.grown
 
 
 def test_a_periodic_intra_frame_with_no_room_is_deferred_and_the_stream_goes_on(codec, activations):
