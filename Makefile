@@ -16,7 +16,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 EXTRAS := torch,apps,video,constriction,eval,dev,export
 endif
 
-.PHONY: help install demo demo-codec proto test test-slow test-deploy test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability results context-study rdo-variants channel-steps video clean
+.PHONY: help install demo demo-codec proto test test-slow test-deploy test-aarch64 mutation bench bench-system decode-cost darknet-fidelity explore test-reliability bench-reliability bench-link results context-study rdo-variants channel-steps video clean
 
 help:
 	@echo "make demo       - offline: cloud server + edge client on localhost, real predictions on shipped photos"
@@ -30,6 +30,7 @@ help:
 	@echo "make decode-cost - what hostile streams cost the decoder -> docs/bitstream.md"
 	@echo "make explore    - every split point of EfficientNet-Lite0 vs coding the input -> docs/explore.md"
 	@echo "make test-reliability / bench-reliability - the server under hostile load -> docs/deploy.md"
+	@echo "make bench-link    - a camera stream over a shaped uplink, rate control vs none vs x264 (root) -> docs/live.md"
 	@echo "make bench      - codec benchmark, JSON to stdout (python -m eval bench-codec; NNCODEC_PYTHON=... adds NNCodec)"
 	@echo "make rdo-variants - greedy vs look-ahead RDO on real activations -> docs/codec.md"
 	@echo "make channel-steps - what a quantizer step per channel would buy (a what-if) -> docs/codec.md"
@@ -88,6 +89,13 @@ test-reliability: install
 
 bench-reliability: install
 	$(PY) -m eval bench-reliability --output docs/results/$(MACHINE)/reliability.json --update-doc docs/deploy.md
+
+# a camera stream over a shaped uplink (~15 min on 2 cores): needs root for `ip netns` and `tc`, skipped without
+bench-link: install
+	@if [ "$$(id -u)" != 0 ] || ! command -v tc >/dev/null; then \
+	    echo "bench-link skipped: it needs root and iproute2 (ip netns, tc) to shape a namespace's loopback"; \
+	else $(PY) -m eval bench-link --output docs/results/$(MACHINE)/link.json --plot docs/figures/link-steps.png \
+	    --update-doc docs/live.md; fi
 
 darknet-fidelity: install
 	$(PY) -m eval darknet-fidelity --output docs/results/darknet_fidelity.json --update-doc docs/models.md

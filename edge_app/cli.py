@@ -237,7 +237,7 @@ def _run(args) -> int:
             signal.signal(sig, handler)
         client.close()
     skipped = {"clock": len(loop.paced.skipped) if loop.paced else 0, **loop.link.skipped}
-    summary = summarize(loop.rows, interrupted=stop.signals > 0, skipped=skipped)
+    summary = summarize(loop.rows, interrupted=stop.signals > 0, skipped=skipped, held=loop.link.held_for_slot)
     print_summary(summary, args.json, loop.out)
     if stop.signals:
         return EXIT_INTERRUPTED

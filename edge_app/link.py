@@ -91,6 +91,8 @@ class LinkControl:
         """(stream, {what the controller chose}) of the next frame, or (None, ...) when the rate controller skipped
         it (counted)."""
         self.controller.set_bitrate(self.target_bps)
+        # while the estimate still grows from its start and has met no queue, the pressure is the start's
+        self.controller.keep_levels = self.estimator is not None and self.estimator.capacity_bps is None
         d = self.controller.encode(features, at=captured)
         if d.skipped:
             self.skipped["rate"] += 1

@@ -267,9 +267,10 @@ class FrameLoop:
         return unanswered
 
 
-def summarize(rows: list[dict], interrupted: bool = False, skipped: dict | None = None) -> dict:
+def summarize(rows: list[dict], interrupted: bool = False, skipped: dict | None = None, held: int = 0) -> dict:
     """The run in one object; ``skipped``: frames not sent, by why (no rows): ``clock`` (a ``--realtime`` clock
-    dropped them, never read), ``rate`` (the rate controller, --bitrate), ``stale`` (--max-latency-ms)."""
+    dropped them, never read), ``rate`` (the rate controller, --bitrate), ``stale`` (--max-latency-ms);
+    ``held``: the times the next frame waited for a slot (--max-in-flight)."""
     import numpy as np
 
     skipped = {"clock": 0, "rate": 0, "stale": 0, **(skipped or {})}
@@ -277,7 +278,7 @@ def summarize(rows: list[dict], interrupted: bool = False, skipped: dict | None 
     summary = {"frames": len(rows), "answered": len(ok), "errors": len(rows) - len(ok),
                "unreadable": sum(r.get("code") == "UNREADABLE" for r in rows),
                "unanswered": sum(r.get("code") == "UNANSWERED" for r in rows), "skipped": sum(skipped.values()),
-               "skipped_by": skipped, "interrupted": interrupted}
+               "skipped_by": skipped, "held_for_slot": held, "interrupted": interrupted}
     latency = [r["latency_ms"] for r in ok if "latency_ms" in r]
     if latency:
         summary.update({f"latency_ms_p{q}": float(np.percentile(latency, q)) for q in (50, 95, 99)})

@@ -121,6 +121,7 @@ class RateController:
         self._complexity: dict[bool, float | None] = {True: None, False: None}  # keyed by intra
         self._curve: dict[bool, np.ndarray | None] = {True: None, False: None}
         self._pressure: list[str] = []  # since the last intra frame: "max" (λ max or skipped), "low", "mid"
+        self.keep_levels = False  # set while the target is still searching for the link (see _choose_levels)
 
     # -- the target -------------------------------------------------------------------------------------------
 
@@ -236,12 +237,14 @@ class RateController:
         return seq.encode_pending(x)
 
     def _choose_levels(self) -> None:
-        """At an intra frame: N one level down or up from the frames since the last one (see the docstring)."""
+        """At an intra frame: N one level down or up from the frames since the last one (see the docstring).  Not
+        down while ``keep_levels`` (a bandwidth estimate still growing from its start: the pressure is the start's,
+        not the link's)."""
         q, pressure = self.sequence.codec.quantizer, self._pressure
         self._pressure = []
         if not isinstance(q, UniformQuantizer) or not pressure:
             return
-        if pressure.count("max") >= len(pressure) / 2:
+        if pressure.count("max") >= len(pressure) / 2 and not self.keep_levels:
             self._step_levels(-1)
         elif "max" not in pressure and pressure.count("low") >= 0.9 * len(pressure):
             self._step_levels(+1)

@@ -433,6 +433,18 @@ def test_bitrate_auto_and_a_too_small_buffer_say_what_they_do(cloud, pan_video):
     assert summary["answered"] >= 1 and summary["skipped_by"]["rate"] > 0
 
 
+def test_max_latency_skips_frames_that_could_not_be_answered_in_time(cloud, pan_video):
+    """--max-latency-ms 1: after the first answer (a round trip of several ms), every frame is already too old
+    to be answered within 1 ms: skipped before encoding, counted as stale."""
+    pytest.importorskip("cv2")
+    r = run("edge_app", "--server", cloud, "--quantizer", Q99, pan_video, "--json", "--stream", "--realtime",
+            "--max-latency-ms", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout.splitlines()[-1])["summary"]
+    assert summary["answered"] >= 1 and summary["skipped_by"]["stale"] > 0
+    assert summary["frames"] + summary["skipped"] == 30
+
+
 def test_realtime_rows_carry_capture_to_answer_latency(cloud, images):
     r = run("edge_app", "--server", cloud, "--quantizer", Q99, images, "--json", "--realtime", "--fps", "1000")
     assert r.returncode in (0, 1), r.stderr[-2000:]  # 1 when one of the folder's unreadable images was not skipped

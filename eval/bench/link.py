@@ -50,6 +50,7 @@ STEPS = {"demo": ((0, 1.0), (6, 0.25), (12, 0.5), (18, 2.0)), "blocks.11.expand"
 STEP_SECONDS = 24
 MODES = {"fixed": ["--max-in-flight", "0"], "auto": ["--bitrate", "auto"]}
 CONVERGED_S = 2.0  # latency and windows are judged from here on (the estimator's start, or a rate change)
+STEADY_S = 5.0  # "steady" bytes and fidelity from here on: after --bitrate auto's start (x2 per second from 0.3)
 
 
 def add_arguments(p) -> None:
@@ -236,6 +237,8 @@ def _summarise(point, mode: str, link: str, r: dict, profile, seconds: float) ->
     nbytes = np.array([len(s["hex"]) // 2 for s in streams])
     worst_window = _worst_window_ratio(sent_s, nbytes, profile, seconds)
     fid = _fidelity(point, streams, set(lat), r["frames"])
+    steady = _fidelity(point, streams, set(lat), r["frames"], start=round(STEADY_S * FPS)) if seconds > STEADY_S \
+        else {}
     after = {i: v for i, v in lat.items() if i / FPS >= CONVERGED_S}
     late = [v for i, v in after.items() if i / FPS >= seconds * 2 / 3]
     early = [v for i, v in after.items() if i / FPS < seconds / 3 + CONVERGED_S]
@@ -252,7 +255,10 @@ def _summarise(point, mode: str, link: str, r: dict, profile, seconds: float) ->
            "levels": {str(n): sum(x.get("levels") == n for x in answered)
                       for n in sorted({x["levels"] for x in answered if "levels" in x})},
            "target_kbps_median": float(np.median([x["target_kbps"] for x in answered])) if mode == "auto" and answered
-           else None, **fid}
+           else None, **fid,
+           "steady_kbps": float(nbytes[sent_s >= STEADY_S].sum()) * 8 / (seconds - STEADY_S) / 1e3
+           if seconds > STEADY_S else None,
+           "steady_kl_every_frame": steady.get("kl_every_frame")}
     if after:
         v = np.array(list(after.values()))
         row.update({f"latency_ms_p{q}": float(np.percentile(v, q)) for q in (50, 95, 99)})
@@ -285,9 +291,10 @@ def _rate_at(profile, t: float) -> float:
     return rate
 
 
-def _fidelity(point, streams, answered: set, frames: int) -> dict:
+def _fidelity(point, streams, answered: set, frames: int, start: int = 0) -> dict:
     """KL and top-1 agreement with the float model: on the frames answered (the streams decoded in the order sent),
-    and on every frame captured, a frame without an answer holding the last answer's output."""
+    and on every frame captured, a frame without an answer holding the last answer's output; from frame ``start``
+    on."""
     import numpy as np
     import torch
 
@@ -305,19 +312,23 @@ def _fidelity(point, streams, answered: set, frames: int) -> dict:
             decoded[i] = y
     if not decoded:
         return {"kl": None, "agreement": None, "kl_every_frame": None, "agreement_every_frame": None}
-    idx = sorted(decoded)
+    idx = sorted(decoded)  # every answer is decoded (each is a reference), those before ``start`` held only
     with torch.no_grad():
         logits = point["split_model"].tail(torch.from_numpy(np.stack([decoded[i] for i in idx]))).numpy()
     ref = point["logits"]
-    c = fidelity_counts(logits, ref[idx])
     held, last = [], None
     by_index = dict(zip(idx, logits))
     for i in range(frames):
         last = by_index.get(i, last)
         held.append(last if last is not None else np.zeros_like(ref[0]))  # before the first answer: nothing known
-    h = fidelity_counts(np.stack(held), ref[:frames])
-    return {"kl": math.ldexp(c["kl"], -40) / len(idx), "agreement": c["agree1"] / len(idx),
-            "kl_every_frame": math.ldexp(h["kl"], -40) / frames, "agreement_every_frame": h["agree1"] / frames}
+    mine = [k for k, i in enumerate(idx) if i >= start]
+    if not mine:
+        return {"kl": None, "agreement": None, "kl_every_frame": None, "agreement_every_frame": None}
+    c = fidelity_counts(logits[mine], ref[[idx[k] for k in mine]])
+    h = fidelity_counts(np.stack(held[start:]), ref[start:frames])
+    n = frames - start
+    return {"kl": math.ldexp(c["kl"], -40) / len(mine), "agreement": c["agree1"] / len(mine),
+            "kl_every_frame": math.ldexp(h["kl"], -40) / n, "agreement_every_frame": h["agree1"] / n}
 
 
 def _x264_rows(point, rates) -> list[dict]:
@@ -356,7 +367,15 @@ def _targets(runs, x264) -> dict:
         if x and r["kl_every_frame"] is not None:
             fidelity.append({"point": r["point"], "link": r["link"], "kl_every_frame": r["kl_every_frame"],
                              "x264_kl": x["kl"], "ratio": r["kl_every_frame"] / x["kl"] if x["kl"] else None})
+    fixed = {(r["point"], r["link"]): r for r in runs if r["mode"] == "fixed"}
+    no_cost = []
+    for r in auto:
+        f = fixed.get((r["point"], r["link"]))
+        if f and r["link"] != "steps" and f["skipped"] == 0 and f["steady_kbps"] and f["steady_kl_every_frame"]:
+            no_cost.append({"point": r["point"], "link": r["link"], "bytes_ratio": r["steady_kbps"] / f["steady_kbps"],
+                            "kl_ratio": r["steady_kl_every_frame"] / f["steady_kl_every_frame"]})
     return {
+        "no_cost_where_the_link_fits": no_cost,
         "latency_p99_within_bound": all(r.get("latency_ms_p99", math.inf) <= r["latency_bound_ms"] for r in auto),
         "no_growth": all(r["latency_growth"] is None or r["latency_growth"] <= 1.5 for r in auto),
         "windows_within_link": all(r["worst_1s_window_vs_link"] is None or r["worst_1s_window_vs_link"] <= 1.0
@@ -385,16 +404,19 @@ def markdown(doc) -> str:
              f"{CONVERGED_S:g} s on). `fixed`: the file's point on every frame, no bound on frames in flight; "
              "`auto`: `--bitrate auto` (estimator + rate controller, 2 frames in flight). KL and agreement: the "
              "frames answered / every frame captured (a frame without an answer holds the last one).", "",
-             "| point | mode | link | fps | kbit/s | worst 1 s window / link | latency p50 / p95 / p99 / max ms "
-             "(bound) | growth | skipped | unanswered | KL answered / every frame | agreement every frame |",
+             "| point | mode | link | fps | kbit/s (from 5 s) | worst 1 s window / link | latency p50 / p95 / p99 / max "
+             "ms (bound) | growth | skipped | unanswered | KL answered / every frame (from 5 s) | agreement every "
+             "frame |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in doc["runs"]:
         lines.append(
-            f"| {r['point']} | {r['mode']} | {r['link']} | {r['achieved_fps']:.1f} | {r['kbps']:.0f} | "
+            f"| {r['point']} | {r['mode']} | {r['link']} | {r['achieved_fps']:.1f} | {r['kbps']:.0f} "
+            f"({_fmt(r.get('steady_kbps'))}) | "
             f"{_fmt(r['worst_1s_window_vs_link'], '.2f')} | {_fmt(r.get('latency_ms_p50'))} / "
             f"{_fmt(r.get('latency_ms_p95'))} / {_fmt(r.get('latency_ms_p99'))} / {_fmt(r.get('latency_ms_max'))} "
             f"({r['latency_bound_ms']:.0f}) | {_fmt(r['latency_growth'], '.2f')} | {r['skipped']} | "
-            f"{r['unanswered']} | {_fmt(r['kl'], '.4f')} / {_fmt(r['kl_every_frame'], '.4f')} | "
+            f"{r['unanswered']} | {_fmt(r['kl'], '.4f')} / {_fmt(r['kl_every_frame'], '.4f')} "
+            f"({_fmt(r.get('steady_kl_every_frame'), '.4f')}) | "
             f"{_fmt(r['agreement_every_frame'], '.3f')} |")
     lines += ["", "x264 of the model input (224×224, veryfast/zerolatency, bit_rate = maxrate = 0.9 × link, 200 ms VBV), "
               "offline on the same frames:", "", "| link | kbit/s | worst 1 s window / link | KL | agreement |",
@@ -410,6 +432,11 @@ def markdown(doc) -> str:
     for f in t["kl_vs_x264"]:
         lines.append(f"| {f['point']} | {f['link']} | {f['kl_every_frame']:.4f} | {f['x264_kl']:.4f} | "
                      f"{_fmt(f['ratio'], '.2f')} |")
+    lines += ["", "Where the link fits the stream (the `fixed` run skipped nothing), `auto` against `fixed` from 5 s on "
+              "(after the estimator's start):", "", "| point | link | bytes auto / fixed | KL auto / fixed |",
+              "|---|---|---|---|"]
+    for f in t["no_cost_where_the_link_fits"]:
+        lines.append(f"| {f['point']} | {f['link']} | {f['bytes_ratio']:.3f} | {f['kl_ratio']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

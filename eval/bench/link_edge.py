@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         finally:
             client.close()
         skipped = {"clock": len(source.skipped), **loop.link.skipped}
-        print_summary(summarize(loop.rows, skipped=skipped), True, out)
+        print_summary(summarize(loop.rows, skipped=skipped, held=loop.link.held_for_slot), True, out)
     with open(f"{prefix}.streams.json", "w") as f:
         json.dump([{"request_id": rid, "sent_s": t, "hex": data.hex()} for rid, (t, data) in sent.items()], f)
     return 0
