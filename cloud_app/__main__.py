@@ -52,11 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-json", action="store_true",
                    help="every log line one JSON object (docs/deploy.md lists the fields), from the first to the last")
     p.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get on shutdown")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus metrics (/metrics) on this port (0: any free one, logged); off by default")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address the metrics port binds (default 127.0.0.1: the scraper runs on this machine)")
     return p
 
 
 async def serve(args, log) -> int:
     check_bindable(args.host, args.port)  # before the models load: a port in use is one line at once
+    if args.metrics_port:
+        if args.metrics_port == args.port and args.metrics_host == args.host:
+            raise OSError(f"--metrics-port {args.metrics_port} is the gRPC --port: choose another")
+        check_bindable(args.metrics_host, args.metrics_port)
     specs = [ModelSpec.parse(m) for m in (args.models or ([] if args.calibration else ["efficientnet_lite0"]))]
     specs += [ModelSpec.from_calibration(path) for path in args.calibration]
     tls = (Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()) if args.tls_cert else None
@@ -71,11 +79,14 @@ async def serve(args, log) -> int:
     server, port, service = await start_async(
         f"{args.host}:{args.port}", tails, token=token, limits=limits, batching=not args.no_batching,
         max_batch=args.max_batch, batch_window_ms=args.batch_window_ms, tls=tls, reflection_on=not args.no_reflection,
-        request_log=RequestLog(as_json=args.log_json))
+        request_log=RequestLog(as_json=args.log_json),
+        metrics_address=None if args.metrics_port is None else (args.metrics_host, args.metrics_port))
     log.info("serving %s on %s:%d (batching %s, auth %s, tls %s, reflection %s, N <= %d, messages <= %d bytes)",
              ", ".join(t.identity.short() for t in tails.values()), args.host, port,
              "off" if args.no_batching else "on", "on" if token else "off", "on" if tls else "off",
              "off" if args.no_reflection else "on", limits.max_levels, limits.max_message_bytes)
+    if service.metrics is not None:
+        log.info("metrics on http://%s:%d/metrics", args.metrics_host, service.metrics_port)
     if args.port_file:
         Path(args.port_file).write_text(f"{port}\n")
     stop = asyncio.Event()

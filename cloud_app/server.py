@@ -98,8 +98,11 @@ def server_options(limits: Limits) -> list[tuple[str, int]]:
 
 
 async def start_async(address: str, tails: dict, *, token=None, limits: Limits | None = None, batching=True,
-                      max_batch=8, batch_window_ms=2.0, tls=None, reflection_on=True, request_log=None):
-    """Build and start a ``grpc.aio`` server on the running loop; returns ``(server, port, service)``."""
+                      max_batch=8, batch_window_ms=2.0, tls=None, reflection_on=True, request_log=None,
+                      metrics_address: tuple[str, int] | None = None):
+    """Build and start a ``grpc.aio`` server on the running loop; returns ``(server, port, service)``.
+    ``metrics_address`` (host, port): serve Prometheus metrics there (``cloud_app.metrics``; port 0: any free
+    one, then ``service.metrics_port``)."""
     if not tails:
         raise ValueError("no models to serve")
     limits = resolve_limits(limits, tails)
@@ -128,6 +131,11 @@ async def start_async(address: str, tails: dict, *, token=None, limits: Limits |
     if port == 0:
         raise OSError(f"cannot listen on {address}: the port is in use or the address is not this machine's "
                       "(--host, --port)")
+    if metrics_address is not None:
+        from .metrics import Metrics
+
+        service.metrics = Metrics(service)
+        service.metrics_port = service.metrics.serve(*metrics_address)
     service.start()
     await server.start()
     service.health = health_servicer
@@ -143,6 +151,8 @@ async def stop_async(server, service, grace: float = 5.0) -> None:
     service.closing.set()  # streams end after the frame in hand instead of holding the grace open
     await server.stop(grace)
     await service.close()
+    if service.metrics is not None:
+        service.metrics.close()
 
 
 class ServerHandle:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
 
@@ -48,6 +49,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         self.decoder = DecodeScheduler(self.limits.decode_workers, self.limits.max_queue_ms)
         self.health = None
         self.closing = asyncio.Event()  # set on shutdown: streams end after the frame in hand (UNAVAILABLE)
+        self.metrics = None  # a cloud_app.metrics.Metrics with --metrics-port
         self._tracebacks = RateLimit(2)
 
     def start(self) -> None:
@@ -114,16 +116,29 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         await context.abort(a.code, a.message)
 
     # -- RPCs ---------------------------------------------------------------------------------
+    def _count(self, method: str, status: str, resp=None, started: float | None = None) -> None:
+        """The frame's outcome in the metrics (``--metrics-port``)."""
+        if self.metrics is None:
+            return
+        if resp is not None:
+            self.metrics.answered(method, resp, time.perf_counter() - started)
+        else:
+            self.metrics.refused(method, status)
+
     async def Infer(self, request, context):
+        started = time.perf_counter()
         try:
             resp = await self._infer(request, context)
         except Abort as a:
             self.log(request, a.code.name, reason=a.message, peer=context.peer())
+            self._count("Infer", a.code.name)
             await self._abort(context, a)
         except asyncio.CancelledError:
             self.log(request, "CANCELLED", peer=context.peer())
+            self._count("Infer", "CANCELLED")
             raise
         self.log(request, "OK", resp)
+        self._count("Infer", "OK", resp, started)
         return resp
 
     async def InferStream(self, request_iterator, context):
@@ -148,6 +163,7 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
         """Log a call refused before it had a request: the interceptors' ``on_refuse``, a stream's malformed
         message."""
         self.log(_NO_REQUEST, code.name, reason=message, peer=context.peer())
+        self._count("call", code.name)
 
     async def _next_frame(self, context, idle: float):
         """The stream's next message; a stream idle for ``idle`` s is DEADLINE_EXCEEDED, and one waiting when the
@@ -196,18 +212,22 @@ class SplitInferenceService(rpc.SplitInferenceServicer):
             except asyncio.TimeoutError:
                 reason = f"response not taken for {idle:g} s: stream released"
                 self.log(req, "DEADLINE_EXCEEDED", reason=reason, peer=context.peer())
+                self._count("InferStream", "DEADLINE_EXCEEDED")
                 await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, reason)
 
     async def _stream_frame(self, req, context, sequence) -> pb.InferResponse:
         """One frame of a stream: its answer, or its error in the response (the stream goes on).  A frame
         that fails leaves the sequence's reference where it was: the next predicted frame names the failed
         one and is refused too (FAILED_PRECONDITION), until the client sends an intra frame."""
+        started = time.perf_counter()
         try:
             resp = await self._infer(req, context, sequence, in_stream=True)
             self.log(req, "OK", resp)
+            self._count("InferStream", "OK", resp, started)
             return resp
         except Abort as a:
             self.log(req, a.code.name, reason=a.message, peer=context.peer())
+            self._count("InferStream", a.code.name)
             if a.tarpit:
                 await asyncio.sleep(min(a.retry_after_ms, 1000) / 1e3)
             return pb.InferResponse(request_id=req.request_id, error=pb.FrameError(code=a.code.name, message=a.message))

@@ -115,3 +115,16 @@ def test_video_codecs_round_trip_the_frames():
 def test_read_frames_stops_at_the_limit(clip):
     frames, fps = vb.read_frames(clip, 4)
     assert len(frames) == 4 and frames[0].shape == (160, 160, 3) and fps == 10
+
+
+def test_x264_with_a_vbv_holds_its_rate_frame_by_frame(clip):
+    """The link benchmark's x264: one access unit per frame, and a 4-frame window at most the rate's bytes plus
+    the 200 ms buffer (what maxrate + bufsize promise)."""
+    frames, _ = vb.read_frames(clip, 6)
+    frames = [np.ascontiguousarray(f) for f in frames] * 2
+    rate = 40e3
+    decoded, sizes, build = vb.code_video_vbv(frames, rate, 0.2, fps=10, gop=6)
+    assert len(decoded) == len(sizes) == 12 and decoded[0].shape == frames[0].shape
+    assert "x264" in build
+    for i in range(len(sizes) - 4):
+        assert sum(sizes[i:i + 4]) * 8 <= rate * 0.4 + rate * 0.2 + 2000  # 4 frames at 10 fps + the buffer

@@ -68,21 +68,32 @@ def code_video(frames: list[np.ndarray], codec: str, crf: int, preset: str, *, g
     else:
         opts["x264-params"] = f"keyint={gop}:min-keyint={gop}"
     enc.options = opts
+    packets = _encode(av, enc, frames, pix)
+    out = _decode(av, decoder, packets, len(frames), codec)
+    stream = b"".join(packets)
+    return out, stream, encoder_build(codec, stream)
+
+
+def _encode(av, enc, frames, pix: str) -> list[bytes]:
+    """The packets of ``frames`` (H×W×3 uint8 RGB, converted to ``pix``) through the opened encoder."""
     packets = []
     for i, rgb in enumerate(frames):
         f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format=pix)
         f.pts = i
         packets += [bytes(p) for p in enc.encode(f)]
-    packets += [bytes(p) for p in enc.encode(None)]
+    return packets + [bytes(p) for p in enc.encode(None)]
+
+
+def _decode(av, decoder: str, packets: list[bytes], count: int, codec: str) -> list[np.ndarray]:
+    """The frames of ``packets`` as RGB, checked to be ``count``."""
     dec = av.CodecContext.create(decoder, "r")
     out = []
     for p in packets:
         out += [f.to_ndarray(format="rgb24") for f in dec.decode(av.Packet(p))]
     out += [f.to_ndarray(format="rgb24") for f in dec.decode(None)]
-    if len(out) != len(frames):
-        raise RuntimeError(f"{codec} returned {len(out)} frames for {len(frames)}")
-    stream = b"".join(packets)
-    return out, stream, encoder_build(codec, stream)
+    if len(out) != count:
+        raise RuntimeError(f"{codec} returned {len(out)} frames for {count}")
+    return out
 
 
 def code_video_vbv(frames: list[np.ndarray], bitrate: float, bufsize_s: float, *, fps: int = 30, gop: int = 64):
@@ -97,21 +108,10 @@ def code_video_vbv(frames: list[np.ndarray], bitrate: float, bufsize_s: float, *
     enc.bit_rate = int(bitrate)
     enc.options = {**PRESETS["veryfast/zerolatency"], "maxrate": str(int(bitrate)),
                    "bufsize": str(int(bitrate * bufsize_s)), "x264-params": f"keyint={gop}:min-keyint={gop}"}
-    packets = []
-    for i, rgb in enumerate(frames):
-        f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
-        f.pts = i
-        packets += [bytes(p) for p in enc.encode(f)]
-    packets += [bytes(p) for p in enc.encode(None)]
+    packets = _encode(av, enc, frames, "yuv420p")
     if len(packets) != len(frames):  # zerolatency: one access unit per frame, no reordering
         raise RuntimeError(f"x264 returned {len(packets)} access units for {len(frames)} frames")
-    dec = av.CodecContext.create("h264", "r")
-    out = []
-    for p in packets:
-        out += [f.to_ndarray(format="rgb24") for f in dec.decode(av.Packet(p))]
-    out += [f.to_ndarray(format="rgb24") for f in dec.decode(None)]
-    if len(out) != len(frames):
-        raise RuntimeError(f"x264 returned {len(out)} frames for {len(frames)}")
+    out = _decode(av, "h264", packets, len(frames), "x264")
     return out, [len(p) for p in packets], encoder_build("x264", b"".join(packets))
 
 
