@@ -41,6 +41,7 @@ docs/bitstream.md  decode_cost       eval.bench.decode_cost
 docs/bitstream.md  cross_arch        eval.tools.cross_arch
 docs/explore.md    explore           eval.studies.explore
 docs/deploy.md     reliability       eval.bench.reliability
+docs/live.md       bench_link        eval.bench.link
 docs/testing.md    mutation          eval.tools.mutation
 README.md          video_summary     eval.studies.video
 """.strip().splitlines()]  # file, section, module
