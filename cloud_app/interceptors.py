@@ -9,6 +9,14 @@ read the whole request first).
 probes, ``grpcurl``); each is bounded in number (RESOURCE_EXHAUSTED beyond ``max_streams``) and in
 duration (it ends with DEADLINE_EXCEEDED after ``max_s``; a prober simply watches again).
 
+``RequestGate``: a unary call's request is read by the server under a deadline instead of by gRPC before the
+handler runs (the handler is served as a request-streaming one, which starts at once): a message still
+incomplete after ``message_deadline_s`` (a client that sends headers and one byte, and waits) is
+DEADLINE_EXCEEDED, a call that ends before its message is INVALID_ARGUMENT — either way the call, and its slot
+under ``--max-concurrent-rpcs``, ends.  Health checks, open without a token, have their own small budget in
+all, per connection and per client address, refused at once beyond it (RESOURCE_EXHAUSTED), and a short
+deadline: a client without a token cannot hold the slots other callers need.
+
 ``MessageGate``: a SplitInference message that does not parse is the caller's error, INVALID_ARGUMENT
 with one rate-limited log line, not the library's UNKNOWN and its traceback.  Its deserializer hands the
 handler a ``Malformed`` value instead of raising; a unary call is answered here, a stream by the servicer
@@ -58,6 +66,80 @@ def _tolerant(deserializer):
         except DecodeError as e:
             return Malformed(e)
     return parse
+
+
+ANONYMOUS_UNARY = ("/grpc.health.v1.Health/Check",)
+
+
+def _address(peer: str) -> str:
+    """A peer ("ipv4:127.0.0.1:54321", "ipv6:[::1]:54321") without its port: the client's address."""
+    return peer.rsplit(":", 1)[0]
+
+
+class RequestGate(grpc.aio.ServerInterceptor):
+    """Unary requests read under a deadline; anonymous unary calls (``anonymous``) bounded in all (``max_calls``),
+    per connection and per address (see the module docstring)."""
+
+    def __init__(self, limits, anonymous=ANONYMOUS_UNARY):
+        self.limits, self.anonymous = limits, frozenset(anonymous)
+        self.open = 0
+        self.per_peer: dict[str, int] = {}
+        self.per_address: dict[str, int] = {}
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.stream_unary_rpc_method_handler(
+            self._reading(handler.unary_unary, details.method in self.anonymous), handler.request_deserializer,
+            handler.response_serializer)
+
+    def _reading(self, behaviour, anonymous: bool):
+        gate, limits = self, self.limits
+        deadline = limits.anonymous_message_deadline_s if anonymous else limits.message_deadline_s
+
+        async def call(request_iterator, context):
+            peer = context.peer()
+            if anonymous:
+                refusal = gate._take(peer)
+                if refusal:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+            try:
+                try:
+                    request = await asyncio.wait_for(context.read(), deadline)
+                except asyncio.TimeoutError:
+                    await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                        f"the request message did not arrive within {deadline:g} s")
+                if request is grpc.aio.EOF:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call ended before its request message")
+                return await behaviour(request, context)
+            finally:
+                if anonymous:
+                    gate._give(peer)
+        return call
+
+    def _take(self, peer: str) -> str | None:
+        """Count an anonymous call in, or say which bound refuses it."""
+        address, limits = _address(peer), self.limits
+        if self.open >= limits.max_anonymous_calls:
+            return f"{self.open} health checks in progress (limit {limits.max_anonymous_calls})"
+        if self.per_peer.get(peer, 0) >= limits.max_anonymous_calls_per_connection:
+            return f"health checks in progress on this connection at their limit " \
+                   f"({limits.max_anonymous_calls_per_connection})"
+        if self.per_address.get(address, 0) >= limits.max_anonymous_calls_per_address:
+            return f"health checks in progress from this address at their limit " \
+                   f"({limits.max_anonymous_calls_per_address})"
+        self.open += 1
+        self.per_peer[peer] = self.per_peer.get(peer, 0) + 1
+        self.per_address[address] = self.per_address.get(address, 0) + 1
+        return None
+
+    def _give(self, peer: str) -> None:
+        self.open -= 1
+        for counts, key in ((self.per_peer, peer), (self.per_address, _address(peer))):
+            counts[key] -= 1
+            if not counts[key]:
+                del counts[key]
 
 
 class MessageGate(grpc.aio.ServerInterceptor):

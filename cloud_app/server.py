@@ -35,7 +35,7 @@ from splitcodec.wire import rpc
 
 from .admission import Limits, default_max_levels, default_max_message_bytes
 from .batcher import TailBatcher
-from .interceptors import AnonymousStreamGate, MessageGate, TokenGate
+from .interceptors import AnonymousStreamGate, MessageGate, RequestGate, TokenGate
 from .request_log import quiet_library_logs
 from .servicer import SERVICE_NAME, SplitInferenceService
 from .specs import load_tails
@@ -110,7 +110,8 @@ async def start_async(address: str, tails: dict, *, token=None, limits: Limits |
     batchers = {k: TailBatcher(t, batching=batching, max_batch=max_batch, window_ms=batch_window_ms)
                 for k, t in tails.items()}
     service = SplitInferenceService(batchers, limits=limits, request_log=request_log)
-    gates = [TokenGate(token, on_refuse=service.refused), MessageGate(on_refuse=service.refused),
+    # outermost first: the request gate reads unary messages (with a deadline) only for calls the token let in
+    gates = [RequestGate(limits), TokenGate(token, on_refuse=service.refused), MessageGate(on_refuse=service.refused),
              AnonymousStreamGate(limits.max_anonymous_streams, limits.anonymous_stream_s)]
     server = grpc.aio.server(options=server_options(limits), interceptors=gates,
                              maximum_concurrent_rpcs=limits.max_concurrent_rpcs)

@@ -443,6 +443,81 @@ def test_shed_calls_are_retried_after_the_servers_hint_within_the_budget(fake):
     assert svc.calls == 1  # no hint: not retried
 
 
+def test_half_sent_health_checks_cannot_hold_the_servers_call_slots(server, shape):
+    """Finding 1 of serving round 3: calls that send their headers and one byte of a health check and wait (no
+    token needed) once took every slot under --max-concurrent-rpcs.  Now each connection holds at most its
+    share of anonymous calls (the rest refused at once), those end when their message deadline passes, and
+    health checks and inference from another client are served throughout."""
+    from eval.bench.h2raw import RawConnection
+
+    # one address here (loopback) for the attacker and the prober: room for both under the per-address bound
+    limits = Limits(max_concurrent_rpcs=64, anonymous_message_deadline_s=0.5, max_anonymous_calls_per_connection=4,
+                    max_anonymous_calls_per_address=32)
+    addr, service = server(limits=limits)
+    conns = [RawConnection(addr) for _ in range(4)]
+    try:
+        streams = []
+        for c in conns:
+            for _ in range(75):
+                s = c.open("/grpc.health.v1.Health/Check")
+                c.send_data(s, b"\x00", deadline=time.time() + 2)  # one byte of the 5-byte message prefix
+                streams.append((c, s))
+        ok = 0
+        with grpc.insecure_channel(addr) as ch:
+            stub = rpc.SplitInferenceStub(ch)
+            for i in range(10):  # while the attack is in progress
+                ok += _health(addr) == 1
+                ok += bool(stub.Infer(_req(_stream_bytes(shape), f"n{i}"), timeout=5).classes)
+        assert ok == 20
+        deadline = time.time() + 5
+        while time.time() < deadline and not all(c.done(s) for c, s in streams):
+            time.sleep(0.05)
+        statuses = [c.status.get(s) for c, s in streams]
+        assert all(c.done(s) for c, s in streams), "a half-sent call is still open"
+        assert statuses.count(8) >= 300 - 16 and statuses.count(4) <= 16  # RESOURCE_EXHAUSTED at once, or the deadline
+        assert set(statuses) <= {4, 8}
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_anonymous_calls_are_bounded_in_all_per_connection_and_per_address():
+    from cloud_app.interceptors import RequestGate
+
+    gate = RequestGate(Limits(max_anonymous_calls=5, max_anonymous_calls_per_connection=2,
+                              max_anonymous_calls_per_address=3))
+    a1, a2, b1 = "ipv4:10.0.0.1:1000", "ipv4:10.0.0.1:1001", "ipv6:[::1]:2000"
+    assert gate._take(a1) is None and gate._take(a1) is None
+    assert "on this connection" in gate._take(a1)
+    assert gate._take(a2) is None and "from this address" in gate._take(a2)
+    assert gate._take(b1) is None and gate._take(b1) is None
+    assert gate.open == 5 and "5 health checks in progress (limit 5)" in gate._take("ipv4:10.0.0.9:1")
+    for peer in (a1, a1, a2, b1, b1):
+        gate._give(peer)
+    assert gate.open == 0 and not gate.per_peer and not gate.per_address
+
+
+def test_a_unary_message_cut_short_or_never_finished_ends_its_call(server, shape):
+    """A request message cut short by END_STREAM, or never finished, gets a status (not a call held open)."""
+    from eval.bench.h2raw import RawConnection, grpc_message
+
+    addr, _ = server(limits=Limits(message_deadline_s=0.5))
+    whole = grpc_message(_req(_stream_bytes(shape), "cut").SerializeToString())
+    conn = RawConnection(addr)
+    try:
+        cut = conn.open("/splitcodec.v1.SplitInference/Infer")
+        conn.send_data(cut, whole[:20], end_stream=True, deadline=time.time() + 2)
+        waiting = conn.open("/splitcodec.v1.SplitInference/Infer")
+        conn.send_data(waiting, whole[:20], deadline=time.time() + 2)
+        deadline = time.time() + 5
+        while time.time() < deadline and not (conn.done(cut) and conn.done(waiting)):
+            time.sleep(0.05)
+        assert conn.done(cut) and conn.status.get(cut) not in (None, 0)
+        assert conn.done(waiting) and conn.status.get(waiting) == 4  # DEADLINE_EXCEEDED
+    finally:
+        conn.close()
+
+
 # --- the edge client's stream failure modes, against a scripted fake server ---------------------
 
 class _Fake(rpc.SplitInferenceServicer):
