@@ -60,9 +60,8 @@ class Limits:
     # the health watch and reflection streams answer without a token: bounded in number and duration
     max_anonymous_streams: int = 16
     anonymous_stream_s: float = 300.0
-    # a unary call's request message arrives within a deadline; health checks (no token needed) are bounded in
-    # number, per connection and per address, apart from max_concurrent_rpcs (cloud_app.interceptors.RequestGate)
-    message_deadline_s: float = 30.0
+    # health checks (no token needed) are bounded in number, per connection and per address, apart from
+    # max_concurrent_rpcs, and their message arrives within a deadline (cloud_app.interceptors.RequestGate)
     anonymous_message_deadline_s: float = 2.0
     max_anonymous_calls: int = 64
     max_anonymous_calls_per_connection: int = 4
@@ -91,9 +90,8 @@ LIMIT_HELP = {
                      "stream's predicted frames are refused with FAILED_PRECONDITION and it must send intra frames)",
     "max_anonymous_streams": "health-watch and reflection streams (no token needed) open at once",
     "anonymous_stream_s": "longest health-watch or reflection stream",
-    "message_deadline_s": "a unary call (Infer, ListModels) whose request message has not fully arrived this long "
-                          "after the call started ends with DEADLINE_EXCEEDED (its slot freed)",
-    "anonymous_message_deadline_s": "the same for a health check (no token needed; its message is a few bytes)",
+    "anonymous_message_deadline_s": "a health check (no token needed; its message is a few bytes) whose request has "
+                                    "not fully arrived this long after the call started ends with DEADLINE_EXCEEDED",
     "max_anonymous_calls": "health checks in progress at once on the whole server (beyond: RESOURCE_EXHAUSTED at "
                            "once, so they never fill --max-concurrent-rpcs)",
     "max_anonymous_calls_per_connection": "health checks in progress at once on one connection",

@@ -110,7 +110,7 @@ async def start_async(address: str, tails: dict, *, token=None, limits: Limits |
     batchers = {k: TailBatcher(t, batching=batching, max_batch=max_batch, window_ms=batch_window_ms)
                 for k, t in tails.items()}
     service = SplitInferenceService(batchers, limits=limits, request_log=request_log)
-    # outermost first: the request gate reads unary messages (with a deadline) only for calls the token let in
+    # outermost first (the request gate bounds health checks, which need no token)
     gates = [RequestGate(limits), TokenGate(token, on_refuse=service.refused), MessageGate(on_refuse=service.refused),
              AnonymousStreamGate(limits.max_anonymous_streams, limits.anonymous_stream_s)]
     server = grpc.aio.server(options=server_options(limits), interceptors=gates,

@@ -497,18 +497,21 @@ def test_anonymous_calls_are_bounded_in_all_per_connection_and_per_address():
     assert gate.open == 0 and not gate.per_peer and not gate.per_address
 
 
-def test_a_unary_message_cut_short_or_never_finished_ends_its_call(server, shape):
-    """A request message cut short by END_STREAM, or never finished, gets a status (not a call held open)."""
+def test_a_health_check_cut_short_or_never_finished_ends_its_call(server):
+    """A health check's message cut short by END_STREAM, or never finished, gets a status (not a call held
+    open, as it was)."""
+    from grpc_health.v1 import health_pb2
+
     from eval.bench.h2raw import RawConnection, grpc_message
 
-    addr, _ = server(limits=Limits(message_deadline_s=0.5))
-    whole = grpc_message(_req(_stream_bytes(shape), "cut").SerializeToString())
+    addr, _ = server(limits=Limits(anonymous_message_deadline_s=0.5))
+    whole = grpc_message(health_pb2.HealthCheckRequest(service="splitcodec.v1.SplitInference").SerializeToString())
     conn = RawConnection(addr)
     try:
-        cut = conn.open("/splitcodec.v1.SplitInference/Infer")
-        conn.send_data(cut, whole[:20], end_stream=True, deadline=time.time() + 2)
-        waiting = conn.open("/splitcodec.v1.SplitInference/Infer")
-        conn.send_data(waiting, whole[:20], deadline=time.time() + 2)
+        cut = conn.open("/grpc.health.v1.Health/Check")
+        conn.send_data(cut, whole[:9], end_stream=True, deadline=time.time() + 2)
+        waiting = conn.open("/grpc.health.v1.Health/Check")
+        conn.send_data(waiting, whole[:9], deadline=time.time() + 2)
         deadline = time.time() + 5
         while time.time() < deadline and not (conn.done(cut) and conn.done(waiting)):
             time.sleep(0.05)

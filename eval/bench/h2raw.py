@@ -69,11 +69,15 @@ def _literal_after(block: bytes, name: bytes) -> int | None:
 
 class RawConnection:
     """One HTTP/2 connection to ``address`` ("host:port").  ``window``: the receive window this client
-    advertises per stream; with ``read=False`` it never grants more (a client that never reads)."""
+    advertises per stream; with ``read=False`` it never grants more (a client that never reads); ``source``: the
+    local address it connects from."""
 
-    def __init__(self, address: str, *, window: int = DEFAULT_WINDOW, read: bool = True, timeout: float = 10.0):
+    def __init__(self, address: str, *, window: int = DEFAULT_WINDOW, read: bool = True, timeout: float = 10.0,
+                 source: str | None = None):
         host, port = address.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        # ``source``: the local address to connect from (127.0.0.2: another client than one on 127.0.0.1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(5.0)  # a send the server does not take for 5 s fails (the connection counts as closed)
         self.read = read
         self._send_lock = threading.Lock()

@@ -496,6 +496,78 @@ def no_token_partial_messages(tmp, frames, quick) -> dict:
             "rss_growth_mb": mem.peak - before, "rss_kept_mb": after - before, "authorized_client_served": served}
 
 
+def held_health_checks(tmp, frames, quick) -> dict:
+    """Health checks without a token that send their headers and one byte and wait, 300 at once over 4
+    connections from another address (127.0.0.2), those that ended re-opened once a second, beside a normal
+    client's inference and a health prober on 127.0.0.1; the same client and prober alone first, on the same
+    server."""
+    from eval.bench.h2raw import RawConnection
+
+    seconds, calls = (4.0, 300) if quick else (10.0, 300)
+    srv = Server(tmp, "held-health")
+    normal = max(20, int(10 * seconds))
+
+    def measure():
+        lat, errs = _clients(srv.address, _infer_cycling(frames), 1, normal)
+        return lat, errs
+
+    try:
+        _clients(srv.address, _infer_cycling(frames), 1, 10)  # warm-up
+        base_lat, base_errs = measure()
+        base_health, base_health_errs = _health_probe(srv.address, 20)
+        conns = [RawConnection(srv.address, source="127.0.0.2") for _ in range(4)]
+        opened, streams, stop = [0], [], threading.Event()
+        ended_after = []
+
+        def attack():
+            live = []
+            while not stop.is_set():
+                for c, st, t in [x for x in live if x[0].done(x[1])]:
+                    live.remove((c, st, t))
+                    ended_after.append((c.status.get(st), c.ended.get(st, time.time()) - t))
+                while len(live) < calls and not stop.is_set():
+                    c = conns[opened[0] % len(conns)]
+                    st = c.open("/grpc.health.v1.Health/Check")
+                    c.send_data(st, b"\x00", deadline=time.time() + 2)
+                    live.append((c, st, time.time()))
+                    opened[0] += 1
+                stop.wait(1.0)
+
+        t = threading.Thread(target=attack)
+        t.start()
+        time.sleep(0.5)
+        try:
+            lat, errs = [], []
+            health, health_errs = [], [0]
+
+            def probe():
+                h, e = _health_probe(srv.address, int(seconds / 0.1), 0.1)
+                health.extend(h)
+                health_errs[0] += e
+
+            p = threading.Thread(target=probe)
+            p.start()
+            lat, errs = measure()
+            p.join()
+        finally:
+            stop.set()
+            t.join()
+            for c in conns:
+                c.close()
+    finally:
+        srv.stop()
+    statuses = [st for st, _ in ended_after]
+    held = [dt for st, dt in ended_after if st == 4]
+    return {"connections": 4, "calls_open_at_once": calls, "attack_calls": opened[0], "seconds": seconds,
+            "normal_requests": normal, "normal_p99_ms_baseline": _pct(base_lat, 99), "normal_p99_ms": _pct(lat, 99),
+            "normal_success": len(lat) / normal, "normal_errors_baseline": len(base_errs),
+            "health_success": len(health) / max(1, len(health) + health_errs[0]),
+            "health_p99_ms": _pct(health, 99), "health_p99_ms_baseline": _pct(base_health, 99),
+            "refused_at_once": statuses.count(8), "deadline_exceeded": statuses.count(4),
+            "other_statuses": len(statuses) - statuses.count(8) - statuses.count(4),
+            "held_released_after_s_max": max(held) if held else None}
+
+
 def gzip_bombs(tmp, frames, quick) -> dict:
     """Finding 5: messages of ~16 KB that inflate to 16 MB (grpc-encoding: gzip), without and with a token."""
     import gzip
@@ -688,7 +760,7 @@ def detector_batch_mates(tmp, quick) -> dict:
     kinds = {"good_a": pb.ImageSize(width=640, height=480), "good_b": pb.ImageSize(width=320, height=240),
              "no_size": None, "zero_size": pb.ImageSize(width=0, height=480)}
     trials = 5 if quick else 20
-    srv = Server(tmp, "detector", "--models", "yolov3", "--batch-window-ms", "100")
+    srv = Server(tmp, "detector", "--models", "yolov3=random", "--batch-window-ms", "100")  # batch-mates, not accuracy
     rows = []
     try:
         for trial in range(trials):
@@ -742,7 +814,8 @@ def markdown(doc: dict) -> str:
              f"| {s['within_grace_plus_1s']} of {s['trials']} trials; slowest exit {s['exit_s_max']:.2f} s |",
              f"| 3 replicas (round_robin + health checks), 8 clients, one replica SIGKILLed mid-run | 0 lost, answers = "
              f"pipeline | {r['frames']} frames: {r['answered']} answered, {r['lost']} lost, "
-             f"{r['answers_differing_from_pipeline']} differing |", "",
+             f"{r['answers_differing_from_pipeline']} differing |",
+             *_held_health_row(doc), "",
              "Malformed and hostile requests (10 each; then a health check and a valid request):", "",
              "| input | status | healthy after | log bytes per request |", "|---|---|---|---|"]
     for m in doc["malformed"]:
@@ -751,6 +824,21 @@ def markdown(doc: dict) -> str:
     if "round2" in doc:
         lines += ["", *_round2_rows(doc["round2"])]
     return "\n".join(lines)
+
+
+def _held_health_row(doc: dict) -> list[str]:
+    if "held_health" not in doc:
+        return []
+    hh = doc["held_health"]
+    return [f"| {hh['calls_open_at_once']} health checks without a token sending 1 byte and waiting, re-opened each "
+            f"second, over {hh['connections']} connections from another address ({hh['attack_calls']} calls in {hh['seconds']:g} s) | "
+            f"normal client and health ≥ 99 % served, p99 ≤ 3× baseline; attack slots released within the "
+            f"message deadline | normal {100 * hh['normal_success']:.0f} % served, p99 {hh['normal_p99_ms']:.1f} ms "
+            f"vs {hh['normal_p99_ms_baseline']:.1f} ms alone ({hh['normal_p99_ms'] / hh['normal_p99_ms_baseline']:.1f}×); "
+            f"health {100 * hh['health_success']:.0f} % served, p99 {hh['health_p99_ms'] or float('nan'):.1f} ms; "
+            f"attack: "
+            f"{hh['refused_at_once']} refused at once, {hh['deadline_exceeded']} ended by the deadline (slowest "
+            f"{hh['held_released_after_s_max'] or 0:.1f} s), {hh['other_statuses']} other |"]
 
 
 def _rate(attack: dict) -> str:
@@ -819,6 +907,8 @@ def run(args) -> dict:
         doc["sigterm"] = sigterm_trials(tmp, frames, 3 if args.quick else 20)
         log("replica kill ...")
         doc["replicas"] = replica_kill(tmp, frames, expected, args.quick)
+        log("health checks held open without a token ...")
+        doc["held_health"] = held_health_checks(tmp, frames, args.quick)
         log("serving round 2 ...")
         doc["round2"] = {"no_token": no_token_partial_messages(tmp, frames, args.quick),
                          "detector": detector_batch_mates(tmp, args.quick),
