@@ -14,7 +14,7 @@ with keyed_cache():  # the numba kernels cache under a key of their sources (spl
     from .codec import FeatureCodec, decode, decode_header, decode_indices, quantizer_from_header
     from .errors import BitstreamError, QuantizerError, ReferenceFrameError, SplitCodecError
     from .sequence import SequenceDecoder, SequenceEncoder
-    from . import clip, pareto, rd, sensitivity
+    from . import bandwidth, clip, pareto, ratecontrol, rd, sensitivity
     from .clip import mse_optimal_clip
     from .quantization import (
         ECQResult,
@@ -29,9 +29,9 @@ with keyed_cache():  # the numba kernels cache under a key of their sources (spl
 __version__ = "0.1.0"
 
 __all__ = [  # the public names, sorted
-    "binarize", "BitstreamError", "clip", "codeword_lengths", "debinarize", "decode", "decode_header",
+    "bandwidth", "binarize", "BitstreamError", "clip", "codeword_lengths", "debinarize", "decode", "decode_header",
     "decode_indices", "design_ecq", "ECQResult", "EncoderConfig", "errors", "FeatureCodec", "lloyd_max",
-    "mse_optimal_clip", "pareto", "Quantizer", "quantizer_from_header", "QuantizerError", "rd",
+    "mse_optimal_clip", "pareto", "Quantizer", "quantizer_from_header", "QuantizerError", "ratecontrol", "rd",
     "ReferenceFrameError", "ScalarQuantizer", "sensitivity", "SequenceDecoder", "SequenceEncoder",
     "SplitCodecError", "sweep_lambda", "UniformQuantizer",
 ]
