@@ -305,6 +305,9 @@ def print_summary(summary: dict, as_json: bool, out) -> None:
         print(f"# {summary['frames']} frames: {summary['answered']} answered, {summary['errors']} with an error "
               f"({summary['unreadable']} unreadable, {summary['unanswered']} not answered)"
               f"{'; stopped by a signal' if summary['interrupted'] else ''}", file=out, flush=True)
+    if summary["skipped"]:
+        by = ", ".join(f"{n} {why}" for why, n in summary["skipped_by"].items() if n)
+        print(f"# {summary['skipped']} frame(s) not sent ({by}: docs/live.md)", file=out, flush=True)
     if summary["answered"]:
         s = summary
         print(f"# {s['answered']} frames answered: {s['mean_bytes_per_frame']:.0f} B/frame on average = "

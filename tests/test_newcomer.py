@@ -4,6 +4,7 @@ from untrained weights, another split's quantizer or another head's features."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -454,5 +455,7 @@ def test_realtime_rows_carry_capture_to_answer_latency(cloud, images):
     assert answered and all(f["latency_ms"] >= f["round_trip_ms"] for f in answered)
     assert summary["skipped"] > 0 and summary["frames"] + summary["skipped"] == 6  # dropped by the clock, not queued
     assert summary["latency_ms_p50"] > 0
+    text = run("edge_app", "--server", cloud, "--quantizer", Q99, images, "--realtime", "--fps", "1000")
+    assert re.search(r"# \d+ frame\(s\) not sent \(\d+ clock", text.stdout), text.stdout[-1000:]  # said, not silent
     one_line(run("edge_app", "--server", cloud, "--photos", "--realtime"), 2, "--realtime needs --fps")
     one_line(run("edge_app", "--photos", "--fps", "5"), 2, "--fps goes with --realtime")
