@@ -83,3 +83,16 @@ def test_results_doc_is_what_make_results_renders():
                               clip_sweep=r / "clip_sweep.json", ecq=r / "ecq.json",
                               rate_accuracy_rdo=r / "rate_accuracy_rdo.json", video=r / "x86_64-2cpu" / "video.json")
     assert (ROOT / "docs" / "results.md").read_text() == render(args), "regenerate docs/results.md (make results)"
+
+
+def test_the_version_has_one_source():
+    """pyproject.toml reads the version from splitcodec.__version__; the installed metadata says the same."""
+    import importlib.metadata
+
+    import splitcodec
+
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in text and 'attr = "splitcodec.__version__"' in text
+    assert not re.search(r'^version\s*=\s*"', text, re.M)  # no literal version beside it
+    assert importlib.metadata.version("splitcodec") == splitcodec.__version__
+    assert f"## {splitcodec.__version__}" in (ROOT / "docs" / "changelog.md").read_text()
