@@ -15,9 +15,9 @@ The levers, per frame (nothing about them reaches the decoder but what every str
   λ 0 → 0.3, 402 B at 0.5, 388 B at 0.7, KL 0.029 → 0.23 → 0.33).
 * **N** (uniform quantizers), only at intra frames: one level down when half the frames since the last intra
   frame needed ``lambda_max`` or were skipped, one level up (never above the quantizer's own N) when none did and
-  nine in ten needed no RDO with the buffer under a quarter full; never below ``min_levels`` (default ¾ of N: the same clip with
-  fewer levels costs fidelity quickly, N 8 → 6 at the same bytes is better than λ 0.2, N 8 → 4 is not).  The clip
-  is kept.  Other quantizers keep their N.
+  nine in ten needed no RDO with the buffer under a quarter full; never below ``min_levels`` (default ¾ of N:
+  the same clip with fewer levels costs fidelity quickly, N 8 → 6 at the same bytes is better than λ 0.2,
+  N 8 → 4 is not).  The clip is kept.  Other quantizers keep their N.
 
 The rate model is fitted online from the frames' actual bytes, as x264's ABR does: for each frame type (intra,
 predicted) bytes(λ) = c · g(λ), where c (the content's complexity: bytes at λ = 0) follows the frames sent (an
@@ -43,7 +43,6 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -194,7 +193,8 @@ class RateController:
     def _encode_fitting(self, x, intra: bool, target: float, free: float) -> tuple[bytes | int, float]:
         """(stream, λ) of the frame coded at the smallest λ expected to fit ``target``; (its size at λ max, λ max)
         when even that would overflow the buffer (nothing committed)."""
-        if self._curve[intra] is None or self._complexity[intra] is None:  # calibrate: the frame at every λ of the grid; choose from actual sizes
+        # calibrate: the frame at every λ of the grid, choosing from the actual sizes
+        if self._curve[intra] is None or self._complexity[intra] is None:
             trials = [self._trial(x, lam) for lam in self.lambdas]
             sizes = np.array([len(data) for data, _ in trials], dtype=np.float64)
             self._curve[intra] = np.minimum.accumulate(sizes) / sizes[0]

@@ -1,6 +1,7 @@
 """Link benchmark: a camera stream over a slow, changing uplink, with and without rate control.
 
-    python -m eval bench-link [--quick] [--output docs/results/MACHINE/link.json] [--plot F.png] [--update-doc docs/live.md]
+    python -m eval bench-link [--quick] [--output docs/results/MACHINE/link.json] [--plot F.png]
+                              [--update-doc docs/live.md]
 
 Needs root (``make bench-link`` says so and skips without it): the edge and the cloud run in a network namespace
 whose loopback shapes edge → cloud with HTB + TBF and a 200 ms queue (``eval.bench.netns``).  The source is
@@ -201,8 +202,8 @@ def _edge(ns, point, tmp: Path, label: str, flags, seconds: float, on_pacing=Non
     """One run of the edge worker for ``seconds`` of frames; its rows, summary and streams."""
     prefix = tmp / f"{point['name']}-{label}"
     frames = round(seconds * FPS)
-    argv = [sys.executable, "-m", "eval.bench.link_edge", str(point["path"]), str(frames), str(prefix), "--", "--server",
-            f"127.0.0.1:{PORT}", "--quantizer", point["qf_path"], "--fps", str(FPS), "--retries", "0",
+    argv = [sys.executable, "-m", "eval.bench.link_edge", str(point["path"]), str(frames), str(prefix), "--",
+            "--server", f"127.0.0.1:{PORT}", "--quantizer", point["qf_path"], "--fps", str(FPS), "--retries", "0",
             "--stream-timeout", str(seconds + 6), *flags]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(ns.command(argv), stdout=subprocess.PIPE, stderr=open(f"{prefix}.err", "w"), text=True,
@@ -236,8 +237,9 @@ def _summarise(point, mode: str, link: str, r: dict, profile, seconds: float) ->
     sent_s = np.array([s["sent_s"] for s in streams])
     nbytes = np.array([len(s["hex"]) // 2 for s in streams])
     worst_window = _worst_window_ratio(sent_s, nbytes, profile, seconds)
-    fid = _fidelity(point, streams, set(lat), r["frames"])
-    steady = _fidelity(point, streams, set(lat), r["frames"], start=round(STEADY_S * FPS)) if seconds > STEADY_S \
+    answers = _answer_logits(point, streams, set(lat))  # decoded and run through the tail once, scored twice
+    fid = _fidelity(point, answers, r["frames"])
+    steady = _fidelity(point, answers, r["frames"], start=round(STEADY_S * FPS)) if seconds > STEADY_S \
         else {}
     after = {i: v for i, v in lat.items() if i / FPS >= CONVERGED_S}
     late = [v for i, v in after.items() if i / FPS >= seconds * 2 / 3]
@@ -291,15 +293,12 @@ def _rate_at(profile, t: float) -> float:
     return rate
 
 
-def _fidelity(point, streams, answered: set, frames: int, start: int = 0) -> dict:
-    """KL and top-1 agreement with the float model: on the frames answered (the streams decoded in the order sent),
-    and on every frame captured, a frame without an answer holding the last answer's output; from frame ``start``
-    on."""
+def _answer_logits(point, streams, answered: set) -> dict:
+    """{frame index: the tail's logits} of the frames answered, their streams decoded in the order sent."""
     import numpy as np
     import torch
 
     import splitcodec as sc
-    from eval.core.evaluate import fidelity_counts
 
     dec, decoded = sc.SequenceDecoder(), {}
     for s in streams:
@@ -311,13 +310,27 @@ def _fidelity(point, streams, answered: set, frames: int, start: int = 0) -> dic
         if i in answered:
             decoded[i] = y
     if not decoded:
-        return {"kl": None, "agreement": None, "kl_every_frame": None, "agreement_every_frame": None}
-    idx = sorted(decoded)  # every answer is decoded (each is a reference), those before ``start`` held only
+        return {}
+    idx = sorted(decoded)
     with torch.no_grad():
         logits = point["split_model"].tail(torch.from_numpy(np.stack([decoded[i] for i in idx]))).numpy()
+    return dict(zip(idx, logits))
+
+
+def _fidelity(point, by_index: dict, frames: int, start: int = 0) -> dict:
+    """KL and top-1 agreement with the float model from frame ``start`` on: on the frames answered
+    (``_answer_logits``), and on every frame captured, a frame without an answer holding the last answer's output
+    (answers before ``start`` are held too)."""
+    import numpy as np
+
+    from eval.core.evaluate import fidelity_counts
+
+    if not by_index:
+        return {"kl": None, "agreement": None, "kl_every_frame": None, "agreement_every_frame": None}
+    idx = sorted(by_index)
+    logits = np.stack([by_index[i] for i in idx])
     ref = point["logits"]
     held, last = [], None
-    by_index = dict(zip(idx, logits))
     for i in range(frames):
         last = by_index.get(i, last)
         held.append(last if last is not None else np.zeros_like(ref[0]))  # before the first answer: nothing known
@@ -413,7 +426,8 @@ def markdown(doc) -> str:
              f"{CONVERGED_S:g} s on). `fixed`: the file's point on every frame, no bound on frames in flight; "
              "`auto`: `--bitrate auto` (estimator + rate controller, 2 frames in flight). KL and agreement: the "
              "frames answered / every frame captured (a frame without an answer holds the last one).", "",
-             "| point | mode | link | fps | kbit/s (from 5 s) | worst 1 s window / link | latency p50 / p95 / p99 / max "
+             "| point | mode | link | fps | kbit/s (from 5 s) | worst 1 s window / link | latency p50 / p95 / p99 / "
+             "max "
              "ms (bound) | growth | skipped | unanswered | KL answered / every frame (from 5 s) | agreement every "
              "frame |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -427,7 +441,8 @@ def markdown(doc) -> str:
             f"{r['unanswered']} | {_fmt(r['kl'], '.4f')} / {_fmt(r['kl_every_frame'], '.4f')} "
             f"({_fmt(r.get('steady_kl_every_frame'), '.4f')}) | "
             f"{_fmt(r['agreement_every_frame'], '.3f')} |")
-    lines += ["", "x264 of the model input (224×224, veryfast/zerolatency, bit_rate = maxrate = 0.9 × link, 200 ms VBV), "
+    lines += ["", "x264 of the model input (224×224, veryfast/zerolatency, bit_rate = maxrate = 0.9 × link, "
+              "200 ms VBV), "
               "offline on the same frames:", "", "| link | kbit/s | worst 1 s window / link | KL | agreement |",
               "|---|---|---|---|---|"]
     for x in doc["x264"]:
@@ -435,7 +450,8 @@ def markdown(doc) -> str:
                      f"{x['agreement']:.3f} |")
     t = _targets(doc["runs"], doc["x264"])
     lines += ["", f"`auto` runs over their latency bound (p99): {', '.join(t['latency_p99_over_bound']) or 'none'}; "
-              f"with latency growing (last third's median over 1.5 × the first's): {', '.join(t['growing']) or 'none'}; "
+              f"with latency growing (last third's median over 1.5 × the first's): "
+              f"{', '.join(t['growing']) or 'none'}; "
               f"with a 1 s window over the link: {', '.join(t['windows_over_link']) or 'none'}.", "",
               "KL against x264's at the same bitrate (x264's KL interpolated at the run's steady bitrate, where x264's "
               "rates reach it):", "", "| point | link | kbit/s from 5 s | KL every frame | x264 KL there | ratio "

@@ -508,15 +508,14 @@ def held_health_checks(tmp, frames, quick) -> dict:
     normal = max(20, int(10 * seconds))
 
     def measure():
-        lat, errs = _clients(srv.address, _infer_cycling(frames), 1, normal)
-        return lat, errs
+        return _clients(srv.address, _infer_cycling(frames), 1, normal)
 
     try:
         _clients(srv.address, _infer_cycling(frames), 1, 10)  # warm-up
         base_lat, base_errs = measure()
         base_health, base_health_errs = _health_probe(srv.address, 20)
         conns = [RawConnection(srv.address, source="127.0.0.2") for _ in range(4)]
-        opened, streams, stop = [0], [], threading.Event()
+        opened, stop = [0], threading.Event()
         ended_after = []
 
         def attack():
@@ -537,7 +536,6 @@ def held_health_checks(tmp, frames, quick) -> dict:
         t.start()
         time.sleep(0.5)
         try:
-            lat, errs = [], []
             health, health_errs = [], [0]
 
             def probe():
@@ -830,15 +828,15 @@ def _held_health_row(doc: dict) -> list[str]:
     if "held_health" not in doc:
         return []
     hh = doc["held_health"]
+    ratio = hh["normal_p99_ms"] / hh["normal_p99_ms_baseline"]
     return [f"| {hh['calls_open_at_once']} health checks without a token sending 1 byte and waiting, re-opened each "
-            f"second, over {hh['connections']} connections from another address ({hh['attack_calls']} calls in {hh['seconds']:g} s) | "
-            f"normal client and health ≥ 99 % served, p99 ≤ 3× baseline; attack slots released within the "
-            f"message deadline | normal {100 * hh['normal_success']:.0f} % served, p99 {hh['normal_p99_ms']:.1f} ms "
-            f"vs {hh['normal_p99_ms_baseline']:.1f} ms alone ({hh['normal_p99_ms'] / hh['normal_p99_ms_baseline']:.1f}×); "
+            f"second, over {hh['connections']} connections from another address ({hh['attack_calls']} calls in "
+            f"{hh['seconds']:g} s) | normal client and health ≥ 99 % served, p99 ≤ 3× baseline; attack slots "
+            f"released within the message deadline | normal {100 * hh['normal_success']:.0f} % served, p99 "
+            f"{hh['normal_p99_ms']:.1f} ms vs {hh['normal_p99_ms_baseline']:.1f} ms alone ({ratio:.1f}×); "
             f"health {100 * hh['health_success']:.0f} % served, p99 {hh['health_p99_ms'] or float('nan'):.1f} ms; "
-            f"attack: "
-            f"{hh['refused_at_once']} refused at once, {hh['deadline_exceeded']} ended by the deadline (slowest "
-            f"{hh['held_released_after_s_max'] or 0:.1f} s), {hh['other_statuses']} other |"]
+            f"attack: {hh['refused_at_once']} refused at once, {hh['deadline_exceeded']} ended by the deadline "
+            f"(slowest {hh['held_released_after_s_max'] or 0:.1f} s), {hh['other_statuses']} other |"]
 
 
 def _rate(attack: dict) -> str:
